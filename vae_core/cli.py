@@ -1,0 +1,175 @@
+"""`python -m vae_core train | evaluate | list`. Bad arguments give one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DATASETS, DatasetUnavailable, load_dataset
+from .evaluate import evaluate
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints a usage block; we want one line
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vae_core", description="Train, evaluate and list Latent Explorer VAEs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a VAE and save it as one checkpoint file")
+    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
+    t.add_argument("--arch", default="mlp", help="mlp or conv")
+    t.add_argument("--latent-dim", type=int, default=2)
+    t.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 512 256; conv uses the first)")
+    t.add_argument("--beta", type=float, default=1.0)
+    t.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
+    t.add_argument("--likelihood", default="bernoulli", help="bernoulli or gaussian")
+    t.add_argument("--mc-samples", type=int, default=1, help="Monte-Carlo samples of z per input")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
+    t.add_argument("--iw-samples", type=int, default=0, help="also measure the importance-weighted log p(x) at the end")
+    t.add_argument("--out", required=True, help="checkpoint file to write")
+
+    e = sub.add_parser("evaluate", help="test −ELBO, importance-weighted log p(x) and active units")
+    e.add_argument("file")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--data-dir")
+    e.add_argument("--iw-samples", type=_positive_int, default=100)
+    e.add_argument("--device", default="auto")
+
+    ls = sub.add_parser("list", help="list the checkpoints in a folder")
+    ls.add_argument("dir", nargs="?", default="checkpoints")
+    return parser
+
+
+def _check_out(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a file name such as {path / 'model.pt'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--out {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {path}: folder {parent} is not writable")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .train import fit, pick_device, prepare_model
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    hidden = tuple(args.hidden) if args.hidden else ((512, 256) if args.arch == "mlp" else (256,))
+    model_config = ModelConfig(arch=args.arch, latent_dim=args.latent_dim, hidden=hidden, likelihood=args.likelihood)
+    train_config = TrainConfig(
+        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        kl_warmup=args.kl_warmup, mc_samples=args.mc_samples, seed=args.seed, device=args.device,
+    )
+    out = Path(args.out)
+    _check_out(out)
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    dataset = load_dataset(args.dataset, args.data_dir)
+    model, history = prepare_model(model_config, train_config, args.resume)
+    print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
+
+    bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
+               file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(m) -> None:
+        bar.n = round(m.progress * bar.total)
+        bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
+        bar.refresh()
+
+    def on_epoch(m, _model) -> None:
+        bar.write(
+            f"epoch {m.epoch:3d}  train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  "
+            f"(recon {m.test_recon:7.2f}  KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}  "
+            f"{m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s"
+        )
+
+    result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch)
+    bar.close()
+    last = result.history[-1] if result.history else {}
+    metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
+    if args.iw_samples > 0:
+        metrics = evaluate(result.model, dataset.test_images, iw_samples=args.iw_samples)
+    save_checkpoint(out, result.model, train_config, dataset.name, result.history, metrics,
+                    extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status})
+    print(f"saved {out}" + (f" ({result.message})" if result.message else ""), file=sys.stderr)
+    return 0 if result.status != "diverged" else 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .train import pick_device
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    model, info = load_checkpoint(args.file, device)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    metrics = evaluate(model, dataset.test_images, iw_samples=args.iw_samples)
+    metrics.update(dataset=dataset.name, checkpoint=str(args.file), trained_on=info.dataset, beta=info.beta,
+                   latent_dim=info.model_config.latent_dim)
+    print(f"{info.name}: test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}), "
+          f"IW log p(x) {metrics['iw_logpx']:.2f} (k={args.iw_samples}), active units {metrics['active_units']}",
+          file=sys.stderr)
+    print(json.dumps(metrics))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    infos, errors = list_checkpoints(folder)
+    print(f"{'name':28s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} {'test -ELBO':>10s}")
+    for info in infos:
+        elbo = f"{info.test_elbo:10.2f}" if info.test_elbo is not None else f"{'-':>10s}"
+        print(f"{info.name:28s} {info.dataset:14s} {info.model_config.arch:5s} {info.model_config.latent_dim:3d} "
+              f"{info.beta:5g} {len(info.history):6d} {elbo}")
+    for line in errors:
+        print(f"skipped: {line}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"train": _train, "evaluate": _evaluate, "list": _list}[args.command](args)
+    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was saved", file=sys.stderr)
+        return 130

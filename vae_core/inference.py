@@ -1,0 +1,127 @@
+"""Batched inference for the app: encode, decode, grids over the latent plane, interpolation, prior samples."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import to_float
+from .evaluate import posterior_means
+from .model import VAE
+
+GRID_EXTENT = 3.0  # under N(0, I) the square [-3, 3]² holds nearly all the latent mass
+
+
+def _device(model: VAE) -> torch.device:
+    return next(model.parameters()).device
+
+
+def encode(model: VAE, images: torch.Tensor | np.ndarray, batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, σ) as float32 arrays (N, d) for uint8 images (N, 28, 28)."""
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8:
+        images = (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    mu, sigma = posterior_means(model, images, batch_size)
+    return mu.numpy(), sigma.numpy()
+
+
+def encode_float(model: VAE, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, σ) for float images (N, 28, 28) in [0, 1], e.g. preprocessed uploads, without rounding to uint8."""
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32)).unsqueeze(1).to(_device(model))
+    with torch.no_grad():
+        mu, logvar = model.eval().encode(x)
+    return mu.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy()
+
+
+@torch.no_grad()
+def decode(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Pixel means (N, 28, 28) in [0, 1] for latents (N, d) or a single latent (d,)."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(_device(model))
+    if z.ndim == 1:
+        z = z.unsqueeze(0)
+    return model.eval().decode_mean(z)[:, 0].cpu().numpy()
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, images: np.ndarray | torch.Tensor, sample: bool = False) -> np.ndarray:
+    """Decode the posterior mean (or one sample) of each image; float images in [0, 1] or uint8."""
+    x = torch.as_tensor(np.asarray(images))
+    x = to_float(x) if x.dtype == torch.uint8 else x.float().unsqueeze(1)
+    mu, logvar = model.eval().encode(x.to(_device(model)))
+    z = model.reparameterize(mu, logvar) if sample else mu
+    return model.decode_mean(z)[:, 0].cpu().numpy()
+
+
+def grid_axis(n: int, extent: float = GRID_EXTENT) -> np.ndarray:
+    """The n coordinates of a decode grid along one axis, from -extent to +extent."""
+    return np.linspace(-extent, extent, n, dtype=np.float32)
+
+
+def grid_latents(
+    n: int, latent_dim: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None, extent: float = GRID_EXTENT
+) -> np.ndarray:
+    """(n·n, d) latents on an n×n grid through dims (i, j); the other dims held at `base` (zero by default).
+
+    Row-major with y decreasing down the rows, so reshaping the decoded images to (n, n) reads like the plot.
+    """
+    i, j = dims
+    if latent_dim < 2:
+        raise ValueError("a 2-D grid needs a latent size of at least 2")
+    if i == j or not (0 <= i < latent_dim and 0 <= j < latent_dim):
+        raise ValueError(f"grid dims must be two different dims in 0..{latent_dim - 1}, got {dims}")
+    axis = grid_axis(n, extent)
+    xs, ys = np.meshgrid(axis, axis[::-1])
+    z = np.tile(np.zeros(latent_dim, np.float32) if base is None else np.asarray(base, np.float32), (n * n, 1))
+    z[:, i] = xs.ravel()
+    z[:, j] = ys.ravel()
+    return z
+
+
+def decode_grid(
+    model: VAE, n: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None, extent: float = GRID_EXTENT
+) -> np.ndarray:
+    """Decoded n×n grid as (n, n, 28, 28), one forward pass; row 0 is the top (largest y)."""
+    images = decode(model, grid_latents(n, model.latent_dim, dims, base, extent))
+    return images.reshape(n, n, *images.shape[1:])
+
+
+def tile(images: np.ndarray, padding: int = 0, pad_value: float = 1.0) -> np.ndarray:
+    """(rows, cols, h, w) or (cols, h, w) -> one 2-D image, e.g. for a grid's PNG or a plot background."""
+    if images.ndim == 3:
+        images = images[None]
+    rows, cols, h, w = images.shape
+    out = np.full((rows * (h + padding) - padding, cols * (w + padding) - padding), pad_value, dtype=images.dtype)
+    for r in range(rows):
+        for c in range(cols):
+            out[r * (h + padding) : r * (h + padding) + h, c * (w + padding) : c * (w + padding) + w] = images[r, c]
+    return out
+
+
+def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, method: str = "linear") -> np.ndarray:
+    """(steps, d) latents from z0 to z1 inclusive, along a line or a great circle (slerp)."""
+    if steps < 2:
+        raise ValueError("interpolation needs at least 2 steps")
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if method == "linear":
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    if method != "spherical":
+        raise ValueError(f"unknown interpolation {method!r}; use linear or spherical")
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    if n0 < 1e-8 or n1 < 1e-8:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    omega = np.arccos(np.clip(np.dot(z0 / n0, z1 / n1), -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    # slerp (Shoemake 1985; White 2016): the path stays near the prior's shell instead of cutting through its low-density centre
+    return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
+
+
+def sample_prior(model: VAE, n: int, seed: int = 0) -> np.ndarray:
+    """n images decoded from z ~ N(0, I), seeded so reruns show the same samples."""
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return decode(model, z)
+
+
+def nearest(points: np.ndarray, query: np.ndarray) -> int:
+    """Index of the row of `points` (N, k) closest to `query` (k,)."""
+    return int(np.argmin(((points - np.asarray(query, points.dtype)) ** 2).sum(axis=1)))

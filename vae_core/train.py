@@ -1,0 +1,211 @@
+"""Seeded training with per-step/per-epoch callbacks, a stop flag and a NaN guard, usable from a background thread."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from . import evaluate
+from .checkpoint import load_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import ImageDataset, to_float
+from .loss import kl_weight, vae_loss
+from .model import VAE, build_model
+
+LOG_EVERY = 10  # steps between metric reads: each read syncs the device, so not every step
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds the last good weights."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """What to tell the user about the device: the GPU's name, or CPU."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return "Apple GPU (MPS)" if device.type == "mps" else f"CPU ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class StepMetrics:
+    epoch: int  # 1-based, counted over the model's whole history
+    step: int  # within the epoch, 1-based
+    steps_per_epoch: int
+    loss: float  # the objective: recon + kl_weight·kl, mean since the last report
+    recon: float
+    kl: float
+    kl_weight: float
+    images_per_s: float
+    elapsed: float
+    eta: float
+    progress: float  # 0..1 over this run
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_elbo: float  # −ELBO at β = 1 over the epoch's batches
+    train_recon: float
+    train_kl: float
+    test_elbo: float
+    test_recon: float
+    test_kl: float
+    kl_weight: float
+    images_per_s: float
+    elapsed: float
+    eta: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: VAE
+    history: list[dict[str, float]]
+    status: str  # "finished", "stopped" or "diverged"
+    message: str = ""
+    device: str = "cpu"
+    images_per_s: float = 0.0
+
+
+def fit(
+    model: VAE,
+    dataset: ImageDataset,
+    config: TrainConfig,
+    *,
+    history: list[dict[str, float]] | None = None,
+    on_step: Callable[[StepMetrics], None] | None = None,
+    on_epoch: Callable[[EpochMetrics, VAE], None] | None = None,
+    stop: StopFlag | None = None,
+    evaluate_each_epoch: bool = True,
+) -> TrainResult:
+    """Train `model` for `config.epochs` more epochs. Images live on the device as uint8 and are batched by index.
+
+    Stop is checked every step; on stop the model keeps the weights reached so far.
+    """
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    history = list(history or [])
+    first_epoch = len(history)
+    train_images = dataset.train_images.to(device)
+    test_images = dataset.test_images.to(device)
+    n = len(train_images)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator(device="cpu").manual_seed(config.seed + first_epoch)
+    snapshot = _snapshot(model)
+    start = time.perf_counter()
+    seen = 0
+    done_steps = 0
+    status, message = "finished", ""
+
+    for epoch in range(first_epoch, first_epoch + config.epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        sums = torch.zeros(3, device=device)  # recon, kl, objective since the last report
+        epoch_sums = torch.zeros(2, device=device)
+        since_report = epoch_seen = 0
+        for step in range(steps_per_epoch):
+            if stop is not None and stop.is_set():
+                status, message = "stopped", f"stopped by the user during epoch {epoch + 1}"
+                break
+            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
+            x = to_float(train_images[idx])
+            weight = kl_weight(config.beta, config.kl_warmup, epoch + step / steps_per_epoch)
+            terms = vae_loss(model, x, weight, config.mc_samples)
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            optimizer.step()
+            batch_terms = torch.stack([terms.recon.detach(), terms.kl.detach(), terms.loss.detach()])
+            sums += batch_terms * len(idx)
+            epoch_sums += batch_terms[:2] * len(idx)
+            since_report += len(idx)
+            epoch_seen += len(idx)
+            seen += len(idx)
+            done_steps += 1
+            if done_steps % LOG_EVERY == 0 or step == steps_per_epoch - 1:
+                recon, kl, loss = (sums / since_report).tolist()
+                if not all(map(math.isfinite, (recon, kl, loss))):
+                    model.load_state_dict(snapshot)
+                    status = "diverged"
+                    message = (
+                        f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss became "
+                        f"{'NaN' if math.isnan(loss) else 'infinite'}; the last good weights were kept. "
+                        "Try a lower learning rate or a smaller β."
+                    )
+                    break
+                snapshot = _snapshot(model)
+                elapsed = time.perf_counter() - start
+                if on_step is not None:
+                    on_step(
+                        StepMetrics(
+                            epoch=epoch + 1, step=step + 1, steps_per_epoch=steps_per_epoch, loss=loss, recon=recon,
+                            kl=kl, kl_weight=weight, images_per_s=seen / elapsed, elapsed=elapsed,
+                            eta=elapsed / done_steps * (total_steps - done_steps), progress=done_steps / total_steps,
+                        )
+                    )
+                sums.zero_()
+                since_report = 0
+        if status == "diverged" or epoch_seen == 0:
+            break
+        train_recon, train_kl = (epoch_sums / epoch_seen).tolist()
+        test = evaluate.elbo(model, test_images) if evaluate_each_epoch else {"elbo": math.nan, "recon": math.nan, "kl": math.nan}
+        model.train()
+        elapsed = time.perf_counter() - start
+        metrics = EpochMetrics(
+            epoch=epoch + 1, train_elbo=train_recon + train_kl, train_recon=train_recon, train_kl=train_kl,
+            test_elbo=test["elbo"], test_recon=test["recon"], test_kl=test["kl"], kl_weight=weight,
+            images_per_s=seen / elapsed, elapsed=elapsed,
+            eta=elapsed / max(done_steps, 1) * (total_steps - done_steps),
+        )
+        history.append(metrics.to_dict())
+        if on_epoch is not None:
+            on_epoch(metrics, model)
+        if status == "stopped":
+            break
+
+    model.eval()
+    elapsed = time.perf_counter() - start
+    return TrainResult(
+        model=model, history=history, status=status, message=message, device=device_label(device),
+        images_per_s=seen / elapsed if elapsed > 0 else 0.0,
+    )
+
+
+def _snapshot(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def prepare_model(
+    model_config: ModelConfig, train_config: TrainConfig, resume_from: str | None = None
+) -> tuple[VAE, list[dict[str, float]]]:
+    """A fresh seeded model, or the model and history of a checkpoint to resume (its stored architecture wins)."""
+    if resume_from:
+        model, info = load_checkpoint(resume_from)
+        return model, info.history
+    torch.manual_seed(train_config.seed)
+    return build_model(model_config), []
