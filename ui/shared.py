@@ -1,0 +1,132 @@
+"""What every page needs: the model picker, and cached models, datasets and test-set encodings.
+
+All math lives in vae_core; this module only caches it for Streamlit and keeps choices across pages.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from vae_core import inference
+from vae_core.checkpoint import CheckpointInfo, list_checkpoints, load_checkpoint
+from vae_core.data import SAMPLE, ImageDataset, load_dataset_or_sample
+from vae_core.model import VAE
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints"))
+DEFAULT_MODEL = "mnist_z2"
+SELECTED_KEY = "selected_model"  # a plain key, not a widget key, so the choice survives page switches
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _folder_stamp(folder: Path) -> tuple:
+    """Changes whenever a checkpoint is added, replaced or removed, so cached listings refresh."""
+    return tuple(sorted((p.name, _stamp(p)) for p in folder.glob("*.pt"))) if folder.is_dir() else ()
+
+
+@st.cache_data(show_spinner=False)
+def _list(folder: str, _stamp: tuple) -> tuple[list[CheckpointInfo], list[str]]:
+    return list_checkpoints(folder)
+
+
+def checkpoints() -> tuple[list[CheckpointInfo], list[str]]:
+    """Every checkpoint in the folder (shipped and trained in the app), plus errors for unreadable files."""
+    return _list(str(CHECKPOINT_DIR), _folder_stamp(CHECKPOINT_DIR))
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load(path: str, _stamp: float) -> tuple[VAE, CheckpointInfo]:
+    return load_checkpoint(path)
+
+
+def load_model(info: CheckpointInfo) -> VAE:
+    return _load(str(info.path), _stamp(info.path))[0]
+
+
+@st.cache_resource(show_spinner="Loading data…")
+def dataset(name: str) -> tuple[ImageDataset, str | None]:
+    """The named dataset, or the embedded sample with a notice when the full one cannot be had."""
+    return load_dataset_or_sample(name)
+
+
+@st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
+def _encode(path: str, _stamp: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
+    model = _load(path, _stamp)[0]
+    return inference.encode(model, dataset(dataset_name)[0].test_images)
+
+
+@dataclass
+class Selection:
+    """The model chosen in the picker, with its data and the test set's encodings."""
+
+    info: CheckpointInfo
+    model: VAE
+    data: ImageDataset
+    data_notice: str | None
+    mu: np.ndarray  # (N, d) posterior means of the test set
+    sigma: np.ndarray
+
+    @property
+    def latent_dim(self) -> int:
+        return self.info.model_config.latent_dim
+
+
+def describe(info: CheckpointInfo) -> str:
+    elbo = f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured"
+    return (f"{info.dataset} · {info.model_config.arch.upper()} · d = {info.model_config.latent_dim} · "
+            f"β = {info.beta:g} · test −ELBO {elbo}")
+
+
+def model_picker() -> CheckpointInfo | None:
+    """Sidebar picker shared by every page; the choice lives in a plain session key so it survives page switches."""
+    infos, errors = checkpoints()
+    if not infos:
+        st.sidebar.error(f"No checkpoints in {CHECKPOINT_DIR}. Train one on the Train page.")
+        return None
+    names = [i.name for i in infos]
+    current = st.session_state.get(SELECTED_KEY)
+    if current not in names:
+        current = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    by_name = {i.name: i for i in infos}
+    st.sidebar.selectbox(
+        "Model", names, index=names.index(current), key="_model_picker",
+        format_func=lambda n: f"{n}  ({by_name[n].dataset}, d={by_name[n].model_config.latent_dim}, β={by_name[n].beta:g})",
+    )
+    st.session_state[SELECTED_KEY] = current = st.session_state.get("_model_picker", current)
+    info = by_name[current]
+    st.sidebar.caption(describe(info))
+    for line in errors:
+        st.sidebar.warning(f"Skipped a checkpoint: {line}")
+    return info
+
+
+def current_selection() -> Selection | None:
+    """Render the picker and return the chosen model with its data and encodings (all cached)."""
+    info = model_picker()
+    if info is None:
+        return None
+    model = load_model(info)
+    data, notice = dataset(info.dataset)
+    if notice:
+        st.sidebar.info(data_notice_text(notice))
+    mu, sigma = _encode(str(info.path), _stamp(info.path), data.name)
+    return Selection(info=info, model=model, data=data, data_notice=notice, mu=mu, sigma=sigma)
+
+
+def data_notice_text(notice: str) -> str:
+    return (f"{notice}\n\nTo use the full dataset, download it once while online (the app does it by itself), "
+            f"or copy the IDX files into ./data/<Name>/raw/ or set $VAE_DATA_DIR, then reload.")
+
+
+def is_sample(sel: Selection) -> bool:
+    return sel.data.name == SAMPLE
