@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,3 +103,21 @@ def browser_page():
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def app_checkpoints(tmp_path_factory) -> SimpleNamespace:
+    """A checkpoint folder for app tests with a d = 2 model (`z2`) and a d > 2 one (`wide`): the shipped
+    mnist_z2 / mnist_z20 when present, else tiny models trained here on mnist-sample with the CLI."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = {}
+    for key, shipped, dim in (("z2", "mnist_z2", 2), ("wide", "mnist_z20", 3)):
+        target = folder / f"{shipped if (SHIPPED / f'{shipped}.pt').exists() else f'tiny_z{dim}'}.pt"
+        if (SHIPPED / f"{shipped}.pt").exists():
+            target.symlink_to(SHIPPED / f"{shipped}.pt")
+        else:
+            subprocess.run([sys.executable, "-m", "vae_core", "train", "--dataset", "mnist-sample", "--epochs", "1",
+                            "--latent-dim", str(dim), "--hidden", "64", "--out", str(target)],
+                           cwd=ROOT, check=True, capture_output=True)
+        paths[key] = target
+    return SimpleNamespace(folder=folder, **paths)

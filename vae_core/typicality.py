@@ -1,0 +1,97 @@
+"""How typical an image is for a model: its −ELBO, and where that falls among the test set's −ELBOs.
+
+A VAE's −ELBO upper-bounds −log p(x), so images unlike the training data tend to cost more nats.
+It is a heuristic OOD score, not a test: likelihood models can give *simpler* foreign images
+a higher likelihood than their own data (Nalisnick et al., 2019), so unusually low values are
+reported too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .loss import gaussian_kl, log_likelihood
+from .model import VAE
+
+DEFAULT_SAMPLES = 8
+OOD_PERCENTILE = 99.0
+
+
+def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float in [0, 1] -> float (N, 1, 28, 28), the model's input."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise ValueError(f"expected images shaped (N, H, W), got {tuple(x.shape)}")
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float().clamp(0.0, 1.0)
+    return x.unsqueeze(1)
+
+
+@torch.no_grad()
+def per_image_nelbo(
+    model: VAE, images: np.ndarray | torch.Tensor, samples: int = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 500
+) -> np.ndarray:
+    """−ELBO in nats (β = 1) of each image, float64 (N,), averaged over `samples` draws of z ~ q(z|x).
+
+    Every image uses the same standard-normal draws (z = μ + σ·ε_s), so an image's score does not depend
+    on which other images share its batch: an upload scores the same alone or with others.
+    """
+    if samples < 1:
+        raise ValueError("samples must be at least 1")
+    x_all = _as_input(images)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    eps = torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    out = []
+    for start in range(0, len(x_all), batch_size):
+        x = x_all[start : start + batch_size].to(device)
+        mu, logvar = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (samples, B, d)
+        x_rep = x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
+        recon = -log_likelihood(model, model.decode(z.flatten(0, 1)), x_rep).view(samples, -1).mean(0)
+        out.append((recon + gaussian_kl(mu, logvar)).double().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def percentile_among(reference: np.ndarray, values: np.ndarray | float) -> np.ndarray:
+    """Percent of `reference` at or below each value (0..100): 99 means costlier than 99 % of the test set."""
+    ref = np.sort(np.asarray(reference, np.float64).ravel())
+    if ref.size == 0:
+        raise ValueError("the reference distribution is empty")
+    return 100.0 * np.searchsorted(ref, np.asarray(values, np.float64), side="right") / ref.size
+
+
+@dataclass(frozen=True)
+class Typicality:
+    """One image's −ELBO placed among the test set's."""
+
+    nelbo: float
+    percentile: float  # percent of test images with a −ELBO at or below this one
+    high: float  # −ELBO at the OOD percentile of the test set
+    low: float  # −ELBO at the mirrored low percentile
+
+    @property
+    def ood(self) -> bool:
+        """Costlier than all but (100 − OOD percentile) % of the test set: likely not from the training distribution."""
+        return self.nelbo > self.high
+
+    @property
+    def unusually_low(self) -> bool:
+        """Cheaper than nearly every test image: often a blank or very simple image, not a better digit."""
+        return self.nelbo < self.low
+
+
+def assess(reference: np.ndarray, values: np.ndarray, ood_percentile: float = OOD_PERCENTILE) -> list[Typicality]:
+    """Typicality of each value against the reference −ELBOs (e.g. the test set's)."""
+    if not 50.0 < ood_percentile < 100.0:
+        raise ValueError("ood_percentile must lie between 50 and 100")
+    ref = np.asarray(reference, np.float64)
+    high, low = (float(v) for v in np.percentile(ref, [ood_percentile, 100.0 - ood_percentile]))
+    values = np.asarray(values, np.float64).ravel()
+    pct = percentile_among(ref, values)
+    return [Typicality(float(v), float(p), high, low) for v, p in zip(values, pct)]
