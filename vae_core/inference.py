@@ -34,7 +34,7 @@ def encode_float(model: VAE, images: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 @torch.no_grad()
 def decode(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Pixel means (N, 28, 28) in [0, 1] for latents (N, d) or a single latent (d,)."""
+    """Pixel means (N, 28, 28) in [0, 1] for latents (N, d); a single latent (d,) gives N = 1."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(_device(model))
     if z.ndim == 1:
         z = z.unsqueeze(0)

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from vae_core import inference
+from vae_core.config import ModelConfig
+from vae_core.model import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(latent_dim=4, hidden=(32,))).eval()
+
+
+def test_grid_latents_span_the_square_top_row_first():
+    z = inference.grid_latents(5, 4, dims=(1, 3), base=np.array([9, 9, 9, 9], np.float32))
+    assert z.shape == (25, 4)
+    assert np.all(z[:, [0, 2]] == 9)  # the slice keeps the other dims at the base vector
+    grid = z.reshape(5, 5, 4)
+    assert grid[0, 0, 1] == -3 and grid[0, 0, 3] == 3  # top-left is (x=-3, y=+3)
+    assert grid[-1, -1, 1] == 3 and grid[-1, -1, 3] == -3
+
+
+def test_grid_needs_two_distinct_dims():
+    with pytest.raises(ValueError):
+        inference.grid_latents(5, 4, dims=(2, 2))
+    with pytest.raises(ValueError):
+        inference.grid_latents(5, 1)
+
+
+def test_decode_grid_is_one_batched_pass_matching_pointwise_decodes(model):
+    grid = inference.decode_grid(model, 6, dims=(0, 2))
+    assert grid.shape == (6, 6, 28, 28)
+    z = inference.grid_latents(6, 4, dims=(0, 2))
+    np.testing.assert_allclose(grid[2, 3], inference.decode(model, z[2 * 6 + 3])[0], atol=1e-6)
+
+
+def test_encode_and_reconstruct_uint8_and_float_agree(model):
+    images = (torch.rand(7, 28, 28) * 255).to(torch.uint8)
+    mu, sigma = inference.encode(model, images)
+    mu_f, sigma_f = inference.encode_float(model, images.numpy() / 255.0)
+    np.testing.assert_allclose(mu, mu_f, atol=1e-5)
+    assert mu.shape == sigma.shape == (7, 4) and np.all(sigma > 0)
+    recon = inference.reconstruct(model, images)
+    np.testing.assert_allclose(recon, inference.decode(model, mu), atol=1e-6)
+
+
+def test_linear_and_spherical_interpolation_end_at_the_inputs():
+    z0, z1 = np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
+    for method in ("linear", "spherical"):
+        path = inference.interpolate(z0, z1, 7, method)
+        assert path.shape == (7, 3)
+        np.testing.assert_allclose(path[0], z0, atol=1e-6)
+        np.testing.assert_allclose(path[-1], z1, atol=1e-6)
+    lin = inference.interpolate(z0, z1, 3, "linear")[1]
+    slerp = inference.interpolate(z0, z1, 3, "spherical")[1]
+    np.testing.assert_allclose(lin, [0.5, 1.0, 0.0], atol=1e-6)
+    # the great-circle midpoint keeps away from the origin where the straight line dips
+    assert np.linalg.norm(slerp) > np.linalg.norm(lin)
+    with pytest.raises(ValueError):
+        inference.interpolate(z0, z1, 1)
+
+
+def test_prior_samples_are_seeded(model):
+    a = inference.sample_prior(model, 4, seed=3)
+    assert a.shape == (4, 28, 28)
+    np.testing.assert_array_equal(a, inference.sample_prior(model, 4, seed=3))
+    assert not np.array_equal(a, inference.sample_prior(model, 4, seed=4))
+
+
+def test_tile_and_nearest():
+    images = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    tiled = inference.tile(images, padding=1)
+    assert tiled.shape == (2 * 2 + 1, 3 * 2 + 2)
+    np.testing.assert_array_equal(tiled[3:5, 6:8], images[1, 2])
+    assert inference.nearest(np.array([[0, 0], [5, 5], [1, 1]], np.float32), np.array([0.9, 1.2])) == 2
