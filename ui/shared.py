@@ -30,12 +30,15 @@ def _stamp(path: Path) -> float:
 
 
 def _folder_stamp(folder: Path) -> tuple:
-    """Changes whenever a checkpoint is added, replaced or removed, so cached listings refresh."""
+    """Changes whenever a checkpoint is added, replaced or removed, so cached listings refresh.
+
+    Cached functions take it as `stamp`, not `_stamp`: Streamlit leaves parameters starting with '_' out of the cache key.
+    """
     return tuple(sorted((p.name, _stamp(p)) for p in folder.glob("*.pt"))) if folder.is_dir() else ()
 
 
 @st.cache_data(show_spinner=False)
-def _list(folder: str, _stamp: tuple) -> tuple[list[CheckpointInfo], list[str]]:
+def _list(folder: str, stamp: tuple) -> tuple[list[CheckpointInfo], list[str]]:
     return list_checkpoints(folder)
 
 
@@ -45,7 +48,7 @@ def checkpoints() -> tuple[list[CheckpointInfo], list[str]]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _load(path: str, _stamp: float) -> tuple[VAE, CheckpointInfo]:
+def _load(path: str, stamp: float) -> tuple[VAE, CheckpointInfo]:
     return load_checkpoint(path)
 
 
@@ -60,8 +63,8 @@ def dataset(name: str) -> tuple[ImageDataset, str | None]:
 
 
 @st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
-def _encode(path: str, _stamp: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
-    model = _load(path, _stamp)[0]
+def _encode(path: str, stamp: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
+    model = _load(path, stamp)[0]
     return inference.encode(model, dataset(dataset_name)[0].test_images)
 
 
