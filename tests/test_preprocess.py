@@ -216,6 +216,16 @@ def test_single_frame_gif_is_accepted(reference_seven):
     assert corr(result.image, reference_seven.image) > 0.98
 
 
+def test_multi_picture_jpeg_from_camera_is_not_treated_as_animated(reference_seven):
+    # Phones write MPO: a JPEG plus an appended preview/depth frame.
+    main = seven().convert("RGB")
+    data = encode(main, "MPO", save_all=True, append_images=[main.resize((60, 60))])
+    probe = Image.open(io.BytesIO(data))
+    assert probe.format == "MPO" and probe.n_frames == 2
+    result = preprocess_image(data, "camera.jpg")
+    assert corr(result.image, reference_seven.image) > 0.95
+
+
 @pytest.mark.parametrize("colour", [0, 255, 128])
 def test_blank_image_is_rejected(colour):
     with pytest.raises(ImageRejected) as exc:
