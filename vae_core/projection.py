@@ -1,0 +1,281 @@
+"""2-D views of the latent space and the way back from a click to a latent vector.
+
+A view is a `LatentPlane`: an affine plane z = origin + x·u + y·v with orthonormal u, v. A slice through two
+chosen dims and the plane of the top two principal components are both planes, so one mapping serves
+the scatter (project μ onto the plane), the decoded grid (plane coordinates → latents) and clicks.
+UMAP has no cheap inverse, so it is only a view; it is fitted in a background thread (`UmapJob`).
+"""
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .inference import GRID_EXTENT, grid_axis, grid_latents
+
+OVERLAY_NODES = 121  # invisible click targets per axis: a step of 0.05 over [-3, 3], ~5 px on a 600 px plot
+
+
+@dataclass(frozen=True)
+class PCA:
+    """Principal components of a point cloud: `components` (k, d) are orthonormal rows, largest variance first."""
+
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d)
+    explained_variance_ratio: np.ndarray  # (k,)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(N, d) -> (N, k) coordinates along the components."""
+        return ((np.asarray(x, np.float64) - self.mean) @ self.components.T).astype(np.float32)
+
+    def inverse(self, coords: np.ndarray) -> np.ndarray:
+        """(N, j) coordinates on the first j ≤ k components -> (N, d); the other coefficients are taken as 0."""
+        coords = np.atleast_2d(np.asarray(coords, np.float64))
+        return (self.mean + coords @ self.components[: coords.shape[1]]).astype(np.float32)
+
+
+def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
+    """PCA by SVD of the centred data. Each component's sign is fixed (largest loading positive) so the view
+    does not flip between fits of the same data."""
+    x = np.asarray(x, np.float64)
+    n, d = x.shape
+    if not 1 <= n_components <= d:
+        raise ValueError(f"n_components must be in 1..{d}, got {n_components}")
+    if n < 2:
+        raise ValueError("PCA needs at least 2 points")
+    mean = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    components = vt[:n_components]
+    signs = np.sign(components[np.arange(n_components), np.abs(components).argmax(axis=1)])
+    components = components * signs[:, None]
+    variance = s**2
+    total = variance.sum()
+    ratio = variance[:n_components] / total if total > 0 else np.zeros(n_components)
+    return PCA(mean=mean, components=components, explained_variance_ratio=ratio)
+
+
+@dataclass(frozen=True)
+class LatentPlane:
+    """z = origin + x·axes[0] + y·axes[1], with orthonormal axes so that `project` inverts `to_latent` on the plane."""
+
+    origin: np.ndarray  # (d,)
+    axes: np.ndarray  # (2, d)
+    labels: tuple[str, str]  # axis titles for the plot
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.origin.shape[0])
+
+    def to_latent(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) plane coordinates -> (N, d) latents, or (2,) -> (d,)."""
+        xy = np.asarray(xy, np.float64)
+        z = self.origin + xy @ self.axes if xy.ndim == 2 else self.origin + xy[0] * self.axes[0] + xy[1] * self.axes[1]
+        return z.astype(np.float32)
+
+    def project(self, z: np.ndarray) -> np.ndarray:
+        """(N, d) latents -> (N, 2) coordinates of their orthogonal projection onto the plane."""
+        return ((np.asarray(z, np.float64) - self.origin) @ self.axes.T).astype(np.float32)
+
+
+def slice_plane(latent_dim: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None) -> LatentPlane:
+    """The plane through dims (i, j) with every other dim held at `base` (zero by default).
+
+    The origin has zeros in i and j, so plane coordinates are the raw values z_i, z_j.
+    """
+    i, j = dims
+    if i == j or not (0 <= i < latent_dim and 0 <= j < latent_dim):
+        raise ValueError(f"slice dims must be two different dims in 0..{latent_dim - 1}, got {dims}")
+    origin = np.zeros(latent_dim) if base is None else np.asarray(base, np.float64).copy()
+    if origin.shape != (latent_dim,):
+        raise ValueError(f"base must have {latent_dim} values, got shape {origin.shape}")
+    origin[[i, j]] = 0.0
+    axes = np.zeros((2, latent_dim))
+    axes[0, i] = axes[1, j] = 1.0
+    return LatentPlane(origin=origin, axes=axes, labels=(f"z{i}", f"z{j}"))
+
+
+def pca_plane(pca: PCA) -> LatentPlane:
+    """The plane of the first two principal components, through the data mean (other PC coefficients 0)."""
+    if len(pca.components) < 2:
+        raise ValueError("the PCA plane needs two components")
+    r = pca.explained_variance_ratio
+    return LatentPlane(origin=pca.mean.astype(np.float64), axes=pca.components[:2].astype(np.float64),
+                       labels=(f"PC1 ({r[0]:.0%} of variance)", f"PC2 ({r[1]:.0%} of variance)"))
+
+
+def default_plane(mu: np.ndarray) -> LatentPlane:
+    """The view every page starts from: the latent axes themselves for d = 2, else the PCA plane of `mu`."""
+    d = np.asarray(mu).shape[1]
+    return slice_plane(d) if d == 2 else pca_plane(fit_pca(mu, 2))
+
+
+def plane_grid(plane: LatentPlane, n: int, extent: float = GRID_EXTENT) -> np.ndarray:
+    """(n·n, d) latents on an n×n grid over [-extent, extent]² of the plane, in `inference.grid_latents` order
+    (row 0 = top = largest y), so the decoded images reshape to (n, n) like the plot."""
+    return plane.to_latent(grid_latents(n, 2, extent=extent))
+
+
+def grid_image_bounds(n: int, extent: float = GRID_EXTENT) -> tuple[float, float, float]:
+    """(left, top, size) in plane units of an n×n tile image whose cell centres sit on the grid nodes."""
+    if n < 2:
+        raise ValueError("a grid needs at least 2 nodes per axis")
+    step = 2 * extent / (n - 1)
+    return -extent - step / 2, extent + step / 2, n * step
+
+
+def overlay_nodes(n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of an n_nodes × n_nodes lattice over [-extent, extent]²: invisible markers that make empty
+    space clickable (a plotly selection only ever reports markers)."""
+    xs, ys = np.meshgrid(grid_axis(n_nodes, extent), grid_axis(n_nodes, extent))
+    return xs.ravel(), ys.ravel()
+
+
+def snap(x: float, y: float, n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> tuple[float, float]:
+    """The lattice node nearest to (x, y), clipped to the square; removes the float noise of a round trip
+    through the browser so shown coordinates are the node's."""
+    step = 2 * extent / (n_nodes - 1)
+
+    def one(v: float) -> float:
+        k = int(round((float(np.clip(v, -extent, extent)) + extent) / step))
+        return round(-extent + k * step, 10)
+
+    return one(x), one(y)
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click on the map: on empty space of the plane ("plane", decode x, y) or on a data point ("point", index)."""
+
+    kind: str
+    x: float
+    y: float
+    index: int | None = None
+
+
+def click_from_selection(points: list[dict], overlay_curve: int | None, n_nodes: int = OVERLAY_NODES,
+                         extent: float = GRID_EXTENT) -> Click | None:
+    """Read a plotly selection event's points (as Streamlit reports them).
+
+    Data points carry their test-set index as customdata; a point of the overlay trace is a click on empty
+    space. Anything else (paths, markers drawn by other pages) is not a click target.
+    """
+    for point in points:
+        x, y = point.get("x"), point.get("y")
+        if x is None or y is None:
+            continue
+        if overlay_curve is not None and point.get("curve_number") == overlay_curve:
+            return Click("plane", *snap(x, y, n_nodes, extent))
+        custom = point.get("customdata")
+        if isinstance(custom, list | tuple):
+            custom = custom[0] if custom else None
+        if custom is not None:
+            return Click("point", float(x), float(y), int(custom))
+    return None
+
+
+def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:
+    """index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1}: one row per test image."""
+    mu, sigma = np.asarray(mu), np.asarray(sigma)
+    d = mu.shape[1]
+    header = ",".join(["index", "label", *(f"mu_{k}" for k in range(d)), *(f"sigma_{k}" for k in range(d))])
+    table = np.column_stack([np.arange(len(mu)), np.asarray(labels), mu, sigma])
+    buf = io.StringIO()
+    np.savetxt(buf, table, delimiter=",", header=header, comments="", fmt=["%d", "%d"] + ["%.6g"] * (2 * d))
+    return buf.getvalue().encode()
+
+
+class _EpochSink(io.TextIOBase):
+    """Stands in for tqdm's output file: UMAP reports its layout epochs only through a tqdm bar."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, report) -> None:
+        super().__init__()
+        self._report = report
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        found = self._COUNT.findall(text)
+        if found:
+            self._report(int(found[-1][0]), int(found[-1][1]))
+        return len(text)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # "pending" | "running" | "done" | "failed"
+    progress: float  # 0..1
+    message: str
+    elapsed: float
+
+
+class UmapJob:
+    """A 2-D UMAP of `points` fitted once in a daemon thread; poll `status()`, read `embedding` when done.
+
+    Cold, UMAP spends most of its time compiling numba kernels and finding neighbours before the first
+    layout epoch, so progress only moves during the layout; the message says which stage is running.
+    """
+
+    def __init__(self, points: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int = 200,
+                 seed: int = 0) -> None:
+        self.points = np.asarray(points, np.float32)
+        self.params = dict(n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs, random_state=seed)
+        self.embedding: np.ndarray | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._state, self._progress, self._message = "pending", 0.0, "not started"
+        self._started = self._finished = 0.0
+
+    def start(self) -> "UmapJob":
+        with self._lock:
+            if self._thread is None:
+                self._state, self._message, self._started = "running", "finding neighbours (first run also compiles UMAP)", time.monotonic()
+                self._thread = threading.Thread(target=self._run, name="umap-fit", daemon=True)
+                self._thread.start()
+        return self
+
+    def status(self) -> JobStatus:
+        with self._lock:
+            end = self._finished or time.monotonic()
+            return JobStatus(self._state, self._progress, self._message, end - self._started if self._started else 0.0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True when the job has finished (done or failed) within `timeout` seconds."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status().state in ("done", "failed")
+
+    def _epoch(self, n: int, total: int) -> None:
+        with self._lock:
+            self._progress = n / total if total else 0.0
+            self._message = f"laying out: epoch {n} of {total}"
+
+    def _finish(self, state: str, message: str) -> None:
+        with self._lock:
+            self._state, self._message, self._finished = state, message, time.monotonic()
+            if state == "done":
+                self._progress = 1.0
+
+    def _run(self) -> None:
+        try:
+            import umap  # slow to import (numba): only pay for it when a UMAP is asked for
+
+            reducer = umap.UMAP(
+                n_components=2, **self.params,
+                tqdm_kwds={"file": _EpochSink(self._epoch), "disable": False, "bar_format": "{n}/{total}", "mininterval": 0.2},
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": the seed is wanted
+                self.embedding = reducer.fit_transform(self.points).astype(np.float32)
+            self._finish("done", f"done in {time.monotonic() - self._started:.1f} s")
+        except Exception as exc:  # shown to the user instead of the map; the page keeps the PCA view
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._finish("failed", f"UMAP failed: {self.error}")
