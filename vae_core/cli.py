@@ -112,7 +112,8 @@ def _train(args: argparse.Namespace) -> int:
         bar.write(
             f"epoch {m.epoch:3d}  train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  "
             f"(recon {m.test_recon:7.2f}  KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}  "
-            f"{m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s"
+            f"{m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s",
+            file=sys.stdout,
         )
 
     result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch)

@@ -1,0 +1,104 @@
+import math
+import threading
+
+import pytest
+import torch
+
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.data import load_dataset
+from vae_core.train import fit, pick_device, prepare_model
+
+SMALL = ModelConfig(latent_dim=2, hidden=(64,))
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_dataset("mnist-sample")
+
+
+def test_one_epoch_on_the_embedded_sample_offline(tmp_path, monkeypatch):
+    """No ../shared, no network: the sample alone trains a model that beats the untrained one."""
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("VAE_OFFLINE", "1")
+    data = load_dataset("mnist-sample")
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=2e-3)
+    model, _ = prepare_model(SMALL, cfg)
+    steps, epochs = [], []
+    result = fit(model, data, cfg, on_step=steps.append, on_epoch=lambda m, _: epochs.append(m))
+    assert result.status == "finished" and len(result.history) == 1
+    first, last = steps[0], steps[-1]
+    assert last.loss < first.loss and last.progress == 1.0 and last.eta == 0.0
+    assert all(s.images_per_s > 0 for s in steps)
+    m = epochs[0]
+    assert math.isclose(m.test_elbo, m.test_recon + m.test_kl, rel_tol=1e-6)
+    assert m.test_elbo < 250  # an untrained decoder costs ~540 nats
+
+
+def test_training_is_seeded(sample):
+    cfg = TrainConfig(epochs=1, batch_size=256, seed=5)
+    runs = []
+    for _ in range(2):
+        model, _ = prepare_model(SMALL, cfg)
+        runs.append(fit(model, sample, cfg).history[0]["test_elbo"])
+    assert runs[0] == runs[1]
+
+
+def test_stop_flag_keeps_the_weights_reached(sample):
+    cfg = TrainConfig(epochs=5, batch_size=64)
+    model, _ = prepare_model(SMALL, cfg)
+    stop = threading.Event()
+    steps = []
+
+    def on_step(m):
+        steps.append(m)
+        if m.epoch == 1 and m.step >= 30:
+            stop.set()
+
+    result = fit(model, sample, cfg, on_step=on_step, stop=stop)
+    assert result.status == "stopped" and "epoch 1" in result.message
+    assert len(result.history) == 1  # the partial epoch is still recorded
+    assert steps[-1].step == 30
+    assert math.isfinite(result.history[0]["test_elbo"]) and result.history[0]["test_elbo"] < 400
+
+
+def test_nan_guard_stops_with_a_clear_error_and_keeps_good_weights(sample):
+    cfg = TrainConfig(epochs=2, batch_size=64)
+    model, _ = prepare_model(SMALL, cfg)
+
+    def poison(m):
+        if m.step == 20:
+            with torch.no_grad():
+                model.encoder[1][0].weight[0, 0] = float("nan")
+
+    result = fit(model, sample, cfg, on_step=poison)
+    assert result.status == "diverged" and "NaN" in result.message and "last good weights" in result.message
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_resume_continues_the_history(sample, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=128)
+    model, _ = prepare_model(SMALL, cfg)
+    result = fit(model, sample, cfg)
+    path = save_checkpoint(tmp_path / "m.pt", result.model, cfg, sample.name, result.history)
+    model2, history = prepare_model(ModelConfig(latent_dim=9), cfg, resume_from=str(path))
+    assert model2.config == SMALL  # the checkpoint's architecture wins
+    resumed = fit(model2, sample, cfg, history=history)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert resumed.history[1]["test_elbo"] < resumed.history[0]["test_elbo"]
+
+
+def test_device_auto_picks_what_is_there():
+    device = pick_device("auto")
+    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError):
+        pick_device("tpu")
+
+
+def test_short_run_on_full_mnist_drops_below_200_nats(shared_data):
+    data = load_dataset("mnist", shared_data, download=False)
+    cfg = TrainConfig(dataset="mnist", epochs=1, batch_size=128)
+    model, _ = prepare_model(ModelConfig(latent_dim=20, hidden=(256,)), cfg)
+    result = fit(model, data, cfg)
+    assert result.history[0]["test_elbo"] < 200
