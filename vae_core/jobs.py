@@ -1,0 +1,449 @@
+"""Background training for the app: a job trains one model or a β sweep in a worker thread, and a process-wide
+registry runs one job at a time.
+
+The worker touches only its own job object: metrics and snapshots go in under a lock, and the page reads a
+consistent copy with `view()`. A stop event is checked by `fit` every step. Every failure ends up in
+`JobView.error` as a sentence for the user, never only in a log.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import evaluate
+from .checkpoint import SUFFIX, save_checkpoint
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DatasetUnavailable, ImageDataset, load_dataset
+from .model import VAE
+from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
+from .train import EpochMetrics, StepMetrics, fit, prepare_model
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODELS = frozenset(
+    {"mnist_z2", "mnist_z20", "fashion_z2", "mnist_z10_beta0.5", "mnist_z10_beta1", "mnist_z10_beta4", "mnist_z10_beta8"}
+)
+SNAPSHOT_INTERVAL_S = 2.0  # the live view never costs the training thread more than one snapshot per 2 s
+IW_SAMPLES = 50  # importance samples for the stored log p(x): modest, so the final evaluation takes seconds
+MAX_NAME_LENGTH = 80
+KEEP_JOBS = 10
+
+RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+
+
+class JobError(ValueError):
+    """A job cannot be started as asked; the message is meant for the user."""
+
+
+class JobBusy(JobError):
+    """Another job is still running."""
+
+
+def sanitize_name(text: str) -> str:
+    """A safe checkpoint file stem: only [A-Za-z0-9_.-], no leading dot, no path separators, not empty.
+
+    Spaces and other characters become '_'; a trailing '.pt' the user typed is dropped.
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip())
+    if name.lower().endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    name = name.lstrip("._-").rstrip("_")[:MAX_NAME_LENGTH]
+    if not name:
+        raise JobError(f"model name {text!r} has no usable characters; use letters, digits, '_', '-' or '.'")
+    return name
+
+
+def target_path(folder: str | os.PathLike, name: str, replace_existing: bool = False) -> Path:
+    """Where a model named `name` is saved. Replacing a shipped model, or any file already there, must be asked for."""
+    path = Path(folder) / f"{name}{SUFFIX}"
+    if not replace_existing:
+        if name in SHIPPED_MODELS:
+            raise JobError(f"'{name}' is a model shipped with the app; choose another name, or confirm that it may be replaced.")
+        if path.exists():
+            raise JobError(f"a model named '{name}' already exists; choose another name, or confirm that it may be replaced.")
+    return path
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'512, 256' -> (512, 256)."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"hidden sizes must be whole numbers separated by commas, e.g. 512, 256 (got {text!r})") from None
+    if not sizes or any(s < 1 or s > 8192 for s in sizes):
+        raise ConfigError(f"hidden sizes must be between 1 and 8192, e.g. 512, 256 (got {text!r})")
+    return sizes
+
+
+def parse_betas(text: str) -> tuple[float, ...]:
+    """'0.5, 1, 2' -> (0.5, 1.0, 2.0): non-negative, duplicates dropped, in the order given."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    try:
+        betas = tuple(dict.fromkeys(float(p) for p in parts))
+    except ValueError:
+        raise ConfigError(f"β values must be numbers separated by commas, e.g. 0.5, 1, 2, 4, 8 (got {text!r})") from None
+    if not betas or any(not (math.isfinite(b) and b >= 0) for b in betas):
+        raise ConfigError(f"give at least one β, each a non-negative number (got {text!r})")
+    return betas
+
+
+def sweep_member_name(name: str, beta: float) -> str:
+    return f"{name}_beta{beta:g}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model to train and where to save it."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    path: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    title: str
+    runs: tuple[RunSpec, ...]
+    iw_samples: int = IW_SAMPLES
+
+
+def _writable(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(f"cannot create the checkpoint folder {folder}: {exc.strerror}") from exc
+    if not os.access(folder, os.W_OK):
+        raise JobError(f"the checkpoint folder {folder} is not writable")
+    return folder
+
+
+def training_spec(
+    name: str, folder: str | os.PathLike, model_config: ModelConfig, train_config: TrainConfig,
+    replace_existing: bool = False, iw_samples: int = IW_SAMPLES,
+) -> JobSpec:
+    """One model saved as <folder>/<name>.pt; raises JobError for a bad or taken name."""
+    stem = sanitize_name(name)
+    path = target_path(_writable(Path(folder)), stem, replace_existing)
+    return JobSpec(title=stem, runs=(RunSpec(model_config, train_config, path, stem),), iw_samples=iw_samples)
+
+
+def sweep_spec(
+    name: str, folder: str | os.PathLike, model_config: ModelConfig, train_config: TrainConfig, betas: tuple[float, ...],
+    replace_existing: bool = False, iw_samples: int = IW_SAMPLES,
+) -> JobSpec:
+    """One model per β, trained in turn with otherwise equal settings, saved as <name>_beta<B>.pt."""
+    stem = sanitize_name(name)
+    folder = _writable(Path(folder))
+    if not betas:
+        raise JobError("give at least one β")
+    runs = tuple(
+        RunSpec(model_config, replace(train_config, beta=beta),
+                target_path(folder, sweep_member_name(stem, beta), replace_existing), f"β = {beta:g}")
+        for beta in betas
+    )
+    return JobSpec(title=f"{stem} (β sweep: {', '.join(f'{b:g}' for b in betas)})", runs=runs, iw_samples=iw_samples)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    path: Path
+    label: str
+    status: str  # fit's status: finished or stopped
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A consistent copy of a job's state for the page; never changes after it is made."""
+
+    id: str
+    title: str
+    state: str  # running, finished, stopped or failed
+    phase: str  # what the worker is doing, for the user
+    run_index: int  # 0-based index of the model being trained
+    n_runs: int
+    run_label: str
+    epochs: int  # epochs asked for per model
+    epoch: int  # the epoch being trained, 1-based; 0 before the first step
+    progress: float  # 0..1 over the whole job
+    eta: float | None  # seconds left, None before the first measurement
+    images_per_s: float
+    device: str
+    class_names: tuple[str, ...]
+    steps: tuple[tuple[float, float, float, float], ...]  # (epoch as a fraction, −ELBO, recon, KL) every LOG_EVERY steps
+    history: tuple[dict[str, float], ...]  # per-epoch metrics of the current model
+    snapshot: Snapshot | None
+    saved: tuple[SavedModel, ...]
+    error: str | None
+    message: str
+    started: float  # time.time()
+    ended: float | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+
+@dataclass
+class _State:
+    state: str = RUNNING
+    phase: str = "starting"
+    run_index: int = 0
+    progress: float = 0.0
+    eta: float | None = None
+    images_per_s: float = 0.0
+    epoch: int = 0
+    device: str = ""
+    class_names: tuple[str, ...] = ()
+    steps: list[tuple[float, float, float, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    saved: list[SavedModel] = field(default_factory=list)
+    error: str | None = None
+    message: str = ""
+    ended: float | None = None
+
+
+Loader = Callable[[str], ImageDataset]
+
+
+class TrainingJob:
+    """Trains the runs of a JobSpec one after the other in a daemon thread."""
+
+    def __init__(self, spec: JobSpec, *, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, loader: Loader = load_dataset) -> None:
+        if not spec.runs:
+            raise JobError("nothing to train")
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self._snapshot_interval = snapshot_interval_s
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._state = _State()
+        self._thread = threading.Thread(target=self._work, name=f"vae-train-{self.id}", daemon=True)
+
+    # --- called by the page -------------------------------------------------------------------------------------
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the worker to stop at the next step; the weights reached so far are still saved."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._state.state == RUNNING
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker; True when it has ended."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def view(self) -> JobView:
+        with self._lock:
+            s = self._state
+            run = self.spec.runs[min(s.run_index, len(self.spec.runs) - 1)]
+            return JobView(
+                id=self.id, title=self.spec.title, state=s.state, phase=s.phase, run_index=s.run_index,
+                n_runs=len(self.spec.runs), run_label=run.label, epochs=run.train_config.epochs, epoch=s.epoch, progress=s.progress,
+                eta=s.eta, images_per_s=s.images_per_s, device=s.device, class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history),
+                snapshot=s.snapshot, saved=tuple(s.saved), error=s.error, message=s.message, started=self.started,
+                ended=s.ended,
+            )
+
+    # --- the worker -----------------------------------------------------------------------------------------------
+    def _set(self, **changes) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                setattr(self._state, key, value)
+
+    def _work(self) -> None:
+        try:
+            self._run_all()
+        except DatasetUnavailable as exc:
+            self._fail(str(exc))
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            self._fail(_out_of_memory(exc))
+        except RuntimeError as exc:
+            if _looks_like_oom(exc):
+                self._fail(_out_of_memory(exc))
+            else:
+                log.exception("training job %s failed", self.id)
+                self._fail(f"training failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # the worker is the last place an error can be caught before it is lost
+            log.exception("training job %s failed", self.id)
+            self._fail(f"training failed: {type(exc).__name__}: {exc}")
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self._state.state = FAILED
+            self._state.error = message
+            self._state.phase = "failed"
+            self._state.eta = None
+            self._state.ended = time.time()
+
+    def _run_all(self) -> None:
+        runs = self.spec.runs
+        datasets: dict[str, ImageDataset] = {}
+        for index, run in enumerate(runs):
+            if self._stop.is_set():
+                break
+            self._set(run_index=index, steps=[], history=[], snapshot=None, epoch=0,
+                      phase=f"loading {run.train_config.dataset}", progress=index / len(runs))
+            name = run.train_config.dataset
+            if name not in datasets:
+                datasets[name] = self._loader(name)
+            data = datasets[name]
+            self._set(class_names=data.class_names)
+            model, _ = prepare_model(run.model_config, run.train_config)
+            result_status, message = self._train(index, run, model, data)
+            if result_status == "diverged":
+                done = f"; {len(self._state.saved)} model(s) of the sweep were saved before" if index else ""
+                self._fail(f"{run.label}: {message}{done}" if len(runs) > 1 else message)
+                return
+        with self._lock:
+            s = self._state
+            s.state = STOPPED if self._stop.is_set() else FINISHED
+            s.phase = "stopped" if self._stop.is_set() else "finished"
+            s.progress = 1.0 if s.state == FINISHED else s.progress
+            s.eta = 0.0 if s.state == FINISHED else None
+            s.ended = time.time()
+            saved = ", ".join(m.path.name for m in s.saved) or "nothing (stopped before the first step)"
+            s.message = f"{'Finished' if s.state == FINISHED else 'Stopped'}; saved {saved}."
+
+    def _train(self, index: int, run: RunSpec, model: VAE, data: ImageDataset) -> tuple[str, str]:
+        n_runs = len(self.spec.runs)
+        map_idx = map_indices(len(data.test_images))
+        example_idx = example_indices(data.test_labels)
+        last_snapshot = -math.inf
+
+        def snapshot(epoch: int) -> None:
+            nonlocal last_snapshot
+            snap = take_snapshot(model, data, epoch, map_idx, example_idx)
+            last_snapshot = time.monotonic()
+            self._set(snapshot=snap)
+
+        def on_step(m: StepMetrics) -> None:
+            run_eta = m.eta + (n_runs - index - 1) * (m.elapsed + m.eta)
+            point = (m.epoch - 1 + m.step / m.steps_per_epoch, m.recon + m.kl, m.recon, m.kl)
+            with self._lock:
+                s = self._state
+                s.steps.append(point)
+                s.progress = (index + m.progress) / n_runs
+                s.eta = run_eta
+                s.images_per_s = m.images_per_s
+                s.epoch = m.epoch
+                s.phase = f"training {run.label}" + (f" ({index + 1} of {n_runs})" if n_runs > 1 else "")
+
+        def on_epoch(m: EpochMetrics, trained: VAE) -> None:
+            with self._lock:
+                self._state.history.append(m.to_dict())
+            if time.monotonic() - last_snapshot >= self._snapshot_interval:
+                snapshot(m.epoch)
+
+        snapshot(0)
+        self._set(phase=f"training {run.label}")
+        result = fit(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop)
+        self._set(device=result.device)
+        epochs_done = len(result.history)
+        if epochs_done and (self._state.snapshot is None or self._state.snapshot.epoch != epochs_done):
+            snapshot(epochs_done)
+        if result.status == "diverged":
+            return result.status, result.message
+        if epochs_done == 0:  # stopped before a single step: there is nothing worth saving
+            return result.status, result.message
+        self._set(phase=f"measuring test metrics of {run.label}", eta=None)
+        metrics = evaluate.evaluate(result.model, data.test_images, iw_samples=self.spec.iw_samples)
+        self._set(phase=f"saving {run.path.name}")
+        save_checkpoint(
+            run.path, result.model, run.train_config, data.name, result.history, metrics,
+            extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
+                   "message": result.message, "trained_in": "app"},
+        )
+        with self._lock:
+            self._state.saved.append(SavedModel(run.path, run.label, result.status, metrics))
+        return result.status, result.message
+
+
+def _looks_like_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def _out_of_memory(exc: BaseException) -> str:
+    return ("training ran out of memory; try a smaller batch size, smaller hidden sizes or the MLP architecture "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})")
+
+
+class JobRegistry:
+    """Every job of this server process; at most one runs at a time, since they would share the same cores or GPU."""
+
+    def __init__(self, keep: int = KEEP_JOBS) -> None:
+        self._lock = threading.Lock()
+        self._jobs: list[TrainingJob] = []
+        self._keep = keep
+
+    def submit(self, job: TrainingJob) -> TrainingJob:
+        """Start `job` unless another is running (then JobBusy says which)."""
+        with self._lock:
+            busy = next((j for j in self._jobs if j.running), None)
+            if busy is not None:
+                raise JobBusy(f"'{busy.spec.title}' is still training; stop it or wait for it to finish before starting another.")
+            self._jobs = [*self._jobs[-(self._keep - 1):], job] if self._keep > 1 else [job]
+            return job.start()
+
+    def active(self) -> TrainingJob | None:
+        with self._lock:
+            return next((j for j in self._jobs if j.running), None)
+
+    def latest(self) -> TrainingJob | None:
+        with self._lock:
+            return self._jobs[-1] if self._jobs else None
+
+    def get(self, job_id: str) -> TrainingJob | None:
+        with self._lock:
+            return next((j for j in self._jobs if j.id == job_id), None)
+
+    def clear(self, timeout: float = 60.0) -> None:
+        """Stop every job, wait for the workers, forget them (tests; a server shutting down)."""
+        with self._lock:
+            jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.stop()
+        for job in jobs:
+            job.join(timeout)
+
+
+def smooth(values: np.ndarray | list[float], weight: float = 0.9) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard draws it): the first points are not pulled to 0."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    avg = 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out

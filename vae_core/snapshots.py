@@ -1,0 +1,89 @@
+"""What a model looks like right now: its latent map in 2-D, reconstructions of fixed inputs and samples from fixed z.
+
+Used by the live training view (one snapshot per epoch) and by the β comparison (one per model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import inference
+from .data import ImageDataset
+from .model import VAE
+from .projection import LatentPlane, fit_pca, pca_plane, plane_grid, slice_plane
+
+MAP_POINTS = 2000  # test points re-encoded per snapshot: enough to see the clusters, cheap enough to do every epoch
+N_EXAMPLES = 8
+N_SAMPLES = 16
+PRIOR_SEED = 0
+
+
+def view_plane(mu: np.ndarray) -> LatentPlane:
+    """The plane a map is drawn on: the raw axes when d ≤ 2, else the top two principal components of the
+    posterior means (fitted anew for every snapshot, with signs fixed so a slowly changing model does not flip)."""
+    mu = np.asarray(mu, np.float32)
+    d = mu.shape[1]
+    if d == 1:  # a line: draw it along x
+        return LatentPlane(origin=np.zeros(1), axes=np.array([[1.0], [0.0]]), labels=("z0", "(d = 1)"))
+    if d == 2:
+        return slice_plane(2)
+    return pca_plane(fit_pca(mu, 2))
+
+
+def map_indices(n_total: int, n: int = MAP_POINTS, seed: int = 0) -> np.ndarray:
+    """A fixed, sorted random subset of the test set for the latent map."""
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
+
+
+def example_indices(labels: np.ndarray | torch.Tensor, n: int = N_EXAMPLES) -> np.ndarray:
+    """The first test image of each class in turn (0, 1, 2, …), so the fixed examples show different classes."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    firsts = [int(np.flatnonzero(labels == c)[0]) for c in classes]
+    picked = firsts[:n]
+    taken = set(picked)
+    rest = [i for i in range(len(labels)) if i not in taken][: n - len(picked)]
+    return np.asarray(picked + rest, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    epoch: int
+    points: np.ndarray  # (N, 2) projected posterior means of the map subset
+    labels: np.ndarray  # (N,) class of each point
+    plane: LatentPlane
+    originals: np.ndarray  # (8, 28, 28) in [0, 1]
+    reconstructions: np.ndarray  # (8, 28, 28)
+    samples: np.ndarray  # (16, 28, 28) decoded from the same seeded z every time
+
+
+def take_snapshot(model: VAE, data: ImageDataset, epoch: int, map_idx: np.ndarray, example_idx: np.ndarray) -> Snapshot:
+    """Everything the live view draws, as numpy arrays; leaves the model in the mode it found it in."""
+    was_training = model.training
+    try:
+        mu, _ = inference.encode(model, data.test_images[torch.as_tensor(map_idx)])
+        plane = view_plane(mu)
+        originals = data.test_images[torch.as_tensor(example_idx)]
+        return Snapshot(
+            epoch=epoch,
+            points=plane.project(mu),
+            labels=data.test_labels[torch.as_tensor(map_idx)].numpy(),
+            plane=plane,
+            originals=originals.numpy().astype(np.float32) / 255.0,
+            reconstructions=inference.reconstruct(model, originals),
+            samples=inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED),
+        )
+    finally:
+        model.train(was_training)
+
+
+def decode_plane(model: VAE, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT) -> np.ndarray:
+    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]²; row 0 is the top (largest y)."""
+    if model.latent_dim < 2:
+        raise ValueError("a 2-D grid needs a latent size of at least 2")
+    images = inference.decode(model, plane_grid(plane, n, extent))
+    return images.reshape(n, n, *images.shape[1:])
