@@ -1,0 +1,75 @@
+"""Train a VAE in the background and watch it learn: curves, reconstructions, samples and the latent map per epoch."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import shared, training
+from vae_core.config import ConfigError
+from vae_core.jobs import JobError, TrainingJob, sanitize_name, training_spec
+from vae_core.train import device_label, pick_device
+
+st.set_page_config(page_title="Train · Latent Explorer", layout="wide")
+
+JOB_KEY = "train.job_id"  # the job this session started, to select its model once it is saved
+ANNOUNCED_KEY = "train.announced"
+
+registry = training.registry()
+
+mine = registry.get(st.session_state.get(JOB_KEY, ""))
+if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY) != mine.id:
+    st.session_state[ANNOUNCED_KEY] = mine.id
+    saved = mine.view().saved
+    if saved:  # make the new model the current one on every page; the picker's widget then re-seeds from it
+        st.session_state[shared.SELECTED_KEY] = saved[-1].path.stem
+        st.session_state.pop("_model_picker", None)
+
+shared.model_picker()
+
+st.title("Train a VAE")
+st.caption(f"Training runs on **{device_label(pick_device('auto'))}** (a CUDA GPU is used automatically when present). "
+           "It goes on in the background: switch pages or reload, and come back to watch.")
+
+with st.expander("Settings", expanded=registry.active() is None):
+    try:
+        model_config, train_config = training.settings_form("train", {"latent": 2, "hidden": "512, 256", "epochs": 10})
+        settings_error = None
+    except ConfigError as exc:
+        model_config = train_config = None
+        settings_error = str(exc)
+        st.error(settings_error)
+
+name_col, replace_col = st.columns([1, 2], vertical_alignment="bottom")
+name = name_col.text_input("Model name", key=training.remembered("train.name", "my_vae"),
+                           help="Saved as <name>.pt in the checkpoint folder; letters, digits, '_', '-' and '.' only.")
+replace = replace_col.checkbox("Replace an existing model of that name (including a shipped one)",
+                               key=training.remembered("train.replace", False))
+try:
+    replace_col.caption(f"Will be saved as `{shared.CHECKPOINT_DIR.name}/{sanitize_name(name)}.pt`.")
+except JobError as exc:
+    replace_col.caption(str(exc))
+
+
+start_col, stop_col, _ = st.columns([1, 1, 4])
+refused = None
+if start_col.button("Start training", type="primary", key="start", width="stretch"):
+    try:
+        if settings_error:
+            raise JobError(f"fix the settings first ({settings_error})")
+        spec = training_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, replace_existing=replace)
+        st.session_state[JOB_KEY] = registry.submit(TrainingJob(spec)).id
+    except JobError as exc:
+        refused = f"Not started: {exc}"
+# drawn after Start was handled, so it is enabled in the very run that started the job
+if stop_col.button("Stop", key="stop", disabled=registry.active() is None, width="stretch",
+                   help="Stops at the next step and saves the weights reached so far."):
+    if (active := registry.active()) is not None:
+        active.stop()
+if refused:
+    st.error(refused)
+
+job = registry.active() or registry.latest()
+if job is None:
+    st.info("No training yet. Choose the settings and press **Start training**; "
+            "a small model (hidden 64, d = 2) on the sample shows digits within a few epochs.")
+else:
+    training.live_view(job.id, job.running)

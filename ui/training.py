@@ -1,0 +1,175 @@
+"""Streamlit side of background training: the process-wide job registry, remembered settings, and the live view.
+
+The worker threads live in vae_core.jobs; this module only reads their `view()` and draws it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from ui.plots import latent_map
+from vae_core import inference
+from vae_core.config import ARCHITECTURES, LIKELIHOODS, ModelConfig, TrainConfig
+from vae_core.data import SAMPLE, available_datasets
+from vae_core.jobs import JobRegistry, JobView, parse_hidden, smooth
+from vae_core.snapshots import Snapshot
+
+POLL_S = 1.0
+LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+PIXEL_SCALE = 3  # images are upscaled with nearest-neighbour pixels so the browser does not blur them
+
+
+@st.cache_resource
+def registry() -> JobRegistry:
+    """One registry per server process: jobs outlive page switches, reloads and browser tabs."""
+    return JobRegistry()
+
+
+def remembered(name: str, default: Any, options: Sequence[Any] | None = None) -> str:
+    """Widget key for a setting whose value is kept in the plain session key `name`.
+
+    Streamlit drops a widget's state when its page is left; the plain key survives, and seeds the widget on return.
+    """
+    widget_key = f"_w.{name}"
+    if widget_key not in st.session_state:
+        value = st.session_state.get(name, default)
+        st.session_state[widget_key] = value if options is None or value in options else default
+    st.session_state[name] = st.session_state[widget_key]
+    return widget_key
+
+
+def settings_form(prefix: str, defaults: dict[str, Any], with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:
+    """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values."""
+    datasets = available_datasets()
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.markdown("**Data and model**")
+        dataset = st.selectbox("Dataset", datasets, key=remembered(f"{prefix}.dataset", SAMPLE, datasets),
+                               help="Full datasets appear when their files are on disk; the 5,000-digit sample always works.")
+        arch = st.radio("Architecture", ARCHITECTURES, horizontal=True, format_func=str.upper,
+                        key=remembered(f"{prefix}.arch", defaults.get("arch", "mlp"), ARCHITECTURES))
+        latent = st.number_input("Latent size d", 1, 64, step=1, key=remembered(f"{prefix}.latent", defaults.get("latent", 2)))
+        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", defaults.get("hidden", "512, 256")),
+                                    help="Comma-separated layer widths of the MLP; the conv model uses the first as its dense layer.")
+    with c2:
+        st.markdown("**Objective**")
+        beta = (st.number_input("β (weight of the KL term)", 0.0, 100.0, step=0.5, format="%.2f",
+                                key=remembered(f"{prefix}.beta", defaults.get("beta", 1.0))) if with_beta else 1.0)
+        warmup = st.number_input("KL warm-up (epochs)", 0, 100, step=1, key=remembered(f"{prefix}.warmup", 0),
+                                 help="The KL weight rises linearly from 0 to β over these epochs.")
+        likelihood = st.radio("Likelihood", LIKELIHOODS, horizontal=True, key=remembered(f"{prefix}.likelihood", "bernoulli", LIKELIHOODS))
+    with c3:
+        st.markdown("**Optimisation**")
+        epochs = st.number_input("Epochs", 1, 500, step=1, key=remembered(f"{prefix}.epochs", defaults.get("epochs", 10)))
+        batch = st.number_input("Batch size", 8, 4096, step=32, key=remembered(f"{prefix}.batch", 128))
+        lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
+                              key=remembered(f"{prefix}.lr", 1e-3, LEARNING_RATES))
+        seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", 0))
+    model_config = ModelConfig(arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text), likelihood=likelihood)
+    train_config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr), beta=float(beta),
+                               kl_warmup=int(warmup), seed=int(seed))
+    return model_config, train_config
+
+
+# --- figures ----------------------------------------------------------------------------------------------------
+
+def pixels(images: np.ndarray, scale: int = PIXEL_SCALE) -> np.ndarray:
+    """A tiled image (or a batch, tiled in one row) upscaled by whole pixels, clipped to [0, 1]."""
+    tiled = images if images.ndim == 2 else inference.tile(images, padding=2)
+    return np.clip(np.kron(tiled, np.ones((scale, scale), dtype=tiled.dtype)), 0.0, 1.0)
+
+
+def curves_figure(view: JobView, height: int = 300) -> go.Figure:
+    """−ELBO, reconstruction and KL in nats: smoothed per-step train curve, and per-epoch train and test points."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("−ELBO (β = 1)", "reconstruction −log p(x|z)", "KL(q(z|x) ‖ p(z))"),
+                        horizontal_spacing=0.07)
+    steps = np.asarray(view.steps, dtype=np.float64).reshape(-1, 4)
+    epochs = [h["epoch"] for h in view.history]
+    for col, key in enumerate(("elbo", "recon", "kl"), start=1):
+        first = col == 1
+        if len(steps):
+            fig.add_trace(go.Scatter(x=steps[:, 0], y=smooth(steps[:, col]), mode="lines", name="train (per step, smoothed)",
+                                     line=dict(color="#9ecae1", width=1.5), legendgroup="step", showlegend=first), row=1, col=col)
+        for split, color in (("train", "#1f77b4"), ("test", "#ff7f0e")):
+            values = [h[f"{split}_{key}"] for h in view.history]
+            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=f"{split} (per epoch)",
+                                     line=dict(color=color), legendgroup=split, showlegend=first), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", range=[0, max(view.epochs, 1)])
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return fig
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+# --- the live view ------------------------------------------------------------------------------------------------
+
+def render_job(view: JobView) -> None:
+    """Progress, outcome, curves and the latest snapshot of one job."""
+    run = f" · model {view.run_index + 1} of {view.n_runs} ({view.run_label})" if view.n_runs > 1 else ""
+    st.markdown(f"#### {view.title}")
+    epoch = f"epoch {view.epoch} of {view.epochs}" if view.epoch else view.phase
+    speed = f" · {view.images_per_s:,.0f} images/s" if view.images_per_s else ""
+    eta = f" · ETA {format_duration(view.eta)}" if view.running else ""
+    st.progress(min(max(view.progress, 0.0), 1.0), text=f"{view.progress:.0%} · {epoch}{run}{eta}{speed}")
+    if view.running:
+        st.caption(f"Now: {view.phase}.")
+    if view.error:
+        st.error(view.error)
+    elif view.state == "finished":
+        st.success(view.message)
+    elif view.state == "stopped":
+        st.warning(view.message)
+    for saved in view.saved:
+        m = saved.metrics
+        label = f"{saved.label}, " if view.n_runs > 1 else ""
+        st.caption(f"**{saved.path.stem}** ({label}{saved.status}): test −ELBO {m['elbo']:.1f} nats "
+                   f"(recon {m['recon']:.1f}, KL {m['kl']:.1f}), IW log p(x) {m['iw_logpx']:.1f} (k = {m['iw_samples']}), "
+                   f"active units {m['active_units']}.")
+    if view.steps or view.history:
+        st.plotly_chart(curves_figure(view), key=f"curves-{view.id}")
+    if view.snapshot is not None:
+        render_snapshot(view.snapshot, view.class_names, view.id)
+
+
+def render_snapshot(snap: Snapshot, class_names: Sequence[str], key: str) -> None:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        what = f"epoch {snap.epoch}" if snap.epoch else "before training"
+        st.markdown(f"**Latent map of the test set** ({what}; {len(snap.points):,} points, posterior means)")
+        fig, _ = latent_map(snap.points, snap.labels, tuple(class_names), axis_titles=snap.plane.labels,
+                            clickable=False, height=480)
+        st.plotly_chart(fig, key=f"map-{key}")
+    with right:
+        st.markdown(f"**Reconstructions** ({what}): inputs above, decoded below")
+        st.image(pixels(np.stack([snap.originals, snap.reconstructions])), width="stretch")
+        st.markdown("**Samples from the prior** (the same z every epoch)")
+        st.image(pixels(snap.samples.reshape(2, -1, *snap.samples.shape[1:])), width="stretch")
+
+
+def _live(job_id: str, polling: bool) -> None:
+    job = registry().get(job_id)
+    if job is None:
+        return
+    view = job.view()
+    if polling and not view.running:
+        st.rerun()  # a full rerun stops the polling and refreshes the model lists with the new checkpoint
+    render_job(view)
+
+
+def live_view(job_id: str, running: bool) -> None:
+    """The job's live view, re-drawn every POLL_S seconds while it runs and never after."""
+    st.fragment(_live, run_every=POLL_S if running else None)(job_id, running)
