@@ -21,7 +21,7 @@ def test_mean_matches_the_evaluators_elbo(model_and_test):
     model, images = model_and_test
     scores = per_image_nelbo(model, images)
     assert scores.shape == (len(images),) and np.isfinite(scores).all()
-    # two Monte-Carlo estimates of the same bound (8 shared draws vs 1 independent draw each)
+    # two Monte-Carlo estimates of the same bound (4 shared draws vs 1 independent draw each)
     assert scores.mean() == pytest.approx(elbo(model, images)["elbo"], rel=0.02)
 
 

@@ -15,7 +15,7 @@ import torch
 from .loss import gaussian_kl, log_likelihood
 from .model import VAE
 
-DEFAULT_SAMPLES = 8
+DEFAULT_SAMPLES = 4
 OOD_PERCENTILE = 99.0
 
 
