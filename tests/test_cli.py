@@ -1,11 +1,13 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from vae_core.checkpoint import load_checkpoint
 from vae_core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +77,17 @@ def test_train_evaluate_list_offline_from_the_command_line(tmp_path):
 
     listed = _cli("list", str(tmp_path))
     assert listed.returncode == 0 and "tiny" in listed.stdout and "mnist-sample" in listed.stdout
+
+
+def test_ctrl_c_stops_training_and_saves_the_weights_reached(tmp_path):
+    out = tmp_path / "interrupted.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "vae_core", "train", "--dataset", "mnist-sample", "--epochs", "500",
+                             "--hidden", "32", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("epoch   1")  # training is under way
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by the user" in err
+    model, info = load_checkpoint(out)
+    assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"

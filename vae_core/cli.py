@@ -5,7 +5,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
@@ -116,8 +118,21 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
 
-    result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch)
-    bar.close()
+    # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
     last = result.history[-1] if result.history else {}
     metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
     if args.iw_samples > 0:
