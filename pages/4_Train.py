@@ -1,4 +1,4 @@
-"""Train a VAE in the background and watch it learn: curves, reconstructions, samples and the latent map per epoch."""
+"""Train: a VAE trained in the background while you watch its curves, reconstructions, samples and latent map form."""
 from __future__ import annotations
 
 import streamlit as st

@@ -30,17 +30,27 @@ def registry() -> JobRegistry:
     return JobRegistry()
 
 
+def widget_key(name: str) -> str:
+    return f"_w.{name}"
+
+
 def remembered(name: str, default: Any, options: Sequence[Any] | None = None) -> str:
     """Widget key for a setting whose value is kept in the plain session key `name`.
 
     Streamlit drops a widget's state when its page is left; the plain key survives, and seeds the widget on return.
+    With `options`, a remembered value (or, for a list, each item) that is no longer offered falls back to `default`.
     """
-    widget_key = f"_w.{name}"
-    if widget_key not in st.session_state:
+    key = widget_key(name)
+    if key not in st.session_state:
         value = st.session_state.get(name, default)
-        st.session_state[widget_key] = value if options is None or value in options else default
-    st.session_state[name] = st.session_state[widget_key]
-    return widget_key
+        if options is not None:
+            if isinstance(value, list):
+                value = [v for v in value if v in options]
+            elif value not in options:
+                value = default
+        st.session_state[key] = value
+    st.session_state[name] = st.session_state[key]
+    return key
 
 
 def settings_form(prefix: str, defaults: dict[str, Any], with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:

@@ -12,7 +12,7 @@ import torch
 from . import inference
 from .data import ImageDataset
 from .model import VAE
-from .projection import LatentPlane, fit_pca, pca_plane, plane_grid, slice_plane
+from .projection import LatentPlane, default_plane, plane_grid
 
 MAP_POINTS = 2000  # test points re-encoded per snapshot: enough to see the clusters, cheap enough to do every epoch
 N_EXAMPLES = 8
@@ -21,15 +21,11 @@ PRIOR_SEED = 0
 
 
 def view_plane(mu: np.ndarray) -> LatentPlane:
-    """The plane a map is drawn on: the raw axes when d ≤ 2, else the top two principal components of the
-    posterior means (fitted anew for every snapshot, with signs fixed so a slowly changing model does not flip)."""
-    mu = np.asarray(mu, np.float32)
-    d = mu.shape[1]
-    if d == 1:  # a line: draw it along x
+    """The plane a map is drawn on: projection.default_plane (the latent axes for d = 2, else the PCA plane of the
+    posterior means, fitted anew per snapshot with fixed signs), and for d = 1 the line drawn along x."""
+    if np.asarray(mu).shape[1] == 1:
         return LatentPlane(origin=np.zeros(1), axes=np.array([[1.0], [0.0]]), labels=("z0", "(d = 1)"))
-    if d == 2:
-        return slice_plane(2)
-    return pca_plane(fit_pca(mu, 2))
+    return default_plane(mu)
 
 
 def map_indices(n_total: int, n: int = MAP_POINTS, seed: int = 0) -> np.ndarray:
