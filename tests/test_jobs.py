@@ -1,0 +1,212 @@
+"""Background training jobs: lifecycle, stop, error capture, the one-at-a-time registry, names, snapshots."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vae_core import inference, jobs
+from vae_core.checkpoint import load_checkpoint, read_info
+from vae_core.config import ConfigError, ModelConfig, TrainConfig
+from vae_core.data import load_dataset
+from vae_core.snapshots import decode_plane, example_indices, map_indices, view_plane
+
+TINY = ModelConfig(latent_dim=2, hidden=(32,))
+
+
+def tiny_train(**changes) -> TrainConfig:
+    return TrainConfig(**{"dataset": "mnist-sample", "epochs": 1, "batch_size": 500, **changes})
+
+
+def run(spec: jobs.JobSpec, timeout: float = 120) -> jobs.JobView:
+    job = jobs.TrainingJob(spec).start()
+    assert job.join(timeout), "the job did not end in time"
+    return job.view()
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my model", "my_model"), ("../../etc/passwd", "etc_passwd"), ("a/b\\c", "a_b_c"), ("model.pt", "model"),
+    (" beta-4.0 ", "beta-4.0"), (".hidden", "hidden"), ("mnist_z2", "mnist_z2"),
+])
+def test_sanitize_name_keeps_only_safe_characters(text, expected):
+    assert jobs.sanitize_name(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "..", "/", "ü", "._-"])
+def test_sanitize_name_rejects_names_with_nothing_usable(text):
+    with pytest.raises(jobs.JobError, match="no usable characters"):
+        jobs.sanitize_name(text)
+
+
+def test_target_path_needs_confirmation_for_shipped_or_existing_models(tmp_path):
+    for name in jobs.SHIPPED_MODELS:
+        with pytest.raises(jobs.JobError, match="shipped"):
+            jobs.target_path(tmp_path, name)
+        assert jobs.target_path(tmp_path, name, replace_existing=True) == tmp_path / f"{name}.pt"
+    (tmp_path / "mine.pt").write_bytes(b"x")
+    with pytest.raises(jobs.JobError, match="already exists"):
+        jobs.target_path(tmp_path, "mine")
+    assert jobs.target_path(tmp_path, "other") == tmp_path / "other.pt"
+
+
+def test_parse_hidden_and_betas():
+    assert jobs.parse_hidden("512, 256") == (512, 256)
+    assert jobs.parse_hidden(" 64 ") == (64,)
+    assert jobs.parse_betas("0.5, 1 2,4, 1") == (0.5, 1.0, 2.0, 4.0)
+    for bad in ("", "a, 3", "0", "-4"):
+        with pytest.raises(ConfigError):
+            jobs.parse_hidden(bad)
+    for bad in ("", "x", "-1", "nan"):
+        with pytest.raises(ConfigError):
+            jobs.parse_betas(bad)
+
+
+def test_job_trains_saves_and_reports_metrics_and_snapshots(tmp_path):
+    spec = jobs.training_spec("first try", tmp_path, TINY, tiny_train(epochs=2), iw_samples=5)
+    view = run(spec)
+    assert view.state == jobs.FINISHED and view.error is None
+    assert view.progress == 1.0 and view.epoch == 2
+    assert [h["epoch"] for h in view.history] == [1, 2]
+    assert view.steps and all(map(math.isfinite, np.ravel(view.steps)))
+    snap = view.snapshot
+    assert snap.epoch == 2
+    assert snap.points.shape == (1000, 2) and snap.labels.shape == (1000,)
+    assert snap.originals.shape == snap.reconstructions.shape == (8, 28, 28)
+    assert snap.samples.shape == (16, 28, 28)
+    path = tmp_path / "first_try.pt"
+    assert [s.path for s in view.saved] == [path]
+    model, info = load_checkpoint(path)
+    assert len(info.history) == 2 and info.extra["status"] == "finished"
+    for key in ("elbo", "recon", "kl", "iw_logpx"):
+        assert math.isfinite(info.metrics[key])
+    assert info.metrics["iw_samples"] == 5 and 0 <= info.metrics["active_units"] <= 2
+    assert info.test_elbo == pytest.approx(view.saved[0].metrics["elbo"])
+
+
+def test_stop_keeps_the_weights_reached_so_far(tmp_path):
+    job = jobs.TrainingJob(jobs.training_spec("stopped", tmp_path, TINY, tiny_train(epochs=500), iw_samples=5)).start()
+    wait_for(lambda: len(job.view().history) >= 1)
+    job.stop()
+    assert job.join(60)
+    view = job.view()
+    assert view.state == jobs.STOPPED and view.error is None
+    assert "Stopped" in view.message
+    model, info = load_checkpoint(tmp_path / "stopped.pt")
+    assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
+    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl", "iw_logpx"))
+    recon = inference.reconstruct(model, load_dataset("mnist-sample").test_images[:4])
+    assert np.isfinite(recon).all()
+
+
+def test_missing_data_is_reported_not_raised(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("VAE_OFFLINE", "1")
+    view = run(jobs.training_spec("nodata", tmp_path, TINY, tiny_train(dataset="fashion-mnist")))
+    assert view.state == jobs.FAILED
+    assert "fashion-mnist is not available" in view.error
+    assert not view.saved and not (tmp_path / "nodata.pt").exists()
+
+
+def test_divergence_is_reported_and_nothing_saved(tmp_path):
+    view = run(jobs.training_spec("boom", tmp_path, TINY, tiny_train(lr=1e12)))
+    assert view.state == jobs.FAILED
+    assert "diverged" in view.error and "learning rate" in view.error
+    assert not (tmp_path / "boom.pt").exists()
+
+
+def test_out_of_memory_gets_a_helpful_message(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(jobs, "fit", out_of_memory)
+    view = run(jobs.training_spec("oom", tmp_path, TINY, tiny_train()))
+    assert view.state == jobs.FAILED
+    assert "ran out of memory" in view.error and "smaller batch size" in view.error
+
+
+def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(jobs, "fit", broken)
+    view = run(jobs.training_spec("broken", tmp_path, TINY, tiny_train()))
+    assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
+
+
+def test_registry_runs_one_job_at_a_time(tmp_path):
+    registry = jobs.JobRegistry()
+    spec = jobs.training_spec("long", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)
+    first = registry.submit(jobs.TrainingJob(spec))
+    try:
+        assert registry.active() is first and registry.latest() is first
+        with pytest.raises(jobs.JobBusy, match="'long' is still training"):
+            registry.submit(jobs.TrainingJob(spec))
+        assert registry.latest() is first
+    finally:
+        first.stop()
+        assert first.join(60)
+    assert registry.active() is None and registry.get(first.id) is first
+    second = registry.submit(jobs.TrainingJob(jobs.training_spec("short", tmp_path, TINY, tiny_train(), iw_samples=0)))
+    assert second.join(60) and registry.latest() is second
+    registry.clear()
+    assert registry.latest() is None
+
+
+def test_registry_clear_stops_running_jobs(tmp_path):
+    registry = jobs.JobRegistry()
+    job = registry.submit(jobs.TrainingJob(jobs.training_spec("x", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)))
+    registry.clear(timeout=60)
+    assert not job.running and job.stop_requested
+
+
+def test_sweep_saves_one_model_per_beta(tmp_path):
+    spec = jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(beta=1.0), (0.5, 4.0), iw_samples=0)
+    view = run(spec)
+    assert view.state == jobs.FINISHED and view.n_runs == 2
+    assert [s.path.name for s in view.saved] == ["sw_beta0.5.pt", "sw_beta4.pt"]
+    assert [read_info(s.path).beta for s in view.saved] == [0.5, 4.0]
+    with pytest.raises(jobs.JobError, match="already exists"):
+        jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(), (4.0,))
+
+
+def test_view_plane_and_decoded_plane():
+    mu = np.random.default_rng(0).normal(size=(500, 5)) * np.array([3.0, 1.0, 0.3, 0.1, 0.1])
+    plane = view_plane(mu)
+    assert np.allclose(plane.axes @ plane.axes.T, np.eye(2), atol=1e-6)
+    assert abs(plane.axes[0, 0]) > 0.99  # the first PC follows the widest dim
+    flat = view_plane(mu[:, :2])
+    assert np.allclose(flat.project(mu[:, :2]), mu[:, :2], atol=1e-5)
+    line = view_plane(mu[:, :1])
+    assert np.allclose(line.project(mu[:, :1])[:, 0], mu[:, 0], atol=1e-5)
+    torch.manual_seed(0)
+    from vae_core.model import build_model
+
+    model = build_model(ModelConfig(latent_dim=2, hidden=(16,))).eval()
+    assert np.allclose(decode_plane(model, flat, 5), inference.decode_grid(model, 5), atol=1e-6)
+
+
+def test_fixed_examples_and_map_subset():
+    labels = np.array([3, 3, 1, 0, 1, 2, 0, 9])
+    assert list(example_indices(labels, 5)) == [3, 2, 5, 0, 7]
+    assert list(example_indices(labels, 7)) == [3, 2, 5, 0, 7, 1, 4]
+    idx = map_indices(10_000, 2000)
+    assert len(idx) == 2000 and len(set(idx)) == 2000 and (np.diff(idx) > 0).all()
+    assert np.array_equal(idx, map_indices(10_000, 2000))
+    assert np.array_equal(map_indices(500, 2000), np.arange(500))
+
+
+def test_smooth_is_bias_corrected():
+    assert np.allclose(jobs.smooth([5.0] * 20), 5.0)
+    out = jobs.smooth([10.0, 0.0, 0.0], weight=0.5)
+    assert out[0] == 10.0 and out[1] < out[0] and out[2] < out[1]
