@@ -1,0 +1,141 @@
+"""The Train page through Streamlit's AppTest: start, save, pick; stop; refuse a second start; remembered settings."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ui import shared, training
+from vae_core.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "4_Train.py")
+APP = ROOT / "app.py"
+
+
+@pytest.fixture
+def checkpoint_dir(tmp_path, monkeypatch):
+    """An empty checkpoint folder for the page, offline, and no job left over from another test."""
+    monkeypatch.setattr(shared, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setenv("VAE_OFFLINE", "1")
+    training.registry().clear()
+    st.cache_resource.clear()
+    yield tmp_path
+    training.registry().clear()
+    st.cache_resource.clear()
+
+
+def page(**settings) -> AppTest:
+    """The page with a tiny model filled in (hidden 32, batch 500: a few seconds per run on a CPU)."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    values = {"hidden": "32", "epochs": 2, "batch": 500, "name": "tiny", **settings}
+    for name, value in values.items():
+        widget = at.text_input(key=f"_w.train.{name}") if isinstance(value, str) else at.number_input(key=f"_w.train.{name}")
+        widget.set_value(value)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.main.error]  # the sidebar says "no checkpoints" until the first is saved
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def test_start_trains_saves_and_the_picker_offers_the_model(checkpoint_dir):
+    at = page(name="my tiny model")
+    assert "No training yet" in at.info[0].value
+    assert any("my_tiny_model.pt" in c.value for c in at.caption)
+    at.button(key="start").click().run()
+    assert not at.exception and not errors(at)
+    job = training.registry().latest()
+    assert job is not None and job.spec.runs[0].path == checkpoint_dir / "my_tiny_model.pt"
+    assert job.join(120)
+    at.run()
+    assert not at.exception and not errors(at)
+    assert any("Finished; saved my_tiny_model.pt" in s.value for s in at.success)
+    model, info = load_checkpoint(checkpoint_dir / "my_tiny_model.pt")
+    assert info.model_config.hidden == (32,) and len(info.history) == 2
+    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl"))
+    picker = at.sidebar.selectbox(key="_model_picker")
+    assert any(o.startswith("my_tiny_model") for o in picker.options)
+    assert picker.value == "my_tiny_model"  # the new model becomes the current one
+    assert at.session_state[shared.SELECTED_KEY] == "my_tiny_model"
+    assert f"{info.test_elbo:.1f} nats" in at.sidebar.caption[0].value
+
+
+def test_stop_mid_run_keeps_a_usable_model(checkpoint_dir):
+    at = page(epochs=500, name="halfway")
+    at.button(key="start").click().run()
+    job = training.registry().latest()
+    wait_for(lambda: len(job.view().history) >= 1)
+    assert not at.button(key="stop").disabled
+    at.button(key="stop").click().run()
+    assert job.join(60)
+    at.run()
+    assert not at.exception and not errors(at)
+    assert any("Stopped; saved halfway.pt" in w.value for w in at.warning)
+    model, info = load_checkpoint(checkpoint_dir / "halfway.pt")
+    assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
+    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl", "iw_logpx"))
+    assert at.button(key="stop").disabled
+
+
+def test_second_start_is_refused_while_a_job_runs(checkpoint_dir):
+    at = page(epochs=500, name="first")
+    at.button(key="start").click().run()
+    first = training.registry().latest()
+    assert first.running
+    at.text_input(key="_w.train.name").set_value("second")
+    at.button(key="start").click().run()
+    assert any("Not started: 'first' is still training" in e for e in errors(at))
+    assert training.registry().latest() is first
+    first.stop()
+    assert first.join(60)
+    assert not (checkpoint_dir / "second.pt").exists()
+
+
+def test_bad_names_and_settings_are_refused_with_a_message(checkpoint_dir):
+    at = page(name="mnist_z2")
+    at.button(key="start").click().run()
+    assert any("shipped with the app" in e for e in errors(at))
+    at.text_input(key="_w.train.name").set_value("../..").run()
+    at.button(key="start").click().run()
+    assert any("no usable characters" in e for e in errors(at))
+    at.text_input(key="_w.train.name").set_value("fine").run()
+    at.text_input(key="_w.train.hidden").set_value("wide").run()
+    assert any("hidden sizes must be whole numbers" in e for e in errors(at))
+    at.button(key="start").click().run()
+    assert any("fix the settings first" in e for e in errors(at))
+    assert training.registry().latest() is None and not at.exception
+
+
+def test_settings_survive_a_page_switch(checkpoint_dir):
+    if not APP.exists():
+        pytest.skip("app.py (the multipage entry point) is not there yet")
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.switch_page("pages/4_Train.py").run()
+    at.number_input(key="_w.train.latent").set_value(5)
+    at.text_input(key="_w.train.hidden").set_value("48, 24")
+    at.text_input(key="_w.train.name").set_value("kept").run()
+    at.switch_page("pages/5_Compare_Beta.py").run()
+    assert not at.exception and at.title[0].value == "Compare β"
+    assert "_w.train.latent" not in at.session_state  # Streamlit dropped the Train page's widget state
+    at.switch_page("pages/4_Train.py").run()
+    assert not at.exception
+    assert at.number_input(key="_w.train.latent").value == 5
+    assert at.text_input(key="_w.train.hidden").value == "48, 24"
+    assert at.text_input(key="_w.train.name").value == "kept"
