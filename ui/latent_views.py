@@ -1,0 +1,90 @@
+"""Cached views of the chosen model's latent space: PCA, decoded grids, the latents CSV and a process-wide UMAP registry.
+
+Everything is keyed by the checkpoint's path and modification time (plus the dataset), so a retrained
+model gets fresh views and a click never recomputes encodings, PCA or UMAP. (Streamlit leaves arguments
+whose names start with '_' out of cache keys: those carry the unhashable objects, the others the identity.)
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import streamlit as st
+
+from ui.plots import png_data_uri
+from ui.shared import Selection, _stamp
+from vae_core import inference, projection
+from vae_core.preprocess import to_png_bytes
+from vae_core.projection import PCA, LatentPlane, UmapJob, fit_pca, latents_csv, plane_grid
+
+GRID_PAD = 2  # pixels between cells of the downloadable grid
+
+
+def model_key(sel: Selection) -> tuple[str, int, str]:
+    return str(sel.info.path), _stamp(sel.info.path), sel.data.name
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pca(key: tuple, _mu: np.ndarray) -> PCA:
+    return fit_pca(_mu, 2)
+
+
+def pca(sel: Selection) -> PCA:
+    """The top two principal components of the test set's μ."""
+    return _pca(model_key(sel), sel.mu)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _default_plane(key: tuple, _mu: np.ndarray) -> LatentPlane:
+    return projection.default_plane(_mu)
+
+
+def default_plane(sel: Selection) -> LatentPlane:
+    """The shared starting view: the latent axes for d = 2, else the PCA plane of the test set's μ."""
+    return _default_plane(model_key(sel), sel.mu)
+
+
+def plane_key(plane: LatentPlane) -> tuple[bytes, bytes]:
+    return np.asarray(plane.origin, np.float32).tobytes(), np.asarray(plane.axes, np.float32).tobytes()
+
+
+@st.cache_data(show_spinner="Decoding the grid…", max_entries=64)
+def _grid(key: tuple, plane_id: tuple, n: int, _sel: Selection, _plane: LatentPlane) -> tuple[bytes, str]:
+    images = inference.decode(_sel.model, plane_grid(_plane, n)).reshape(n, n, 28, 28)
+    return to_png_bytes(inference.tile(images, GRID_PAD)), png_data_uri(1.0 - inference.tile(images))
+
+
+def decoded_grid(sel: Selection, plane: LatentPlane, n: int) -> tuple[bytes, str]:
+    """The n×n grid over [-3, 3]² of `plane`: (PNG with thin gaps between cells, PNG data URI without gaps and
+    inverted, dark on white, for a plot background under coloured points). Encoded once per plane and size,
+    so reruns do not re-encode the images."""
+    return _grid(model_key(sel), plane_key(plane), n, sel, plane)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _csv(key: tuple, _sel: Selection) -> bytes:
+    return latents_csv(_sel.mu, _sel.sigma, _sel.data.test_labels.numpy())
+
+
+def latents_csv_bytes(sel: Selection) -> bytes:
+    """The test set's latent coordinates as CSV (index, label, mu_*, sigma_*)."""
+    return _csv(model_key(sel), sel)
+
+
+@st.cache_resource(show_spinner=False)
+def _umap_registry() -> tuple[dict[tuple, UmapJob], threading.Lock]:
+    return {}, threading.Lock()
+
+
+def umap_job(sel: Selection) -> UmapJob:
+    """The (started) UMAP job of this model's test-set μ, shared by every session in the process."""
+    jobs, lock = _umap_registry()
+    key = model_key(sel)
+    with lock:
+        if key not in jobs:
+            # UMAP imports pandas in its thread; plotly, in this one, uses pandas if it is in sys.modules and
+            # would find it half-initialised. Importing it here first closes that race.
+            import pandas  # noqa: F401
+
+            jobs[key] = UmapJob(sel.mu).start()
+        return jobs[key]

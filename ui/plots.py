@@ -1,0 +1,118 @@
+"""Plotly figures of the latent plane, shared by the pages that draw on it (Latent Map, Interpolate, Reconstruct).
+
+Build a map with `latent_map`, then draw on it with `add_marker` / `add_path`. Markers and paths skip hover,
+so a click on them still lands on the plane beneath (the invisible click overlay).
+"""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import plotly.graph_objects as go
+
+from vae_core.inference import GRID_EXTENT
+from vae_core.preprocess import to_png_bytes
+from vae_core.projection import OVERLAY_NODES, grid_image_bounds, overlay_nodes
+
+# Plotly's D3 palette: ten well separated hues, one per class
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MARK_COLOR = "#000000"
+PATH_COLOR = "#e4007c"
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A float [0, 1] or uint8 image as a PNG data URI, e.g. a decoded grid for `latent_map(background=...)`."""
+    return "data:image/png;base64," + base64.b64encode(to_png_bytes(image)).decode()
+
+
+def latent_map(
+    xy: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    class_names: tuple[str, ...] = (),
+    *,
+    indices: np.ndarray | None = None,
+    axis_titles: tuple[str, str] = ("z0", "z1"),
+    extent: float | None = GRID_EXTENT,
+    background: tuple[str, int] | None = None,
+    background_opacity: float = 0.5,
+    clickable: bool = True,
+    height: int = 640,
+) -> tuple[go.Figure, int | None]:
+    """The latent plane as a square plot with equal axis scaling.
+
+    xy (N, 2) points coloured by `labels` (one WebGL trace per class, hover shows class and index; the test-set
+    index rides along as customdata so a click on a point says which image it was). `extent` fixes both axes
+    to [-extent, extent] (None: fit the points, e.g. for UMAP). `background` = (PNG data URI of an n×n decoded
+    grid, n) lays the grid under the points, each cell centred on its grid node. With `clickable`, an invisible
+    lattice over the square makes empty space selectable; returns the figure and that overlay's curve number
+    (for `vae_core.projection.click_from_selection`), or None.
+    """
+    fig = go.Figure()
+    overlay_curve = None
+    if clickable and extent is not None:
+        ox, oy = overlay_nodes(OVERLAY_NODES, extent)
+        fig.add_trace(go.Scattergl(
+            x=ox, y=oy, mode="markers", name="plane", showlegend=False,
+            # "none", not "skip": skipped traces get no hover and so cannot be clicked
+            hoverinfo="none", marker=dict(size=6, opacity=0, color=MARK_COLOR),
+            selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+        ))
+        overlay_curve = 0
+    if xy is not None:
+        xy = np.asarray(xy)
+        labels = np.zeros(len(xy), int) if labels is None else np.asarray(labels)
+        indices = np.arange(len(xy)) if indices is None else np.asarray(indices)
+        for c in np.unique(labels):
+            mask = labels == c
+            name = class_names[c] if c < len(class_names) else str(c)
+            fig.add_trace(go.Scattergl(
+                x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask],
+                text=np.full(int(mask.sum()), name, dtype=object),
+                hovertemplate="class %{text}<br>index %{customdata}<extra></extra>",
+                marker=dict(size=4, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
+                # a selection would otherwise fade every other point until the next redraw
+                unselected=dict(marker=dict(opacity=0.8)),
+            ))
+    if background is not None and extent is not None:
+        uri, n = background
+        left, top, size = grid_image_bounds(n, extent)
+        fig.add_layout_image(source=uri, xref="x", yref="y", x=left, y=top, sizex=size, sizey=size,
+                             sizing="stretch", layer="below", opacity=background_opacity)
+    axis = dict(zeroline=False, showgrid=background is None, gridcolor="#e6e6e6")
+    fig.update_layout(
+        height=height, margin=dict(l=50, r=10, t=30, b=45), plot_bgcolor="white",
+        hovermode="closest", clickmode="event+select", dragmode="pan",
+        legend=dict(itemsizing="constant", orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left"),
+        # equal scaling shrinks one axis to fit; shrink toward the legend so no gap opens between them
+        xaxis=dict(title=axis_titles[0], constrain="domain", **axis),
+        yaxis=dict(title=axis_titles[1], scaleanchor="x", scaleratio=1, constrain="domain", constraintoward="top", **axis),
+    )
+    if extent is not None:
+        fig.update_xaxes(range=[-extent, extent])
+        fig.update_yaxes(range=[-extent, extent])
+    return fig, overlay_curve
+
+
+def add_marker(fig: go.Figure, x: float, y: float, name: str, color: str = MARK_COLOR, symbol: str = "x-thin",
+               size: int = 16, legend: bool = False) -> go.Figure:
+    """One marked spot (e.g. the last click or a chosen image's μ), drawn above the points."""
+    fig.add_trace(go.Scatter(
+        x=[x], y=[y], mode="markers", name=name, hoverinfo="skip", showlegend=legend,
+        marker=dict(symbol=symbol, size=size, color=color, line=dict(width=3, color=color)),
+    ))
+    return fig
+
+
+def add_path(fig: go.Figure, xy: np.ndarray, name: str, color: str = PATH_COLOR, show_steps: bool = True) -> go.Figure:
+    """A path through the plane (e.g. an interpolation), start and end emphasised."""
+    xy = np.asarray(xy)
+    fig.add_trace(go.Scatter(
+        x=xy[:, 0], y=xy[:, 1], mode="lines+markers" if show_steps else "lines", name=name, hoverinfo="skip",
+        line=dict(color=color, width=2), marker=dict(size=6, color=color),
+    ))
+    fig.add_trace(go.Scatter(
+        x=xy[[0, -1], 0], y=xy[[0, -1], 1], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(size=12, color=color, symbol=["circle", "diamond"], line=dict(width=1, color="white")),
+    ))
+    return fig
