@@ -1,0 +1,183 @@
+"""Latent Map: the test set on the latent plane, the decoded manifold, and a click anywhere to decode it."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from ui import latent_views, shared
+from ui.plots import add_marker, latent_map
+from vae_core import inference
+from vae_core.preprocess import to_png_bytes
+from vae_core.projection import (
+    OVERLAY_NODES, LatentPlane, click_from_selection, pca_plane, slice_plane,
+)
+
+st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
+
+CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last click on empty space, written by the callback
+PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
+MAX_POINTS = 10_000
+VIEWS = ("Two dims", "PCA", "UMAP")
+
+
+def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane) -> None:
+    """Store the click before the rerun: redrawing the chart clears its selection."""
+    event = st.session_state.get(chart_key)
+    points = event["selection"]["points"] if event else []
+    click = click_from_selection(points, overlay_curve)
+    if click is None:
+        return
+    if click.kind == "point":
+        st.session_state[PICKED_KEY] = click.index
+    else:
+        z = plane.to_latent(np.array([click.x, click.y]))
+        st.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
+
+
+def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane) -> None:
+    st.plotly_chart(fig, key=key, on_select=partial(on_select, key, overlay_curve, plane), selection_mode="points",
+                    config={"displaylogo": False, "scrollZoom": False})
+
+
+@st.fragment(run_every=1.0)
+def umap_progress(job) -> None:
+    status = job.status()
+    if status.state != "running":
+        st.rerun()
+    st.progress(status.progress, text=f"UMAP is being computed in the background ({status.message}, "
+                                      f"{status.elapsed:.0f} s so far). Meanwhile the map shows the PCA plane.")
+
+
+def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
+    """A 28×28 image enlarged by nearest neighbour, so pixels stay crisp."""
+    st.image(to_png_bytes(pixels, scale), caption=caption, width=scale * 28)
+
+
+sel = shared.current_selection()
+st.title("Latent map")
+if sel is None:
+    st.info("No model to show yet: train one on the Train page, or put a checkpoint in the checkpoints folder.")
+    st.stop()
+d = sel.latent_dim
+if d < 2:
+    st.warning(f"{sel.info.name} has a {d}-dimensional latent space; the map needs at least 2 dims.")
+    st.stop()
+
+n_points = min(len(sel.mu), MAX_POINTS)
+mu, labels = sel.mu[:n_points], sel.data.test_labels.numpy()[:n_points]
+class_names = sel.data.class_names
+picked = st.session_state.get(PICKED_KEY)
+if picked is not None and not 0 <= picked < n_points:  # a pick made with another model
+    picked = st.session_state[PICKED_KEY] = None
+
+st.caption(f"{shared.describe(sel.info)} · {n_points:,} test images of {sel.data.source}. "
+           "Click anywhere on the plane to decode that spot; click a point to pick that test image.")
+
+# --- controls -----------------------------------------------------------------------------------------------
+c_view, c_dims, c_base, c_grid = st.columns([3, 2, 2, 3], gap="medium") if d > 2 else (None, None, None, st.container())
+view = plane_kind = "Two dims"
+if d > 2:
+    view = plane_kind = c_view.radio(
+        "Projection", VIEWS, index=1, horizontal=True, key="lm_view",
+        help="A slice through two latent dims, the top two principal components of the test set's μ, "
+             "or UMAP (a view only: clicks on empty space are decoded on a plane).")
+    if view == "UMAP":
+        plane_kind = c_view.radio("Decode clicks on", ("PCA", "Two dims"), horizontal=True, key="lm_umap_plane",
+                                  help="UMAP has no fast inverse, so clicks on empty space are decoded on this plane.")
+dims, base = (0, 1), None
+if plane_kind == "Two dims" and d > 2:
+    dx = c_dims.selectbox("x dim", range(d), index=0, key="lm_dx")
+    dy = c_dims.selectbox("y dim", [k for k in range(d) if k != dx], index=0, key="lm_dy")
+    dims = (dx, dy)
+    base_choice = c_base.radio("Other dims held at", ("zero", "picked point's μ"), key="lm_base",
+                               disabled=picked is None,
+                               help="Pick a point (click a test image on the map) to slice through its μ.")
+    if base_choice != "zero" and picked is not None:
+        base = mu[picked]
+c_n, c_bg = c_grid.columns([3, 2], vertical_alignment="bottom") if d == 2 else (c_grid, c_grid)
+n_grid = c_n.slider("Decoded grid size (n × n)", 5, 30, 15, key="lm_n")
+show_background = c_bg.toggle("Show the grid under the points", value=True, key="lm_bg")
+
+plane = slice_plane(d, dims, base) if plane_kind == "Two dims" else pca_plane(latent_views.pca(sel))
+grid_png, grid_uri = latent_views.decoded_grid(sel, plane, n_grid)
+
+umap_xy = None
+if view == "UMAP":
+    job = latent_views.umap_job(sel)
+    status = job.status()
+    if status.state == "done":
+        umap_xy = job.embedding[:n_points]
+    elif status.state == "failed":
+        st.error(f"{status.message}. Showing the PCA plane instead.")
+    else:
+        umap_progress(job)
+
+click = st.session_state.get(CLICK_KEY)
+z_click = None
+if click is not None and len(click["z"]) == d:
+    z_click = np.asarray(click["z"], np.float32)
+
+# --- map and side panel ---------------------------------------------------------------------------------------
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    if umap_xy is not None:
+        fig, _ = latent_map(umap_xy, labels, class_names, axis_titles=("UMAP 1", "UMAP 2"), extent=None,
+                            clickable=False, height=680)
+        if picked is not None:
+            add_marker(fig, *umap_xy[picked], name=f"picked #{picked}", symbol="circle-open", size=18)
+        show_chart(fig, "lm_chart_umap", None, plane)
+        st.caption("UMAP is a view only: it has no fast inverse, so click a test image here to pick it, and click "
+                   f"empty space on the {plane_kind} plane at the right to decode it.")
+    else:
+        fig, overlay = latent_map(plane.project(mu), labels, class_names, axis_titles=plane.labels,
+                                  background=(grid_uri, n_grid) if show_background else None, height=680)
+        if z_click is not None:
+            add_marker(fig, *plane.project(z_click[None])[0], name="clicked spot")
+        if picked is not None:
+            add_marker(fig, *plane.project(mu[picked][None])[0], name=f"picked #{picked}", symbol="circle-open",
+                       size=18)
+        show_chart(fig, "lm_chart", overlay, plane)
+
+with right:
+    if umap_xy is not None:
+        plane_fig, overlay = latent_map(axis_titles=plane.labels, background=(grid_uri, n_grid), height=360,
+                                        background_opacity=1.0)
+        if z_click is not None:
+            add_marker(plane_fig, *plane.project(z_click[None])[0], name="clicked spot", color="#e4007c")
+        plane_fig.update_layout(showlegend=False)
+        show_chart(plane_fig, "lm_plane_chart", overlay, plane)
+
+    c_decoded, c_near = st.columns([3, 2])
+    with c_decoded:
+        st.markdown("**Decoded at the clicked spot**")
+        if z_click is None:
+            st.info("Click anywhere on the plane to decode that spot.")
+        else:
+            image(inference.decode(sel.model, z_click)[0], caption="decoded", scale=7)
+            st.markdown(f"clicked at (x, y) = ({click['x']:.3f}, {click['y']:.3f}) on the "
+                        f"{' / '.join(label.split(' (')[0] for label in click['plane'])} plane", help="Coordinates snap to the click lattice, one step = "
+                        f"{2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1):.2f}.")
+            if d > 2:
+                st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
+    with c_near:
+        if z_click is not None:
+            i = inference.nearest(mu, z_click)
+            st.markdown("**Nearest test image**")
+            image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
+                                                            f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
+        if picked is not None:
+            st.markdown("**Picked point**")
+            image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
+
+    st.markdown(f"**Decoded manifold** · {n_grid} × {n_grid} over [-3, 3]² of {plane.labels[0]} / {plane.labels[1]}"
+                + ("" if plane_kind == "PCA" or d == 2 else
+                   f", other dims at {'the picked μ' if base is not None else 'zero'}"))
+    st.image(grid_png, width="stretch")
+    c_png, c_csv = st.columns(2)
+    c_png.download_button("Grid as PNG", grid_png, file_name=f"{sel.info.name}_grid_{n_grid}.png", mime="image/png",
+                          on_click="ignore", width="stretch")
+    c_csv.download_button("Latents as CSV", lambda: latent_views.latents_csv_bytes(sel),
+                          file_name=f"{sel.info.name}_test_latents.csv", mime="text/csv", on_click="ignore",
+                          width="stretch", help="index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1} per test image")
