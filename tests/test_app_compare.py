@@ -1,0 +1,128 @@
+"""The Compare β page through AppTest: table, rate–distortion plot and side-by-side views; metrics measured when
+a checkpoint lacks them; a sweep trained from the page; the shipped sweep when it is there."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import SHARED_DATA, shipped_checkpoint
+from ui import shared, training
+from vae_core import jobs
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Compare_Beta.py")
+TINY = ModelConfig(latent_dim=3, hidden=(32,))
+
+
+@pytest.fixture(scope="module")
+def beta_checkpoints(tmp_path_factory) -> Path:
+    """Two tiny models that differ only in β (d = 3, so the PCA path is used), plus one saved without metrics."""
+    folder = tmp_path_factory.mktemp("beta")
+    spec = jobs.sweep_spec("tiny", folder, TINY, TrainConfig(epochs=2, batch_size=250), (0.5, 4.0), iw_samples=5)
+    job = jobs.TrainingJob(spec).start()
+    assert job.join(120) and job.view().state == jobs.FINISHED, job.view().error
+    model, info = load_checkpoint(folder / "tiny_beta4.pt")
+    save_checkpoint(folder / "bare.pt", model, info.train_config, info.dataset, info.history, metrics={})
+    return folder
+
+
+@pytest.fixture
+def use_folder(monkeypatch):
+    def use(folder: Path) -> None:
+        monkeypatch.setattr(shared, "CHECKPOINT_DIR", folder)
+
+    monkeypatch.setenv("VAE_OFFLINE", "1")
+    training.registry().clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield use
+    training.registry().clear()
+    st.cache_resource.clear()
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def table(at: AppTest):
+    return at.dataframe[0].value
+
+
+def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoints, use_folder):
+    use_folder(beta_checkpoints)
+    at = run_page()
+    assert at.multiselect(key="_w.compare.models").value == ["tiny_beta0.5", "tiny_beta4"]
+    df = table(at)
+    assert list(df["model"]) == ["tiny_beta0.5", "tiny_beta4"] and list(df["β"]) == [0.5, 4.0]
+    for column in ("test −ELBO", "recon", "KL", "IW log p(x)"):
+        assert all(map(math.isfinite, df[column]))
+    assert np.allclose(df["test −ELBO"], df["recon"] + df["KL"], rtol=1e-4)
+    assert df["KL"].iloc[1] < df["KL"].iloc[0], "a larger β must buy a smaller KL"
+    assert all(s.startswith("stored") for s in df["metrics"])
+    assert all(u.endswith("of 3") for u in df["active units"])
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # rate–distortion + one latent map per model
+    assert len(at.get("image")) == 2 * 3  # per model: decoded grid, prior samples, reconstructions
+    assert [m.value for m in at.markdown if m.value.startswith("#### β")] == ["#### β = 0.5", "#### β = 4"]
+    assert not at.warning  # same dataset, architecture and size: nothing to warn about
+
+
+def test_missing_metrics_are_measured_and_mismatches_flagged(beta_checkpoints, use_folder):
+    use_folder(beta_checkpoints)
+    at = run_page()
+    at.multiselect(key="_w.compare.models").set_value(["tiny_beta0.5", "bare"]).run()
+    assert not at.exception
+    row = table(at).set_index("model").loc["bare"]
+    assert row["metrics"].startswith("measured here on mnist-sample")
+    assert all(math.isfinite(row[c]) for c in ("test −ELBO", "recon", "KL", "IW log p(x)"))
+    stored = load_checkpoint(beta_checkpoints / "tiny_beta4.pt")[1].metrics  # same weights as bare.pt
+    assert row["test −ELBO"] == pytest.approx(stored["elbo"], rel=1e-4)
+    at.multiselect(key="_w.compare.models").set_value(["tiny_beta4", "bare"]).run()
+    assert any("share the same β" in w.value for w in at.warning)
+    at.multiselect(key="_w.compare.models").set_value(["bare"]).run()
+    assert "Pick at least two models" in at.info[0].value and not at.dataframe
+
+
+def test_sweep_from_the_page_trains_saves_and_is_preselected(tmp_path, use_folder):
+    use_folder(tmp_path)
+    at = run_page()
+    assert "No checkpoints" in at.info[0].value
+    at.radio(key="_w.compare.mode").set_value("Train a β sweep").run()
+    for key, value in (("hidden", "32"), ("betas", "0.5, 8"), ("name", "mine")):
+        at.text_input(key=f"_w.sweep.{key}").set_value(value)
+    at.number_input(key="_w.sweep.epochs").set_value(1)
+    at.number_input(key="_w.sweep.batch").set_value(500)
+    at.run()
+    at.button(key="start-sweep").click().run()
+    assert not at.exception and not at.main.error
+    job = training.registry().latest()
+    assert job.join(120)
+    at.run()
+    assert any("saved mine_beta0.5.pt, mine_beta8.pt" in s.value for s in at.success)
+    at.radio(key="_w.compare.mode").set_value("Compare trained models").run()
+    assert not at.exception
+    assert list(table(at)["model"]) == ["mine_beta0.5", "mine_beta8"]
+
+
+def test_shipped_beta_sweep_compares_without_training(use_folder, monkeypatch):
+    low, high = shipped_checkpoint("mnist_z10_beta0.5"), shipped_checkpoint("mnist_z10_beta8")
+    if (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        monkeypatch.setenv("VAE_DATA_DIR", str(SHARED_DATA))
+    use_folder(low.parent)
+    at = run_page()
+    chosen = at.multiselect(key="_w.compare.models").value
+    assert chosen[0] == "mnist_z10_beta0.5" and chosen[-1] == "mnist_z10_beta8"
+    assert all(name.startswith("mnist_z10_beta") for name in chosen)
+    df = table(at).set_index("model")
+    assert df.loc["mnist_z10_beta8", "KL"] < df.loc["mnist_z10_beta0.5", "KL"]
+    assert df.loc["mnist_z10_beta8", "recon"] > df.loc["mnist_z10_beta0.5", "recon"]
+    assert len(at.get("plotly_chart")) == 1 + len(chosen)
