@@ -18,6 +18,8 @@ st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
 
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last click on empty space, written by the callback
 PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
+RECENT_KEY = "clicked_latents"  # the last clicked latents (numpy, most recent last), read by the Interpolate page
+MAX_RECENT = 10
 MAX_POINTS = 10_000
 VIEWS = ("Two dims", "PCA", "UMAP")
 
@@ -34,6 +36,7 @@ def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane) -> 
     else:
         z = plane.to_latent(np.array([click.x, click.y]))
         st.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
+        st.session_state[RECENT_KEY] = [*st.session_state.get(RECENT_KEY, []), z][-MAX_RECENT:]
 
 
 def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane) -> None:
