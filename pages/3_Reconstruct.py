@@ -1,0 +1,190 @@
+"""Reconstruct: upload your own images and see how the model reads them.
+
+Each file's MNIST-style preprocessing step by step, its reconstruction, where its posterior lands on the
+latent map, and how typical its −ELBO is among the test set's.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import map_overlays
+from ui.shared import Selection, current_selection
+from vae_core import inference, preprocess, typicality
+from vae_core.ellipses import ellipse, projected_covariances
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+EXAMPLES_KEY = "recon_examples"
+ELLIPSES = {"1σ": 1.0, "2σ": 2.0, "none": 0.0}
+OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
+SHOW_SCALE = 4
+THUMB = 104  # px, the height of each preprocessing step
+DOWNLOAD_SCALE = 8
+
+
+@st.cache_data(show_spinner="Scoring the test set once for this model…", max_entries=16)
+def _test_nelbo(path: str, stamp: int, dataset: str, _sel: Selection) -> np.ndarray:
+    """Per-image −ELBO of the whole test set, keyed by checkpoint file, mtime and dataset: never per upload."""
+    return typicality.per_image_nelbo(_sel.model, _sel.data.test_images)
+
+
+def test_nelbo(sel: Selection) -> np.ndarray:
+    return _test_nelbo(str(sel.info.path), sel.info.path.stat().st_mtime_ns, sel.data.name, sel)
+
+
+def example_files(sel: Selection) -> list[tuple[str, bytes]]:
+    """Three real test digits of different classes, fed through the same path as uploads:
+    one as stored, one as dark ink on white paper at 8× size (exercises inversion and cropping)."""
+    labels = sel.data.test_labels.numpy()
+    picks: list[int] = []
+    for i in np.random.default_rng(0).permutation(len(labels)):
+        if labels[i] not in labels[picks]:
+            picks.append(int(i))
+        if len(picks) == 3:
+            break
+    files = []
+    for n, i in enumerate(picks):
+        digit = sel.data.test_images[i].numpy()
+        name = f"test #{i} ({sel.data.class_names[labels[i]]})"
+        if n == 1:
+            files.append((f"{name} as ink on paper.png", preprocess.to_png_bytes(255 - np.pad(digit, 10), scale=8)))
+        else:
+            files.append((f"{name}.png", preprocess.to_png_bytes(digit)))
+    return files
+
+
+def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
+    line = f"−ELBO **{t.nelbo:.1f} nats**, costlier than {t.percentile:.1f} % of the test set"
+    if t.ood:
+        st.warning(f"{line}. Beyond the {ood_percentile:g}th percentile ({t.high:.1f} nats): "
+                   "unusual for this model, probably unlike its training data.", icon="⚠️")
+    elif t.unusually_low:
+        st.info(f"{line}. Among the cheapest {100 - ood_percentile:g} % (below {t.low:.1f} nats): easier than nearly "
+                "every test image; blank or very simple inputs do that, so a low −ELBO is no proof of a digit.")
+    else:
+        st.success(f"{line}: typical for this model.")
+
+
+def _vector(v: np.ndarray, shown: int = 4) -> str:
+    return "(" + ", ".join(f"{x:.2f}" for x in v[:shown]) + (", …" if len(v) > shown else "") + ")"
+
+
+def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+          score: typicality.Typicality, ood_percentile: float) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{number}. {result.name}**")
+        steps = [
+            (result.original, "original", None),
+            (result.grayscale, "grayscale, inverted" if result.inverted else "grayscale", None),
+            (result.cropped, "cropped", None),
+            (result.image, "28×28 input", SHOW_SCALE),
+            (recon, "reconstruction", SHOW_SCALE),
+        ]
+        *image_columns, text_column = st.columns([1] * len(steps) + [3])
+        for column, (image, caption, scale) in zip(image_columns, steps):
+            h, w = image.shape[:2]
+            # same height for every step: a tall crop is shown narrower rather than taller
+            column.image(preprocess.to_png_bytes(image, scale=scale) if scale else image, caption=caption,
+                         width=max(8, round(THUMB * min(1.0, w / h))))
+        with text_column:
+            _verdict(score, ood_percentile)
+            st.caption(f"μ = {_vector(mu)}, σ = {_vector(sigma)}")
+            st.download_button("Reconstruction (PNG)", preprocess.to_png_bytes(recon, scale=DOWNLOAD_SCALE),
+                               f"reconstruction_{number}.png", "image/png", key=f"recon_dl_{number}", on_click="ignore")
+
+
+def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go.Figure:
+    """The test set's −ELBOs, each image as a numbered marker above them (staggered so close ones stay readable)."""
+    fig = go.Figure(go.Histogram(x=reference, nbinsx=60, name="test set", marker_color="#9aa7b8",
+                                 hovertemplate="%{y} test images<extra></extra>"))
+    top = float(np.histogram(reference, bins=60)[0].max())
+    order = np.argsort([t.nelbo for t in scores])
+    levels = np.empty(len(scores))
+    levels[order] = top * (1.12 + 0.14 * (np.arange(len(scores)) % 3))
+    fig.add_trace(go.Scatter(
+        x=[t.nelbo for t in scores], y=levels, mode="markers+text", text=[str(i + 1) for i in range(len(scores))],
+        textposition="middle right", marker={"symbol": "triangle-down", "size": 11,
+                                             "color": ["#d62728" if t.ood else "#111111" for t in scores]},
+        hovertemplate="image %{text}: %{x:.1f} nats<extra></extra>",
+    ))
+    fig.add_vline(x=scores[0].high, line_dash="dash", line_color="#d62728",
+                  annotation_text="flag above", annotation_position="bottom right")
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
+                      xaxis_title="−ELBO (nats per image)", yaxis_title="test images", bargap=0.02)
+    return fig
+
+
+def main() -> None:
+    st.set_page_config(page_title="Reconstruct · Latent Explorer", layout="wide")
+    sel = current_selection()
+    st.title("Reconstruct your own images")
+    st.caption("Each file is normalised like MNIST (grayscale, white on black, cropped, fitted into 20×20, centred "
+               "by mass in 28×28), encoded, decoded and scored. Files stay in memory and are never stored.")
+    if sel is None:
+        st.stop()
+
+    uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=UPLOAD_TYPES, accept_multiple_files=True,
+                               key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
+    a, b, _ = st.columns([1, 1, 3])
+    if a.button("Try with 3 test digits", key="recon_try"):
+        st.session_state[EXAMPLES_KEY] = True
+    if st.session_state.get(EXAMPLES_KEY) and b.button("Remove the examples", key="recon_clear"):
+        st.session_state[EXAMPLES_KEY] = False
+
+    files = [(f.name, f.getvalue()) for f in uploads or []]
+    if st.session_state.get(EXAMPLES_KEY):
+        files += example_files(sel)
+    if not files:
+        st.info("Upload one or more images of digits (a photo of a digit drawn on paper works), "
+                "or press **Try with 3 test digits**.")
+        st.stop()
+
+    results, errors = preprocess.preprocess_many(files)
+    for message in errors:
+        st.error(message)
+    if not results:
+        st.stop()
+
+    images = np.stack([r.image for r in results])
+    mu, sigma = inference.encode_float(sel.model, images)
+    recons = inference.decode(sel.model, mu)
+
+    left, right = st.columns(2)
+    ood_percentile = left.select_slider("Flag as unusual above this percentile of the test set's −ELBO",
+                                        OOD_PERCENTILES, value=99.0, key="recon_ood")
+    k = ELLIPSES[right.radio("Posterior ellipse", list(ELLIPSES), horizontal=True, key="recon_ellipse")]
+    reference = test_nelbo(sel)
+    scores = typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile)
+
+    plane = map_overlays.plane_for(sel)
+    map_col, hist_col = st.columns([3, 2])
+    with map_col:
+        if plane is None:
+            st.caption("A 1-D latent space has no plane to draw on.")
+        else:
+            centres = plane.project(mu)
+            fig = map_overlays.latent_figure(sel, plane)
+            if k:
+                outlines = [ellipse(c, cov, k) for c, cov in zip(centres, projected_covariances(plane.axes, sigma))]
+                map_overlays.add_ellipses(fig, outlines, f"{k:g}σ of q(z|x)")
+            map_overlays.add_points(fig, centres, [r.name for r in results])
+            st.plotly_chart(fig, key="recon_map")
+            note = map_overlays.view_note(sel)
+            if note:
+                st.caption(f"{note} Each ellipse is the exact projection of that image's diagonal-Gaussian "
+                           "posterior onto this plane.")
+    with hist_col:
+        st.plotly_chart(_histogram(reference, scores), key="recon_hist")
+        st.caption(f"Test set: {len(reference):,} images, median −ELBO {np.median(reference):.1f} nats. "
+                   "A VAE's −ELBO is only a heuristic out-of-distribution score.")
+        grid = preprocess.images_to_grid(np.stack([images, recons], axis=1).reshape(-1, 28, 28), nrow=2)
+        st.download_button("All inputs and reconstructions (PNG)", preprocess.to_png_bytes(grid, scale=DOWNLOAD_SCALE),
+                           "reconstructions.png", "image/png", key="recon_dl_all",
+                           on_click="ignore")
+
+    for number, row in enumerate(zip(results, recons, mu, sigma, scores), start=1):
+        _card(number, *row, ood_percentile)
+
+
+main()
