@@ -16,10 +16,10 @@ from ui.plots import latent_map
 from vae_core import inference
 from vae_core.config import ARCHITECTURES, LIKELIHOODS, ModelConfig, TrainConfig
 from vae_core.data import SAMPLE, available_datasets
-from vae_core.jobs import JobRegistry, JobView, parse_hidden, smooth
-from vae_core.snapshots import Snapshot
+from vae_core.jobs import SNAPSHOT_INTERVAL_S, JobRegistry, JobView, parse_hidden, smooth
 
 POLL_S = 1.0
+SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 PIXEL_SCALE = 3  # images are upscaled with nearest-neighbour pixels so the browser does not blur them
 
@@ -127,8 +127,8 @@ def format_duration(seconds: float | None) -> str:
 
 # --- the live view ------------------------------------------------------------------------------------------------
 
-def render_job(view: JobView) -> None:
-    """Progress, outcome, curves and the latest snapshot of one job."""
+def render_progress(view: JobView) -> None:
+    """Progress with ETA, the outcome, the saved models' test metrics and the curves."""
     run = f" · model {view.run_index + 1} of {view.n_runs} ({view.run_label})" if view.n_runs > 1 else ""
     st.markdown(f"#### {view.title}")
     epoch = f"epoch {view.epoch} of {view.epochs}" if view.epoch else view.phase
@@ -151,18 +151,30 @@ def render_job(view: JobView) -> None:
                    f"active units {m['active_units']}.")
     if view.steps or view.history:
         st.plotly_chart(curves_figure(view), key=f"curves-{view.id}")
-    if view.snapshot is not None:
-        render_snapshot(view.snapshot, view.class_names, view.id)
 
 
-def render_snapshot(snap: Snapshot, class_names: Sequence[str], key: str) -> None:
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _map_figure(job_id: str, run_index: int, epoch: int, _view: JobView) -> go.Figure:
+    snap = _view.snapshot
+    return latent_map(snap.points, snap.labels, _view.class_names, axis_titles=snap.plane.labels,
+                      clickable=False, height=480)[0]
+
+
+def map_figure(view: JobView) -> go.Figure:
+    """The snapshot's latent map, built once per snapshot rather than once per poll (the build is the costly part)."""
+    return _map_figure(view.id, view.run_index, view.snapshot.epoch, view)
+
+
+def render_snapshot(view: JobView) -> None:
+    """The latest snapshot: latent map, reconstructions of the fixed inputs, samples from the fixed z."""
+    snap = view.snapshot
+    if snap is None:
+        return
     left, right = st.columns([3, 2], gap="large")
+    what = f"epoch {snap.epoch}" if snap.epoch else "before training"
     with left:
-        what = f"epoch {snap.epoch}" if snap.epoch else "before training"
         st.markdown(f"**Latent map of the test set** ({what}; {len(snap.points):,} points, posterior means)")
-        fig, _ = latent_map(snap.points, snap.labels, tuple(class_names), axis_titles=snap.plane.labels,
-                            clickable=False, height=480)
-        st.plotly_chart(fig, key=f"map-{key}")
+        st.plotly_chart(map_figure(view), key=f"map-{view.id}")
     with right:
         st.markdown(f"**Reconstructions** ({what}): inputs above, decoded below")
         st.image(pixels(np.stack([snap.originals, snap.reconstructions])), width="stretch")
@@ -170,16 +182,27 @@ def render_snapshot(snap: Snapshot, class_names: Sequence[str], key: str) -> Non
         st.image(pixels(snap.samples.reshape(2, -1, *snap.samples.shape[1:])), width="stretch")
 
 
-def _live(job_id: str, polling: bool) -> None:
+def _live(render, job_id: str, polling: bool) -> None:
     job = registry().get(job_id)
     if job is None:
         return
     view = job.view()
     if polling and not view.running:
         st.rerun()  # a full rerun stops the polling and refreshes the model lists with the new checkpoint
-    render_job(view)
+    render(view)
+
+
+def _live_progress(job_id: str, polling: bool) -> None:
+    _live(render_progress, job_id, polling)
+
+
+def _live_snapshot(job_id: str, polling: bool) -> None:
+    _live(render_snapshot, job_id, polling)
 
 
 def live_view(job_id: str, running: bool) -> None:
-    """The job's live view, re-drawn every POLL_S seconds while it runs and never after."""
-    st.fragment(_live, run_every=POLL_S if running else None)(job_id, running)
+    """The job's live view while it runs, and its final state after. Progress and curves are redrawn every
+    POLL_S seconds, the snapshot (which changes at most every SNAPSHOT_INTERVAL_S) every SNAPSHOT_POLL_S: the
+    redraws run in this server process, so they are kept from taking CPU time from the training thread."""
+    st.fragment(_live_progress, run_every=POLL_S if running else None)(job_id, running)
+    st.fragment(_live_snapshot, run_every=SNAPSHOT_POLL_S if running else None)(job_id, running)
