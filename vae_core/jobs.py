@@ -189,8 +189,6 @@ class JobView:
     saved: tuple[SavedModel, ...]
     error: str | None
     message: str
-    started: float  # time.time()
-    ended: float | None
 
     @property
     def running(self) -> bool:
@@ -214,7 +212,6 @@ class _State:
     saved: list[SavedModel] = field(default_factory=list)
     error: str | None = None
     message: str = ""
-    ended: float | None = None
 
 
 Loader = Callable[[str], ImageDataset]
@@ -228,7 +225,6 @@ class TrainingJob:
             raise JobError("nothing to train")
         self.spec = spec
         self.id = uuid.uuid4().hex[:12]
-        self.started = time.time()
         self._snapshot_interval = snapshot_interval_s
         self._loader = loader
         self._lock = threading.Lock()
@@ -266,10 +262,10 @@ class TrainingJob:
             run = self.spec.runs[min(s.run_index, len(self.spec.runs) - 1)]
             return JobView(
                 id=self.id, title=self.spec.title, state=s.state, phase=s.phase, run_index=s.run_index,
-                n_runs=len(self.spec.runs), run_label=run.label, epochs=run.train_config.epochs, epoch=s.epoch, progress=s.progress,
-                eta=s.eta, images_per_s=s.images_per_s, device=s.device, class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history),
-                snapshot=s.snapshot, saved=tuple(s.saved), error=s.error, message=s.message, started=self.started,
-                ended=s.ended,
+                n_runs=len(self.spec.runs), run_label=run.label, epochs=run.train_config.epochs, epoch=s.epoch,
+                progress=s.progress, eta=s.eta, images_per_s=s.images_per_s, device=s.device,
+                class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history), snapshot=s.snapshot,
+                saved=tuple(s.saved), error=s.error, message=s.message,
             )
 
     # --- the worker -----------------------------------------------------------------------------------------------
@@ -304,7 +300,6 @@ class TrainingJob:
             self._state.error = message
             self._state.phase = "failed"
             self._state.eta = None
-            self._state.ended = time.time()
 
     def _run_all(self) -> None:
         runs = self.spec.runs
@@ -331,7 +326,6 @@ class TrainingJob:
             s.phase = "stopped" if self._stop.is_set() else "finished"
             s.progress = 1.0 if s.state == FINISHED else s.progress
             s.eta = 0.0 if s.state == FINISHED else None
-            s.ended = time.time()
             saved = ", ".join(m.path.name for m in s.saved) or "nothing (stopped before the first step)"
             s.message = f"{'Finished' if s.state == FINISHED else 'Stopped'}; saved {saved}."
 
