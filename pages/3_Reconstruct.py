@@ -109,7 +109,7 @@ def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go
         hovertemplate="image %{text}: %{x:.1f} nats<extra></extra>",
     ))
     fig.add_vline(x=scores[0].high, line_dash="dash", line_color="#d62728",
-                  annotation_text="flag above", annotation_position="bottom right")
+                  annotation_text="flag above", annotation_position="top left")
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
                       xaxis_title="−ELBO (nats per image)", yaxis_title="test images", bargap=0.02)
     return fig

@@ -30,7 +30,7 @@ def view_note(sel: Selection) -> str | None:
             f"({share:.0%} of the variance of its posterior means), as on the Latent Map's PCA view.")
 
 
-def latent_figure(sel: Selection, plane: LatentPlane, height: int = 560) -> go.Figure:
+def latent_figure(sel: Selection, plane: LatentPlane, height: int = 480) -> go.Figure:
     """The test set's posterior means in `plane`, axes fitted to everything drawn (uploads may land far out)."""
     fig, _ = latent_map(plane.project(sel.mu), sel.data.test_labels.numpy(), sel.data.class_names,
                         axis_titles=plane.labels, extent=None, clickable=False, height=height)
