@@ -57,6 +57,7 @@ if start_col.button("Start training", type="primary", key="start", width="stretc
             raise JobError(f"fix the settings first ({settings_error})")
         spec = training_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, replace_existing=replace)
         st.session_state[JOB_KEY] = registry.submit(TrainingJob(spec)).id
+        st.rerun()  # redraw from the top: the settings fold away and the live view moves up
     except JobError as exc:
         refused = f"Not started: {exc}"
 # drawn after Start was handled, so it is enabled in the very run that started the job

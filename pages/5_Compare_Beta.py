@@ -172,14 +172,15 @@ def compare_section() -> None:
 def sweep_section() -> None:
     st.markdown("Train one model per β with otherwise equal settings, one after the other, as one background job. "
                 "Each is saved as `<name>_beta<β>.pt` and appears in **Compare trained models** (and every model picker).")
-    try:
-        model_config, train_config = training.settings_form("sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10},
-                                                            with_beta=False)
-        settings_error = None
-    except ConfigError as exc:
-        model_config = train_config = None
-        settings_error = str(exc)
-        st.error(settings_error)
+    with st.expander("Sweep settings", expanded=registry.active() is None):
+        try:
+            model_config, train_config = training.settings_form(
+                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, with_beta=False)
+            settings_error = None
+        except ConfigError as exc:
+            model_config = train_config = None
+            settings_error = str(exc)
+            st.error(settings_error)
     c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
     betas_text = c1.text_input("β values", key=training.remembered("sweep.betas", "0.5, 1, 2, 4, 8"),
                                help="Comma-separated; each one trains a model.")
@@ -195,6 +196,7 @@ def sweep_section() -> None:
             spec = sweep_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, parse_betas(betas_text),
                               replace_existing=replace)
             st.session_state[JOB_KEY] = registry.submit(TrainingJob(spec)).id
+            st.rerun()  # redraw from the top: the settings fold away and the live view moves up
         except (JobError, ConfigError) as exc:
             refused = f"Not started: {exc}"
     if stop_col.button("Stop", key="stop-sweep", disabled=registry.active() is None, width="stretch",

@@ -109,11 +109,27 @@ def curves_figure(view: JobView, height: int = 300) -> go.Figure:
             values = [h[f"{split}_{key}"] for h in view.history]
             fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=f"{split} (per epoch)",
                                      line=dict(color=color), legendgroup=split, showlegend=first), row=1, col=col)
-    fig.update_xaxes(title_text="epoch", range=[0, max(view.epochs, 1)])
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    for col in (1, 2, 3):
+        fig.update_yaxes(range=_focus(steps, view.history, col), row=1, col=col)
     fig.update_yaxes(title_text="nats", row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
+
+
+def _focus(steps: np.ndarray, history: Sequence[dict[str, float]], col: int) -> list[float] | None:
+    """A y range that leaves out the first epoch's steep fall once there is more to see, so later progress is not
+    flattened against the axis; None (autorange) before that."""
+    key = ("elbo", "recon", "kl")[col - 1]
+    later = [v for x, v in zip(steps[:, 0], steps[:, col]) if x >= 1.0]
+    later += [h[f"{split}_{key}"] for h in history[1:] for split in ("train", "test")]
+    later = [v for v in later if math.isfinite(v)]
+    if len(history) < 3 or not later:
+        return None
+    low, high = min(later), max(later)
+    pad = 0.1 * (high - low) + 1e-6
+    return [low - pad, high + pad]
 
 
 def format_duration(seconds: float | None) -> str:
