@@ -119,3 +119,12 @@ def test_listing_reads_metadata_and_reports_bad_files(tmp_path):
     assert infos[1].beta == 4.0 and infos[1].test_elbo == 120.0
     assert len(errors) == 1 and "broken.pt" in errors[0]
     assert list_checkpoints(tmp_path / "missing") == ([], [])
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -75,6 +75,9 @@ def save_checkpoint(
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should read like any saved file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
