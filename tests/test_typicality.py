@@ -21,8 +21,10 @@ def test_mean_matches_the_evaluators_elbo(model_and_test):
     model, images = model_and_test
     scores = per_image_nelbo(model, images)
     assert scores.shape == (len(images),) and np.isfinite(scores).all()
-    # two Monte-Carlo estimates of the same bound (4 shared draws vs 1 independent draw each)
-    assert scores.mean() == pytest.approx(elbo(model, images)["elbo"], rel=0.02)
+    # Two Monte-Carlo estimates of the same bound. Shared draws do not average out over images, so the
+    # set's mean is only as good as the number of draws: compare with many.
+    many = per_image_nelbo(model, images, samples=128)
+    assert many.mean() == pytest.approx(elbo(model, images)["elbo"], rel=0.02)
 
 
 def test_score_does_not_depend_on_the_batch(model_and_test):

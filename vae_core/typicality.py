@@ -36,8 +36,9 @@ def per_image_nelbo(
 ) -> np.ndarray:
     """−ELBO in nats (β = 1) of each image, float64 (N,), averaged over `samples` draws of z ~ q(z|x).
 
-    Every image uses the same standard-normal draws (z = μ + σ·ε_s), so an image's score does not depend
-    on which other images share its batch: an upload scores the same alone or with others.
+    Every image uses the same standard-normal draws (z = μ + σ·ε_s): an upload scores the same alone or
+    with others, and uploads and the test set are scored with the same draws (common random numbers).
+    The price: the Monte-Carlo noise of a set's *mean* does not shrink with the set's size.
     """
     if samples < 1:
         raise ValueError("samples must be at least 1")
