@@ -12,7 +12,6 @@ from vae_core import inference, preprocess
 CLICKED_KEY = "clicked_latents"  # written by the Latent Map page: recent clicked latents, most recent last
 SOURCES = ("Test images", "Points clicked on the Latent Map", "Uploaded images")
 METHODS = {"linear": "Linear (straight line)", "spherical": "Spherical (slerp, great circle)"}
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 STRIP_SCALE = 3
 GIF_SCALE = 8
 GIF_FRAME_MS = 120
@@ -66,8 +65,7 @@ def _clicked_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
     for column, (z, label), side in zip(columns, ends, "AB"):
         with column:
             st.markdown(f"**{side}**")
-            _thumbnail(inference.decode(sel.model, z)[0], f"{label}: ({', '.join(f'{v:.2f}' for v in z[:4])}"
-                       f"{', …' if len(z) > 4 else ''})")
+            _thumbnail(inference.decode(sel.model, z)[0], f"{label}: {map_overlays.vector_text(z)}")
     return ends
 
 
@@ -76,7 +74,8 @@ def _upload_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
     ends = []
     for column, side in zip(columns, "AB"):
         with column:
-            upload = st.file_uploader(f"Image {side}", type=UPLOAD_TYPES, key=f"interp_upload_{side}",
+            upload = st.file_uploader(f"Image {side}", type=map_overlays.UPLOAD_TYPES,
+                                      key=f"interp_upload_{side}",
                                       max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
             if upload is None:
                 st.caption("PNG, JPG, BMP, GIF or WebP of a single digit or drawing.")

@@ -14,7 +14,6 @@ from ui.shared import Selection, current_selection
 from vae_core import inference, preprocess, typicality
 from vae_core.ellipses import ellipse, projected_covariances
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 EXAMPLES_KEY = "recon_examples"
 ELLIPSES = {"1σ": 1.0, "2σ": 2.0, "none": 0.0}
 OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
@@ -66,10 +65,6 @@ def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
         st.success(f"{line}: typical for this model.")
 
 
-def _vector(v: np.ndarray, shown: int = 4) -> str:
-    return "(" + ", ".join(f"{x:.2f}" for x in v[:shown]) + (", …" if len(v) > shown else "") + ")"
-
-
 def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
           score: typicality.Typicality, ood_percentile: float) -> None:
     with st.container(border=True):
@@ -89,7 +84,7 @@ def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, m
                          width=max(8, round(THUMB * min(1.0, w / h))))
         with text_column:
             _verdict(score, ood_percentile)
-            st.caption(f"μ = {_vector(mu)}, σ = {_vector(sigma)}")
+            st.caption(f"μ = {map_overlays.vector_text(mu)}, σ = {map_overlays.vector_text(sigma)}")
             st.download_button("Reconstruction (PNG)", preprocess.to_png_bytes(recon, scale=DOWNLOAD_SCALE),
                                f"reconstruction_{number}.png", "image/png", key=f"recon_dl_{number}", on_click="ignore")
 
@@ -124,7 +119,8 @@ def main() -> None:
     if sel is None:
         st.stop()
 
-    uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=UPLOAD_TYPES, accept_multiple_files=True,
+    uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=map_overlays.UPLOAD_TYPES,
+                               accept_multiple_files=True,
                                key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
     a, b, _ = st.columns([1, 1, 3])
     if a.button("Try with 3 test digits", key="recon_try"):

@@ -2,6 +2,8 @@
 
 Overlays use the Latent Map's own views: the latent axes for d = 2, else the plane of the test μ's top two
 principal components (cached in ui.latent_views), so a point sits where it would on the Latent Map.
+Also what the two pages that draw on it (Interpolate, Reconstruct) share: the accepted upload types and
+how a latent vector is written out.
 """
 from __future__ import annotations
 
@@ -12,6 +14,13 @@ from ui import latent_views
 from ui.plots import MARK_COLOR, latent_map
 from ui.shared import Selection
 from vae_core.projection import LatentPlane, pca_plane, slice_plane
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # what vae_core.preprocess decodes
+
+
+def vector_text(v: np.ndarray, shown: int = 4) -> str:
+    """(0.12, -1.30, …): the first few coordinates of a latent vector."""
+    return "(" + ", ".join(f"{x:.2f}" for x in v[:shown]) + (", …" if len(v) > shown else "") + ")"
 
 
 def plane_for(sel: Selection) -> LatentPlane | None:
