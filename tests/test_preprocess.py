@@ -160,7 +160,7 @@ def test_oversized_upload_is_rejected_before_decoding():
     assert len(data) == pp.MAX_UPLOAD_BYTES + 1
     with pytest.raises(ImageRejected) as exc:
         preprocess_image(data, "big.png")
-    assert "big.png" in str(exc.value) and "10 MB" in str(exc.value)
+    assert "big.png" in str(exc.value) and "10 MB" in str(exc.value) and "10,485,761 bytes" in str(exc.value)
     # Exactly at the limit the size check passes (the trailing junk after
     # IEND is ignored by PNG decoders), proving the bound is inclusive.
     assert_valid_result(preprocess_image(data[:-1], "big.png"))

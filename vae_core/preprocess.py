@@ -291,8 +291,8 @@ def _open_checked(data: bytes, label: str) -> Image.Image:
         raise ImageRejected(f"'{label}' is empty (0 bytes).")
     if size > MAX_UPLOAD_BYTES:
         raise ImageRejected(
-            f"'{label}' is {size / 1024 / 1024:.1f} MB; the upload limit is "
-            f"{MAX_UPLOAD_BYTES / 1024 / 1024:g} MB."
+            f"'{label}' is {size:,} bytes ({size / 1024 / 1024:.2f} MB); the upload limit is "
+            f"{MAX_UPLOAD_BYTES / 1024 / 1024:g} MB ({MAX_UPLOAD_BYTES:,} bytes)."
         )
 
     too_big = (
