@@ -107,8 +107,10 @@ def test_latent_map_d2_shows_the_map_grid_and_decodes_a_click(app, app_checkpoin
     assert "decoded" in first
     assert "clicked at (x, y) = (-2.700, 2.500)" in _markdown(at)
     assert any(c.startswith("#") and "distance" in c for c in first)  # the nearest test image
-    marker = [t for t in _spec(at)["data"] if t.get("name") == "clicked spot"]
-    assert marker and _array(marker[0]["x"])[0] == pytest.approx(-2.7)
+    # the clicked spot is marked: its overlay node starts selected
+    xs, ys = overlay_nodes()
+    (node,) = _spec(at)["data"][0]["selectedpoints"]
+    assert (xs[node], ys[node]) == pytest.approx((-2.7, 2.5), abs=1e-5)
 
     _click(at, slice_plane(2), 1.0, -1.5)
     at.run()
@@ -118,6 +120,8 @@ def test_latent_map_d2_shows_the_map_grid_and_decodes_a_click(app, app_checkpoin
     at.session_state[PICKED_KEY] = 7
     at.run()
     assert any(c.startswith("#7 · class") for c in _images(at))
+    picked = [t for t in _spec(at)["data"][1:] if t.get("selectedpoints")]
+    assert len(picked) == 1 and _array(picked[0]["customdata"])[picked[0]["selectedpoints"][0]] == 7
 
     at.slider(key="lm_n").set_value(5).run()
     assert "5 × 5" in _markdown(at)

@@ -5,6 +5,7 @@ The helpers here are also used by bench/click_latency.py.
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -51,8 +52,9 @@ def to_data(geom: dict, px: float, py: float) -> tuple[float, float]:
             y1 - (py - geom["top"]) / geom["height"] * (y1 - y0))
 
 
-def empty_spots(geom: dict, count: int, clearance: float = 0.4) -> list[tuple[float, float]]:
-    """Spots of [-2.8, 2.8]² at least `clearance` from every test point, farthest first (corners usually win)."""
+def empty_spots(geom: dict, count: int, clearance: float = 0.4, spacing: float = 1.0) -> list[tuple[float, float]]:
+    """Spots of [-2.8, 2.8]² at least `clearance` from every test point and `spacing` from each other, farthest
+    from the data first (corners usually win)."""
     points = np.asarray(geom["points"], float).reshape(-1, 2)
     axis = np.linspace(-2.8, 2.8, 29)
     candidates = np.array([(x, y) for x in axis for y in axis])
@@ -62,17 +64,20 @@ def empty_spots(geom: dict, count: int, clearance: float = 0.4) -> list[tuple[fl
     chosen: list[tuple[float, float]] = []
     for i in order:  # spread the clicks out so every one lands somewhere new
         spot = tuple(candidates[i])
-        if all(np.hypot(spot[0] - c[0], spot[1] - c[1]) > 1.0 for c in chosen):
+        if all(np.hypot(spot[0] - c[0], spot[1] - c[1]) > spacing for c in chosen):
             chosen.append(spot)
         if len(chosen) == count:
             break
     return chosen
 
 
-def click_at(page, px: float, py: float) -> None:
+def click_at(page, px: float, py: float) -> float:
+    """Hover, then click; returns the perf_counter time of the click."""
     page.mouse.move(px, py)
     page.wait_for_timeout(100)  # let plotly register the hover: a click selects the hovered point
+    clicked = time.perf_counter()
     page.mouse.click(px, py)
+    return clicked
 
 
 def decoded_src(page) -> str | None:
@@ -91,11 +96,11 @@ def shown_coords(page) -> tuple[float, float] | None:
     return (float(found.group(1)), float(found.group(2))) if found else None
 
 
-def click_and_wait(page, px: float, py: float, previous_src: str | None, timeout_ms: int = 30_000) -> str:
+def click_and_wait(page, px: float, py: float, previous_src: str | None, timeout_ms: int = 30_000) -> tuple[str, float]:
     """Click a pixel and wait until the decoded image and the shown coordinates have both changed; returns the
-    new src."""
+    new src and the seconds from the click to that."""
     previous_coords = COORDS.search(page.inner_text("body"))
-    click_at(page, px, py)
+    clicked = click_at(page, px, py)
     page.wait_for_function(
         """([prev, prevCoords]) => {
             const coords = document.body.innerText.match(/clicked at \\(x, y\\) = \\([^)]*\\)/);
@@ -105,8 +110,8 @@ def click_and_wait(page, px: float, py: float, previous_src: str | None, timeout
                 if (cap && cap.textContent.trim() === 'decoded') return fig.querySelector('img').src !== prev;
             }
             return false; }""",
-        arg=[previous_src, previous_coords.group(0) if previous_coords else None], timeout=timeout_ms)
-    return decoded_src(page)
+        arg=[previous_src, previous_coords.group(0) if previous_coords else None], timeout=timeout_ms, polling=10)
+    return decoded_src(page), time.perf_counter() - clicked
 
 
 def test_clicks_on_empty_space_decode_the_clicked_coordinates(app_checkpoints, streamlit_server_factory, browser_page):
@@ -125,10 +130,14 @@ def test_clicks_on_empty_space_decode_the_clicked_coordinates(app_checkpoints, s
     for spot in spots:
         px, py = to_pixels(geom, *spot)
         expected = to_data(geom, px, py)
-        new_src = click_and_wait(page, px, py, src)
+        new_src, _ = click_and_wait(page, px, py, src)
         assert new_src != src
         shown = shown_coords(page)
         assert shown is not None
         assert abs(shown[0] - expected[0]) <= STEP and abs(shown[1] - expected[1]) <= STEP, (shown, expected)
+        # the clicked spot is marked on the plot: the overlay node under it is the chart's selection
+        marked = page.evaluate(f"""() => {{ const t = document.querySelector('{MAIN_CHART}')._fullData[0];
+            return (t.selectedpoints || []).map(i => [Number(t.x[i]), Number(t.y[i])]); }}""")
+        assert len(marked) == 1 and marked[0] == pytest.approx(list(shown), abs=1e-4)
         src = new_src
         geom = plot_geometry(page)  # the chart was redrawn; its box may have moved by a pixel

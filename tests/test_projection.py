@@ -7,7 +7,7 @@ import pytest
 from vae_core import inference
 from vae_core.projection import (
     OVERLAY_NODES, Click, UmapJob, click_from_selection, default_plane, fit_pca, grid_image_bounds, latents_csv,
-    overlay_nodes, pca_plane, plane_grid, slice_plane, snap,
+    node_index, overlay_nodes, pca_plane, plane_grid, slice_plane, snap,
 )
 
 STEP = 2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1)
@@ -117,6 +117,16 @@ def test_overlay_covers_the_square_and_snap_is_within_one_step():
         # the snapped spot is a lattice node
         assert np.min(np.hypot(xs - sx, ys - sy)) < 1e-5
     assert snap(7.0, -9.0) == (3.0, -3.0)
+
+
+def test_node_index_finds_the_nearest_overlay_node():
+    xs, ys = overlay_nodes()
+    for x, y in np.random.default_rng(2).uniform(-3, 3, size=(100, 2)):
+        k = node_index(x, y)
+        assert k == int(np.argmin(np.hypot(xs - x, ys - y)))
+        assert (xs[k], ys[k]) == pytest.approx(snap(x, y), abs=1e-5)
+    assert node_index(-3.0, -3.0) == 0 and node_index(3.0, 3.0) == OVERLAY_NODES**2 - 1
+    assert node_index(3.2, 0.0) is None and node_index(0.0, -3.5) is None
 
 
 def test_click_from_selection_tells_plane_clicks_from_data_points():

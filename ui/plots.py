@@ -1,7 +1,7 @@
 """Plotly figures of the latent plane, shared by the pages that draw on it (Latent Map, Interpolate, Reconstruct).
 
-Build a map with `latent_map`, then draw on it with `add_marker` / `add_path`. Markers and paths skip hover,
-so a click on them still lands on the plane beneath (the invisible click overlay).
+Build a map with `latent_map`, then draw on it with `add_path`. Paths skip hover, so a click on them still
+lands on the plane beneath (the invisible click overlay).
 """
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def latent_map(
     background: tuple[str, int] | None = None,
     background_opacity: float = 0.5,
     clickable: bool = True,
-    height: int = 640,
+    marked_node: int | None = None,
+    marked_index: int | None = None,
+    height: int = 600,
 ) -> tuple[go.Figure, int | None]:
     """The latent plane as a square plot with equal axis scaling.
 
@@ -47,6 +49,10 @@ def latent_map(
     grid, n) lays the grid under the points, each cell centred on its grid node. With `clickable`, an invisible
     lattice over the square makes empty space selectable; returns the figure and that overlay's curve number
     (for `vae_core.projection.click_from_selection`), or None.
+
+    Clicked spots are marked by plotly's own selection styling (a black × on the overlay node, a black dot on a
+    data point), so the browser shows a click at once without a new figure. `marked_node` (index in
+    `overlay_nodes` order) and `marked_index` (test-set index) start the figure with those selected.
     """
     fig = go.Figure()
     overlay_curve = None
@@ -55,8 +61,9 @@ def latent_map(
         fig.add_trace(go.Scattergl(
             x=ox, y=oy, mode="markers", name="plane", showlegend=False,
             # "none", not "skip": skipped traces get no hover and so cannot be clicked
-            hoverinfo="none", marker=dict(size=6, opacity=0, color=MARK_COLOR),
-            selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+            hoverinfo="none", marker=dict(size=6, opacity=0, color=MARK_COLOR, symbol="x"),
+            selected=dict(marker=dict(opacity=1, size=15)), unselected=dict(marker=dict(opacity=0)),
+            selectedpoints=[marked_node] if marked_node is not None else None,
         ))
         overlay_curve = 0
     if xy is not None:
@@ -66,13 +73,14 @@ def latent_map(
         for c in np.unique(labels):
             mask = labels == c
             name = class_names[c] if c < len(class_names) else str(c)
+            marked = np.flatnonzero(indices[mask] == marked_index).tolist() if marked_index is not None else []
             fig.add_trace(go.Scattergl(
-                x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask],
-                text=np.full(int(mask.sum()), name, dtype=object),
-                hovertemplate="class %{text}<br>index %{customdata}<extra></extra>",
+                x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask].astype(np.int32),
+                hovertemplate=f"class {name}<br>index %{{customdata}}<extra></extra>",
                 marker=dict(size=4, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
-                # a selection would otherwise fade every other point until the next redraw
-                unselected=dict(marker=dict(opacity=0.8)),
+                # a selection would otherwise fade every other point
+                selected=dict(marker=dict(size=11, color=MARK_COLOR, opacity=1)), unselected=dict(marker=dict(opacity=0.8)),
+                selectedpoints=marked or None,
             ))
     if background is not None and extent is not None:
         uri, n = background
@@ -83,8 +91,8 @@ def latent_map(
     fig.update_layout(
         height=height, margin=dict(l=50, r=10, t=30, b=45), plot_bgcolor="white",
         hovermode="closest", clickmode="event+select", dragmode="pan",
-        legend=dict(itemsizing="constant", orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left"),
-        # equal scaling shrinks one axis to fit; shrink toward the legend so no gap opens between them
+        legend=dict(itemsizing="constant", x=1.01, xanchor="left", y=1, yanchor="top"),
+        # equal scaling shrinks one axis to fit; keep the plot at the top, under the toolbar
         xaxis=dict(title=axis_titles[0], constrain="domain", **axis),
         yaxis=dict(title=axis_titles[1], scaleanchor="x", scaleratio=1, constrain="domain", constraintoward="top", **axis),
     )
@@ -92,16 +100,6 @@ def latent_map(
         fig.update_xaxes(range=[-extent, extent])
         fig.update_yaxes(range=[-extent, extent])
     return fig, overlay_curve
-
-
-def add_marker(fig: go.Figure, x: float, y: float, name: str, color: str = MARK_COLOR, symbol: str = "x-thin",
-               size: int = 16, legend: bool = False) -> go.Figure:
-    """One marked spot (e.g. the last click or a chosen image's μ), drawn above the points."""
-    fig.add_trace(go.Scatter(
-        x=[x], y=[y], mode="markers", name=name, hoverinfo="skip", showlegend=legend,
-        marker=dict(symbol=symbol, size=size, color=color, line=dict(width=3, color=color)),
-    ))
-    return fig
 
 
 def add_path(fig: go.Figure, xy: np.ndarray, name: str, color: str = PATH_COLOR, show_steps: bool = True) -> go.Figure:

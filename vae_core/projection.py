@@ -147,6 +147,13 @@ def snap(x: float, y: float, n_nodes: int = OVERLAY_NODES, extent: float = GRID_
     return one(x), one(y)
 
 
+def node_index(x: float, y: float, n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> int | None:
+    """Index in `overlay_nodes` order of the node nearest (x, y), or None when (x, y) lies outside the lattice."""
+    step = 2 * extent / (n_nodes - 1)
+    col, row = (int(round((v + extent) / step)) for v in (x, y))
+    return row * n_nodes + col if 0 <= col < n_nodes and 0 <= row < n_nodes else None
+
+
 @dataclass(frozen=True)
 class Click:
     """A click on the map: on empty space of the plane ("plane", decode x, y) or on a data point ("point", index)."""
