@@ -5,6 +5,7 @@ import ast
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from ui import latent_views, shared
 
@@ -23,10 +24,12 @@ def _page_blurbs(stamp: tuple) -> list[tuple[str, str, str]]:
             doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
         except (OSError, SyntaxError, UnicodeDecodeError):
             doc = ""
-        label = path.stem.split("_", 1)[-1].replace("_", " ") if path.stem[0].isdigit() else path.stem.replace("_", " ")
+        stem = path.stem.split("_", 1)[-1] if path.stem[0].isdigit() else path.stem  # "1_Latent_Map" -> "Latent Map"
+        label = stem.replace("_", " ")
         blurb = doc.splitlines()[0] if doc else ""
-        if ":" in blurb:  # "Latent Map: the test set on..." -> "the test set on..."
+        if ":" in blurb:  # "Latent Map: the test set on..." -> "The test set on..."
             blurb = blurb.split(":", 1)[1].strip()
+        blurb = blurb[:1].upper() + blurb[1:]
         out.append((f"pages/{path.name}", label, blurb))
     return out
 
@@ -37,7 +40,8 @@ st.markdown("Train variational autoencoders, look at the latent space they learn
 
 sel = shared.current_selection()
 if sel is None:
-    st.info("No trained model yet. Train one on the Train page, or run `python -m vae_core train --dataset mnist-sample "
+    st.info("No trained model yet. Train one on the Train page, or run "
+            "`python -m vae_core train --dataset mnist-sample "
             "--epochs 5 --out checkpoints/first.pt`.")
 else:
     info = sel.info
@@ -48,7 +52,10 @@ else:
     m4.metric("Test −ELBO", f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured",
               help="Negative evidence lower bound on the test set at β = 1, nats per image; lower is better.")
     if sel.data_notice:
-        st.warning(shared.data_notice_text(sel.data_notice))
+        st.warning(f"**Data in use: the embedded {sel.data.name}** ({len(sel.data.test_images):,} test images), "
+                   f"not the full {info.dataset}, which is not available here.")
+        with st.expander("How to get the full dataset"):
+            st.markdown(shared.data_notice_text(sel.data_notice))
     else:
         st.caption(f"Data in use: {sel.data.source} ({len(sel.data.test_images):,} test images).")
 
@@ -72,6 +79,8 @@ else:
         pages = _page_blurbs(tuple(sorted((p.name, p.stat().st_mtime_ns) for p in PAGES.glob("*.py"))))
         for path, label, blurb in pages:
             c_link, c_blurb = st.columns([1, 3], vertical_alignment="center")
-            with c_link:
-                st.page_link(path, label=label)
+            try:
+                c_link.page_link(path, label=label)
+            except StreamlitPageNotFoundError:  # a page added after the server started is listed after a restart
+                c_link.markdown(label)
             c_blurb.caption(blurb)

@@ -88,9 +88,9 @@ def page_reruns(folder: Path) -> tuple[float, list[float], list[float]]:
         warm.append(time.perf_counter() - start)
     clicks = []
     plane = slice_plane(2)
-    for k, (x, y) in enumerate(np.random.default_rng(0).uniform(-3, 3, size=(7, 2))):
-        at.session_state["latent_map_click"] = {"x": float(x), "y": float(y), "z": plane.to_latent(np.array([x, y])).tolist(),
-                                                "plane": plane.labels}
+    for x, y in np.random.default_rng(0).uniform(-3, 3, size=(7, 2)):
+        z = plane.to_latent(np.array([x, y])).tolist()
+        at.session_state["latent_map_click"] = {"x": float(x), "y": float(y), "z": z, "plane": plane.labels}
         start = time.perf_counter()
         at.run()
         clicks.append(time.perf_counter() - start)

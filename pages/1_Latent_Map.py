@@ -23,6 +23,7 @@ MAX_RECENT = 10
 FROM_CHART_KEY = "latent_map_from_chart"  # set by the callback: which chart the click of this rerun came from
 MARKS_KEY = "latent_map_marks"  # chart key -> (inputs, marks) it was last drawn with
 MAX_POINTS = 10_000
+CLICK_STEP = 2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1)
 VIEWS = ("Two dims", "PCA", "UMAP")
 
 
@@ -63,12 +64,13 @@ def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane) -> 
 
 
 @st.fragment(run_every=1.0)
-def umap_progress(job) -> None:
+def umap_progress(job, shown_instead: str) -> None:
     status = job.status()
     if status.state != "running":
         st.rerun()
     st.progress(status.progress, text=f"UMAP is being computed in the background ({status.message}, "
-                                      f"{status.elapsed:.0f} s so far). Meanwhile the map shows the PCA plane.")
+                                      f"{status.elapsed:.0f} s so far). Meanwhile the map shows the "
+                                      f"{shown_instead} plane.")
 
 
 def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
@@ -98,9 +100,10 @@ st.caption(f"{shared.describe(sel.info)} · {n_points:,} test images of {sel.dat
            "Click anywhere on the plane to decode that spot; click a point to pick that test image.")
 
 # --- controls -----------------------------------------------------------------------------------------------
-c_view, c_dims, c_base, c_grid = st.columns([3, 2, 2, 3], gap="medium") if d > 2 else (None, None, None, st.container())
 view = plane_kind = "Two dims"
+c_grid = st.container()
 if d > 2:
+    c_view, c_dims, c_base, c_grid = st.columns([3, 2, 2, 3], gap="medium")
     view = plane_kind = c_view.radio(
         "Projection", VIEWS, index=1, horizontal=True, key="lm_view",
         help="A slice through two latent dims, the top two principal components of the test set's μ, "
@@ -132,9 +135,9 @@ if view == "UMAP":
     if status.state == "done":
         umap_xy = job.embedding[:n_points]
     elif status.state == "failed":
-        st.error(f"{status.message}. Showing the PCA plane instead.")
+        st.error(f"{status.message}. Showing the {plane_kind} plane instead.")
     else:
-        umap_progress(job)
+        umap_progress(job, plane_kind)
 
 click = st.session_state.get(CLICK_KEY)
 z_click = None
@@ -184,7 +187,7 @@ with right:
             image(inference.decode(sel.model, z_click)[0], caption="decoded", scale=7)
             axes = " / ".join(label.split(" (")[0] for label in click["plane"])
             st.markdown(f"clicked at (x, y) = ({click['x']:.3f}, {click['y']:.3f}) on the {axes} plane",
-                        help=f"Clicks snap to a lattice with a step of {2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1):.2f}.")
+                        help=f"Clicks snap to a lattice with a step of {CLICK_STEP:.2f}.")
             if d > 2:
                 st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
     with c_near:

@@ -1,4 +1,4 @@
-"""The home page and the Latent Map page in AppTest: d = 2 and d > 2 models, simulated clicks, views and the UMAP job."""
+"""Home and Latent Map pages in AppTest: d = 2 and d > 2 models, simulated clicks, views and the UMAP job."""
 from __future__ import annotations
 
 import base64
@@ -67,7 +67,8 @@ def _click(at: AppTest, plane, x: float, y: float) -> None:
     """What the chart's on_select callback stores for a click on the overlay node nearest (x, y)."""
     xs, ys = overlay_nodes()
     node = int(np.argmin(np.hypot(xs - x, ys - y)))
-    click = click_from_selection([{"curve_number": 0, "point_index": node, "x": float(xs[node]), "y": float(ys[node])}], 0)
+    event_point = {"curve_number": 0, "point_index": node, "x": float(xs[node]), "y": float(ys[node])}
+    click = click_from_selection([event_point], 0)
     z = plane.to_latent(np.array([click.x, click.y]))
     at.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
 

@@ -40,8 +40,8 @@ def test_pca_inverse_on_two_components_is_the_orthogonal_projection_onto_the_pla
     assert np.allclose(residual @ pca.components.T, 0, atol=1e-4)  # nothing left along the two PCs
     assert np.allclose(pca.transform(back), pca.transform(x), atol=1e-4)
     # a point given by PC coordinates: mean + coords @ components, other PC coefficients 0
-    assert np.allclose(pca.inverse(np.array([[1.5, -0.5]])), pca.mean + 1.5 * pca.components[0] - 0.5 * pca.components[1],
-                       atol=1e-5)
+    expected = pca.mean + 1.5 * pca.components[0] - 0.5 * pca.components[1]
+    assert np.allclose(pca.inverse(np.array([[1.5, -0.5]])), expected, atol=1e-5)
 
 
 def test_pca_sign_is_stable_and_rejects_bad_sizes():

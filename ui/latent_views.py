@@ -1,4 +1,4 @@
-"""Cached views of the chosen model's latent space: PCA, decoded grids, the latents CSV and a process-wide UMAP registry.
+"""Cached views of the chosen model's latent space: PCA, decoded grids, the latents CSV, a process-wide UMAP registry.
 
 Everything is keyed by the checkpoint's path and modification time (plus the dataset), so a retrained
 model gets fresh views and a click never recomputes encodings, PCA or UMAP. (Streamlit leaves arguments

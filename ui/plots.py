@@ -39,7 +39,7 @@ def latent_map(
     clickable: bool = True,
     marked_node: int | None = None,
     marked_index: int | None = None,
-    height: int = 600,
+    height: int = 560,
 ) -> tuple[go.Figure, int | None]:
     """The latent plane as a square plot with equal axis scaling.
 
@@ -79,7 +79,8 @@ def latent_map(
                 hovertemplate=f"class {name}<br>index %{{customdata}}<extra></extra>",
                 marker=dict(size=4, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
                 # a selection would otherwise fade every other point
-                selected=dict(marker=dict(size=11, color=MARK_COLOR, opacity=1)), unselected=dict(marker=dict(opacity=0.8)),
+                selected=dict(marker=dict(size=11, color=MARK_COLOR, opacity=1)),
+                unselected=dict(marker=dict(opacity=0.8)),
                 selectedpoints=marked or None,
             ))
     if background is not None and extent is not None:
@@ -94,7 +95,8 @@ def latent_map(
         legend=dict(itemsizing="constant", x=1.01, xanchor="left", y=1, yanchor="top"),
         # equal scaling shrinks one axis to fit; keep the plot at the top, under the toolbar
         xaxis=dict(title=axis_titles[0], constrain="domain", **axis),
-        yaxis=dict(title=axis_titles[1], scaleanchor="x", scaleratio=1, constrain="domain", constraintoward="top", **axis),
+        yaxis=dict(title=axis_titles[1], scaleanchor="x", scaleratio=1, constrain="domain", constraintoward="top",
+                   **axis),
     )
     if extent is not None:
         fig.update_xaxes(range=[-extent, extent])

@@ -61,7 +61,7 @@ def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
 
 @dataclass(frozen=True)
 class LatentPlane:
-    """z = origin + x·axes[0] + y·axes[1], with orthonormal axes so that `project` inverts `to_latent` on the plane."""
+    """z = origin + x·axes[0] + y·axes[1]; the axes are orthonormal, so `project` inverts `to_latent` on the plane."""
 
     origin: np.ndarray  # (d,)
     axes: np.ndarray  # (2, d)
@@ -244,7 +244,8 @@ class UmapJob:
     def start(self) -> "UmapJob":
         with self._lock:
             if self._thread is None:
-                self._state, self._message, self._started = "running", "finding neighbours (first run also compiles UMAP)", time.monotonic()
+                self._state, self._started = "running", time.monotonic()
+                self._message = "finding neighbours (first run also compiles UMAP)"
                 self._thread = threading.Thread(target=self._run, name="umap-fit", daemon=True)
                 self._thread.start()
         return self
@@ -277,7 +278,8 @@ class UmapJob:
 
             reducer = umap.UMAP(
                 n_components=2, **self.params,
-                tqdm_kwds={"file": _EpochSink(self._epoch), "disable": False, "bar_format": "{n}/{total}", "mininterval": 0.2},
+                tqdm_kwds={"file": _EpochSink(self._epoch), "disable": False, "bar_format": "{n}/{total}",
+                           "mininterval": 0.2},
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": the seed is wanted
