@@ -27,13 +27,15 @@ def open_latent_map(page, url: str, timeout_ms: int = 120_000) -> None:
 
 
 def plot_geometry(page) -> dict:
-    """Axis ranges and the plot area in page pixels, read from plotly's own layout."""
+    """Axis ranges and the plot area in page pixels, read from plotly's own layout, and the test points as
+    (x, y, test-set index)."""
     return page.evaluate(f"""() => {{
         const gd = document.querySelector('{MAIN_CHART}');
         const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const points = [];
         gd._fullData.forEach(t => {{ if (t.customdata !== undefined && t.customdata !== null)
-            for (let i = 0; i < t.x.length; i++) points.push([Number(t.x[i]), Number(t.y[i])]); }});
+            for (let i = 0; i < t.x.length; i++) points.push([Number(t.x[i]), Number(t.y[i]), Number(t.customdata[i])]);
+        }});
         return {{x_range: xa.range.map(Number), y_range: ya.range.map(Number),
                  left: box.left + xa._offset, width: xa._length, top: box.top + ya._offset, height: ya._length,
                  points: points}};
@@ -55,7 +57,7 @@ def to_data(geom: dict, px: float, py: float) -> tuple[float, float]:
 def empty_spots(geom: dict, count: int, clearance: float = 0.4, spacing: float = 1.0) -> list[tuple[float, float]]:
     """Spots of [-2.8, 2.8]² at least `clearance` from every test point and `spacing` from each other, farthest
     from the data first (corners usually win)."""
-    points = np.asarray(geom["points"], float).reshape(-1, 2)
+    points = np.asarray(geom["points"], float).reshape(-1, 3)[:, :2]
     axis = np.linspace(-2.8, 2.8, 29)
     candidates = np.array([(x, y) for x in axis for y in axis])
     gaps = np.min(np.linalg.norm(candidates[:, None] - points[None], axis=2), axis=1) if len(points) else \
@@ -114,7 +116,7 @@ def click_and_wait(page, px: float, py: float, previous_src: str | None, timeout
     return decoded_src(page), time.perf_counter() - clicked
 
 
-def test_clicks_on_empty_space_decode_the_clicked_coordinates(app_checkpoints, streamlit_server_factory, browser_page):
+def test_clicks_on_empty_space_decode_it_and_clicks_on_points_pick_them(app_checkpoints, streamlit_server_factory, browser_page):
     server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
     page = browser_page
     open_latent_map(page, server.url)
@@ -140,4 +142,16 @@ def test_clicks_on_empty_space_decode_the_clicked_coordinates(app_checkpoints, s
             return (t.selectedpoints || []).map(i => [Number(t.x[i]), Number(t.y[i])]); }}""")
         assert len(marked) == 1 and marked[0] == pytest.approx(list(shown), abs=1e-4)
         src = new_src
-        geom = plot_geometry(page)  # the chart was redrawn; its box may have moved by a pixel
+        geom = plot_geometry(page)
+
+    # a click right on a test point picks that image instead: take the most isolated point inside the square
+    points = np.asarray(geom["points"], float)
+    inside = points[(np.abs(points[:, :2]) < 2.7).all(axis=1)]
+    gaps = np.linalg.norm(inside[:, None, :2] - points[None, :, :2], axis=2)
+    gaps[gaps == 0] = np.inf
+    x, y, index = inside[np.argmax(gaps.min(axis=1))]
+    click_at(page, *to_pixels(geom, x, y))
+    page.wait_for_function("i => document.body.innerText.includes('#' + i + ' · class')", arg=int(index),
+                           timeout=30_000)
+    assert "Picked point" in page.inner_text("body")
+    assert decoded_src(page) == src  # the decoded spot stays the last click on empty space
