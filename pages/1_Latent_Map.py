@@ -11,7 +11,7 @@ from ui.plots import latent_map
 from vae_core import inference
 from vae_core.preprocess import to_png_bytes
 from vae_core.projection import (
-    OVERLAY_NODES, LatentPlane, click_from_selection, node_index, pca_plane, slice_plane,
+    OVERLAY_NODES, LatentPlane, click_from_selection, dims_by_variance, node_index, pca_plane, slice_plane,
 )
 
 st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
@@ -113,8 +113,12 @@ if d > 2:
                                   help="UMAP has no fast inverse, so clicks on empty space are decoded on this plane.")
 dims, base = (0, 1), None
 if plane_kind == "Two dims" and d > 2:
-    dx = c_dims.selectbox("x dim", range(d), index=0, key="lm_dx")
-    dy = c_dims.selectbox("y dim", [k for k in range(d) if k != dx], index=0, key="lm_dy")
+    # default to the two most used dims; with collapsed units, dims 0 and 1 may show nothing
+    order, variance = dims_by_variance(mu), mu.var(axis=0)
+    label = lambda k: f"z{k} (Var μ {variance[k]:.2f})"  # noqa: E731
+    dx = c_dims.selectbox("x dim", range(d), index=int(order[0]), key="lm_dx", format_func=label)
+    y_options = [int(k) for k in order if k != dx]
+    dy = c_dims.selectbox("y dim", y_options, index=0, key="lm_dy", format_func=label)
     dims = (dx, dy)
     base_choice = c_base.radio("Other dims held at", ("zero", "picked point's μ"), key="lm_base",
                                disabled=picked is None,

@@ -151,10 +151,17 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert z_shown == pytest.approx(pca.inverse(np.array([[0.5, -0.5]]))[0], abs=0.01)
 
     at.radio(key="lm_view").set_value("Two dims").run()
+    assert not at.exception
+    # the slice starts on the two dims whose μ varies most (collapsed dims make a flat view)
+    order = np.argsort(-wide_mu.var(axis=0))
+    titles = _spec(at)["layout"]
+    assert (titles["xaxis"]["title"]["text"], titles["yaxis"]["title"]["text"]) == (f"z{order[0]}", f"z{order[1]}")
     at.selectbox(key="lm_dx").set_value(d - 1).run()
+    at.selectbox(key="lm_dy").set_value(0).run()
     assert not at.exception
     spec = _spec(at)
     assert spec["layout"]["xaxis"]["title"]["text"] == f"z{d - 1}"
+    assert spec["layout"]["yaxis"]["title"]["text"] == "z0"
     grid_zero = _images(at)[""]
 
     # slicing through a picked point's μ changes the grid; other dims come from that μ

@@ -7,7 +7,7 @@ import pytest
 from vae_core import inference
 from vae_core.projection import (
     OVERLAY_NODES, Click, UmapJob, click_from_selection, default_plane, fit_pca, grid_image_bounds, latents_csv,
-    node_index, overlay_nodes, pca_plane, plane_grid, slice_plane, snap,
+    dims_by_variance, node_index, overlay_nodes, pca_plane, plane_grid, slice_plane, snap,
 )
 
 STEP = 2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1)
@@ -78,6 +78,12 @@ def test_slice_latent_keeps_the_other_dims_at_base():
         slice_plane(6, (2, 2))
     with pytest.raises(ValueError):
         slice_plane(3, (0, 1), base=np.zeros(4))
+
+
+def test_dims_by_variance_puts_active_dims_first():
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=(400, 5)) * np.array([0.01, 1.0, 0.02, 2.0, 0.5])
+    assert dims_by_variance(mu).tolist() == [3, 1, 4, 2, 0]
 
 
 def test_plane_grid_agrees_with_the_decode_grid_of_inference():

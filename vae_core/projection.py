@@ -99,6 +99,12 @@ def slice_plane(latent_dim: int, dims: tuple[int, int] = (0, 1), base: np.ndarra
     return LatentPlane(origin=origin, axes=axes, labels=(f"z{i}", f"z{j}"))
 
 
+def dims_by_variance(mu: np.ndarray) -> np.ndarray:
+    """Latent dims ordered by the variance of μ across the data, most used first: a collapsed (inactive) dim
+    has a variance near 0 and makes a flat, uninformative slice."""
+    return np.argsort(-np.asarray(mu, np.float64).var(axis=0), kind="stable")
+
+
 def pca_plane(pca: PCA) -> LatentPlane:
     """The plane of the first two principal components, through the data mean (other PC coefficients 0)."""
     if len(pca.components) < 2:
