@@ -27,9 +27,9 @@ def app(monkeypatch, app_checkpoints):
     monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", app_checkpoints.folder)
 
     def make(model: str | None = None) -> AppTest:
+        """The page with `model` picked; the d = 2 model unless told otherwise."""
         at = AppTest.from_file(PAGE, default_timeout=60)
-        if model:
-            at.session_state["selected_model"] = model
+        at.session_state["selected_model"] = model or app_checkpoints.z2.stem
         return at
 
     return make
@@ -95,8 +95,8 @@ def test_steps_bounds(app, media, steps):
     assert gif.n_frames == steps
 
 
-def test_linear_path_is_straight_and_spherical_bends(app, media):
-    at = app()
+def test_linear_path_is_straight_and_spherical_bends(app, media, app_checkpoints):
+    at = app(app_checkpoints.z2.stem)  # the clicks below are 2-D
     at.session_state["clicked_latents"] = [np.array([-2.0, 0.5], np.float32), np.array([0.5, 2.0], np.float32)]
     at.run()
     at.radio(key="interp_source").set_value("Points clicked on the Latent Map").run()

@@ -14,7 +14,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from vae_core import typicality
-from vae_core.data import load_dataset
+from vae_core.checkpoint import read_info
+from vae_core.data import load_dataset, load_dataset_or_sample
 from vae_core.preprocess import MAX_UPLOAD_BYTES
 
 PAGE = "../pages/3_Reconstruct.py"
@@ -28,9 +29,9 @@ def app(monkeypatch, app_checkpoints):
     monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", app_checkpoints.folder)
 
     def make(model: str | None = None) -> AppTest:
+        """The page with `model` picked; the d = 2 model unless told otherwise."""
         at = AppTest.from_file(PAGE, default_timeout=90)
-        if model:
-            at.session_state["selected_model"] = model
+        at.session_state["selected_model"] = model or app_checkpoints.z2.stem
         return at
 
     return make
@@ -201,7 +202,7 @@ def test_wider_latent_space_projects_points_and_ellipses(app, app_checkpoints):
     assert len([t for t in _traces(at) if t.get("name") == "1σ of q(z|x)"]) == 3
 
 
-def test_test_set_is_scored_once_per_model(app, monkeypatch, digits):
+def test_test_set_is_scored_once_per_model(app, app_checkpoints, monkeypatch, digits):
     st.cache_data.clear()
     sizes: list[int] = []
     original = typicality.per_image_nelbo
@@ -217,6 +218,7 @@ def test_test_set_is_scored_once_per_model(app, monkeypatch, digits):
     _upload(at, {"one.png": _save(Image.fromarray(digits[0]), "PNG")})
     at.select_slider(key="recon_ood").set_value(95.0).run()
     assert not at.exception
-    n_test = len(load_dataset("mnist-sample").test_images)
+    model_dataset = read_info(app_checkpoints.z2).dataset
+    n_test = len(load_dataset_or_sample(model_dataset)[0].test_images)
     assert sizes.count(n_test) == 1
     assert sizes.count(3) == 1 and sizes.count(4) == 2  # the uploads themselves are scored on every run
