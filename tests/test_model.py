@@ -50,7 +50,9 @@ def test_bad_model_configs_are_refused(kwargs):
         ModelConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(beta=-1.0), dict(lr=0.0), dict(batch_size=0), dict(kl_warmup=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(epochs=0), dict(beta=-1.0), dict(lr=0.0), dict(batch_size=0), dict(kl_warmup=-1), dict(lr_schedule="step")]
+)
 def test_bad_train_configs_are_refused(kwargs):
     with pytest.raises(ConfigError):
         TrainConfig(**kwargs)

@@ -102,3 +102,20 @@ def test_short_run_on_full_mnist_drops_below_200_nats(shared_data):
     model, _ = prepare_model(ModelConfig(latent_dim=20, hidden=(256,)), cfg)
     result = fit(model, data, cfg)
     assert result.history[0]["test_elbo"] < 200
+
+
+def test_cosine_schedule_anneals_to_zero_and_still_learns(sample, monkeypatch):
+    rates = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    cfg = TrainConfig(epochs=2, batch_size=256, lr=3e-3, lr_schedule="cosine")
+    model, _ = prepare_model(SMALL, cfg)
+    result = fit(model, sample, cfg)
+    assert rates[0] == pytest.approx(3e-3) and rates[-1] < 3e-5
+    assert rates[len(rates) // 2] == pytest.approx(1.5e-3, rel=0.05)  # half-way down the cosine
+    assert result.history[1]["test_elbo"] < result.history[0]["test_elbo"]

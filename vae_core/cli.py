@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr-schedule", default="constant", help="constant, or cosine (decays to 0 over the run)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
@@ -91,6 +92,7 @@ def _train(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
         kl_warmup=args.kl_warmup, mc_samples=args.mc_samples, seed=args.seed, device=args.device,
+        lr_schedule=args.lr_schedule,
     )
     out = Path(args.out)
     _check_out(out)

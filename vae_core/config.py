@@ -6,6 +6,7 @@ from typing import Any
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,7 @@ class TrainConfig:
     mc_samples: int = 1
     seed: int = 0
     device: str = "auto"
+    lr_schedule: str = "constant"  # "cosine" decays the learning rate to 0 over this run's steps
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -72,6 +74,8 @@ class TrainConfig:
             raise ConfigError(f"KL warm-up must be non-negative, got {self.kl_warmup}")
         if self.mc_samples < 1:
             raise ConfigError(f"Monte-Carlo samples must be at least 1, got {self.mc_samples}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -118,6 +118,9 @@ def fit(
     total_steps = steps_per_epoch * config.epochs
     # The fused kernel updates all parameters in one pass: ~11% faster per step on a 2-core CPU for the 784-400-20 MLP.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
+    # A cosine decay reaches a given loss in fewer epochs than a constant rate when the run's length is known.
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+                 if config.lr_schedule == "cosine" else None)
     gen = torch.Generator(device="cpu").manual_seed(config.seed + first_epoch)
     snapshot = _snapshot(model)
     start = time.perf_counter()
@@ -141,6 +144,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             batch_terms = torch.stack([terms.recon.detach(), terms.kl.detach(), terms.loss.detach()])
             sums += batch_terms * len(idx)
             epoch_sums += batch_terms[:2] * len(idx)
