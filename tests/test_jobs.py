@@ -129,7 +129,7 @@ def test_out_of_memory_gets_a_helpful_message(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(jobs, "fit", out_of_memory)
+    monkeypatch.setattr(jobs, "fit_in_process", out_of_memory)
     view = run(jobs.training_spec("oom", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED
     assert "ran out of memory" in view.error and "smaller batch size" in view.error
@@ -139,7 +139,7 @@ def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(jobs, "fit", broken)
+    monkeypatch.setattr(jobs, "fit_in_process", broken)
     view = run(jobs.training_spec("broken", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
 

@@ -1,7 +1,8 @@
 """Background training for the app: a job trains one model or a β sweep in a worker thread, and a process-wide
 registry runs one job at a time.
 
-The worker touches only its own job object: metrics and snapshots go in under a lock, and the page reads a
+The worker thread touches only its own job object (the training itself runs in a child process through
+`process_fit`, which feeds the thread the same callbacks as `fit`): metrics and snapshots go in under a lock, and the page reads a
 consistent copy with `view()`. A stop event is checked by `fit` every step. Every failure ends up in
 `JobView.error` as a sentence for the user, never only in a log.
 """
@@ -27,7 +28,8 @@ from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
 from .model import VAE
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
-from .train import EpochMetrics, StepMetrics, fit, prepare_model
+from .process_fit import fit_in_process
+from .train import EpochMetrics, StepMetrics, prepare_model
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +363,7 @@ class TrainingJob:
 
         snapshot(0)
         self._set(phase=f"training {run.label}")
-        result = fit(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop)
+        result = fit_in_process(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop)
         self._set(device=result.device)
         epochs_done = len(result.history)
         if epochs_done and (self._state.snapshot is None or self._state.snapshot.epoch != epochs_done):
