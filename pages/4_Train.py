@@ -60,11 +60,7 @@ if start_col.button("Start training", type="primary", key="start", width="stretc
         st.rerun()  # redraw from the top: the settings fold away and the live view moves up
     except JobError as exc:
         refused = f"Not started: {exc}"
-# drawn after Start was handled, so it is enabled in the very run that started the job
-if stop_col.button("Stop", key="stop", disabled=registry.active() is None, width="stretch",
-                   help="Stops at the next step and saves the weights reached so far."):
-    if (active := registry.active()) is not None:
-        active.stop()
+training.stop_button(stop_col, "stop", "Stops at the next step and saves the weights reached so far.")
 if refused:
     st.error(refused)
 

@@ -199,10 +199,8 @@ def sweep_section() -> None:
             st.rerun()  # redraw from the top: the settings fold away and the live view moves up
         except (JobError, ConfigError) as exc:
             refused = f"Not started: {exc}"
-    if stop_col.button("Stop", key="stop-sweep", disabled=registry.active() is None, width="stretch",
-                       help="Stops the model being trained (it is saved as it is) and skips the rest."):
-        if (active := registry.active()) is not None:
-            active.stop()
+    training.stop_button(stop_col, "stop-sweep",
+                         "Stops the model being trained (it is saved as it is) and skips the rest.")
     if refused:
         st.error(refused)
     job = registry.active() or registry.get(st.session_state.get(JOB_KEY, ""))

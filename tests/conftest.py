@@ -121,3 +121,20 @@ def app_checkpoints(tmp_path_factory) -> SimpleNamespace:
                            cwd=ROOT, check=True, capture_output=True)
         paths[key] = target
     return SimpleNamespace(folder=folder, **paths)
+
+
+@pytest.fixture
+def page_app(monkeypatch, app_checkpoints):
+    """AppTest of a page over the `app_checkpoints` folder, with a model picked: the d = 2 one unless told."""
+    import ui.shared
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(app_checkpoints.folder))
+    monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", app_checkpoints.folder)
+
+    def make(page: str, model: str | None = None, timeout: float = 90) -> AppTest:
+        at = AppTest.from_file(page, default_timeout=timeout)
+        at.session_state["selected_model"] = model or app_checkpoints.z2.stem
+        return at
+
+    return make

@@ -20,19 +20,8 @@ STRIP_SCALE, PADDING = 3, 2
 
 
 @pytest.fixture
-def app(monkeypatch, app_checkpoints):
-    import ui.shared
-
-    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(app_checkpoints.folder))
-    monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", app_checkpoints.folder)
-
-    def make(model: str | None = None) -> AppTest:
-        """The page with `model` picked; the d = 2 model unless told otherwise."""
-        at = AppTest.from_file(PAGE, default_timeout=60)
-        at.session_state["selected_model"] = model or app_checkpoints.z2.stem
-        return at
-
-    return make
+def app(page_app):
+    return lambda model=None: page_app(PAGE, model, timeout=60)
 
 
 @pytest.fixture

@@ -30,6 +30,14 @@ def registry() -> JobRegistry:
     return JobRegistry()
 
 
+def stop_button(column, key: str, help: str) -> None:
+    """Stop for whatever job runs now; drawn after Start is handled so it is enabled in the run that started one."""
+    jobs = registry()
+    if column.button("Stop", key=key, disabled=jobs.active() is None, width="stretch", help=help):
+        if (active := jobs.active()) is not None:
+            active.stop()
+
+
 def widget_key(name: str) -> str:
     return f"_w.{name}"
 
