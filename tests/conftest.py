@@ -36,6 +36,11 @@ def shipped_checkpoint(name: str) -> Path:
     return path
 
 
+def _data_env() -> dict[str, str]:
+    """The app under test reads the same full data as the tests, also when VAE_DATA_DIR is not set."""
+    return {"VAE_DATA_DIR": str(SHARED_DATA)} if (SHARED_DATA / "MNIST" / "raw").is_dir() else {}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +58,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
