@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import shared, training
 from vae_core.config import ConfigError
-from vae_core.jobs import JobError, TrainingJob, sanitize_name, training_spec
+from vae_core.jobs import JobError, sanitize_name, training_spec
 from vae_core.train import device_label, pick_device
 
 st.set_page_config(page_title="Train · Latent Explorer", layout="wide")
@@ -50,16 +50,9 @@ except JobError as exc:
 
 
 start_col, stop_col, _ = st.columns([1, 1, 4])
-refused = None
-if start_col.button("Start training", type="primary", key="start", width="stretch"):
-    try:
-        if settings_error:
-            raise JobError(f"fix the settings first ({settings_error})")
-        spec = training_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, replace_existing=replace)
-        st.session_state[JOB_KEY] = registry.submit(TrainingJob(spec)).id
-        st.rerun()  # redraw from the top: the settings fold away and the live view moves up
-    except JobError as exc:
-        refused = f"Not started: {exc}"
+refused = training.start_button(
+    start_col, "Start training", "start", JOB_KEY, settings_error,
+    lambda: training_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, replace_existing=replace))
 training.stop_button(stop_col, "stop", "Stops at the next step and saves the weights reached so far.")
 if refused:
     st.error(refused)

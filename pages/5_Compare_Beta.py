@@ -14,7 +14,7 @@ from ui.plots import CLASS_COLORS, latent_map
 from vae_core import evaluate
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.config import ConfigError
-from vae_core.jobs import IW_SAMPLES, JobError, TrainingJob, parse_betas, sweep_spec
+from vae_core.jobs import IW_SAMPLES, parse_betas, sweep_spec
 from vae_core.snapshots import Snapshot, decode_plane, example_indices, map_indices, take_snapshot
 
 st.set_page_config(page_title="Compare β · Latent Explorer", layout="wide")
@@ -188,17 +188,10 @@ def sweep_section() -> None:
     replace = c3.checkbox("Replace existing models of these names", key=training.remembered("sweep.replace", False))
 
     start_col, stop_col, _ = st.columns([1, 1, 4])
-    refused = None
-    if start_col.button("Start sweep", type="primary", key="start-sweep", width="stretch"):
-        try:
-            if settings_error:
-                raise JobError(f"fix the settings first ({settings_error})")
-            spec = sweep_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, parse_betas(betas_text),
-                              replace_existing=replace)
-            st.session_state[JOB_KEY] = registry.submit(TrainingJob(spec)).id
-            st.rerun()  # redraw from the top: the settings fold away and the live view moves up
-        except (JobError, ConfigError) as exc:
-            refused = f"Not started: {exc}"
+    refused = training.start_button(
+        start_col, "Start sweep", "start-sweep", JOB_KEY, settings_error,
+        lambda: sweep_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, parse_betas(betas_text),
+                           replace_existing=replace))
     training.stop_button(stop_col, "stop-sweep",
                          "Stops the model being trained (it is saved as it is) and skips the rest.")
     if refused:

@@ -5,7 +5,7 @@ The worker threads live in vae_core.jobs; this module only reads their `view()` 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,9 +14,11 @@ from plotly.subplots import make_subplots
 
 from ui.plots import latent_map
 from vae_core import inference
-from vae_core.config import ARCHITECTURES, LIKELIHOODS, ModelConfig, TrainConfig
+from vae_core.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae_core.data import SAMPLE, available_datasets
-from vae_core.jobs import SNAPSHOT_INTERVAL_S, JobRegistry, JobView, parse_hidden, smooth
+from vae_core.jobs import (
+    SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob, parse_hidden, smooth,
+)
 
 POLL_S = 1.0
 SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
@@ -28,6 +30,20 @@ PIXEL_SCALE = 3  # images are upscaled with nearest-neighbour pixels so the brow
 def registry() -> JobRegistry:
     """One registry per server process: jobs outlive page switches, reloads and browser tabs."""
     return JobRegistry()
+
+
+def start_button(column, label: str, key: str, job_key: str, settings_error: str | None,
+                 make_spec: Callable[[], JobSpec]) -> str | None:
+    """Start: submit the job built by `make_spec` and redraw, or return why it was not started."""
+    if not column.button(label, type="primary", key=key, width="stretch"):
+        return None
+    try:
+        if settings_error:
+            raise JobError(f"fix the settings first ({settings_error})")
+        st.session_state[job_key] = registry().submit(TrainingJob(make_spec())).id
+    except (JobError, ConfigError) as exc:
+        return f"Not started: {exc}"
+    st.rerun()  # redraw from the top: the settings fold away and the live view moves up
 
 
 def stop_button(column, key: str, help: str) -> None:
