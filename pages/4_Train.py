@@ -44,7 +44,7 @@ name = name_col.text_input("Model name", key=training.remembered("train.name", "
 replace = replace_col.checkbox("Replace an existing model of that name (including a shipped one)",
                                key=training.remembered("train.replace", False))
 try:
-    replace_col.caption(f"Will be saved as `{shared.CHECKPOINT_DIR.name}/{sanitize_name(name)}.pt`.")
+    replace_col.caption(f"Will be saved as `{shared.shown_path(shared.trained_dir() / sanitize_name(name))}.pt`.")
 except JobError as exc:
     replace_col.caption(str(exc))
 
@@ -52,7 +52,7 @@ except JobError as exc:
 start_col, stop_col, _ = st.columns([1, 1, 4])
 refused = training.start_button(
     start_col, "Start training", "start", JOB_KEY, settings_error,
-    lambda: training_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, replace_existing=replace))
+    lambda: training_spec(name, shared.trained_dir(), model_config, train_config, replace_existing=replace))
 training.stop_button(stop_col, "stop", "Stops at the next step and saves the weights reached so far.")
 if refused:
     st.error(refused)

@@ -190,7 +190,7 @@ def sweep_section() -> None:
     start_col, stop_col, _ = st.columns([1, 1, 4])
     refused = training.start_button(
         start_col, "Start sweep", "start-sweep", JOB_KEY, settings_error,
-        lambda: sweep_spec(name, shared.CHECKPOINT_DIR, model_config, train_config, parse_betas(betas_text),
+        lambda: sweep_spec(name, shared.trained_dir(), model_config, train_config, parse_betas(betas_text),
                            replace_existing=replace))
     training.stop_button(stop_col, "stop-sweep",
                          "Stops the model being trained (it is saved as it is) and skips the rest.")

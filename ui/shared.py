@@ -18,6 +18,7 @@ from vae_core.model import VAE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints"))
+TRAINED_SUBDIR = "trained"  # git-ignored: models trained in the app must not dirty the working tree
 DEFAULT_MODEL = "mnist_z2"
 SELECTED_KEY = "selected_model"  # a plain key, not a widget key, so the choice survives page switches
 
@@ -42,9 +43,27 @@ def _list(folder: str, stamp: tuple) -> tuple[list[CheckpointInfo], list[str]]:
     return list_checkpoints(folder)
 
 
+def trained_dir() -> Path:
+    """Where the app saves the models it trains: $VAE_TRAINED_DIR, else checkpoints/trained/ (git-ignored).
+
+    A function, not a constant, so it follows CHECKPOINT_DIR when tests point that elsewhere."""
+    return Path(os.environ.get("VAE_TRAINED_DIR") or CHECKPOINT_DIR / TRAINED_SUBDIR)
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user should read it: relative to the app's folder when it lies inside."""
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def checkpoints() -> tuple[list[CheckpointInfo], list[str]]:
-    """Every checkpoint in the folder (shipped and trained in the app), plus errors for unreadable files."""
-    return _list(str(CHECKPOINT_DIR), _folder_stamp(CHECKPOINT_DIR))
+    """Every checkpoint: the shipped ones, then those trained in the app, plus errors for unreadable files."""
+    infos, errors = [], []
+    for folder in (CHECKPOINT_DIR, trained_dir()):
+        found, failed = _list(str(folder), _folder_stamp(folder))
+        infos += found
+        errors += failed
+    return infos, errors
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
