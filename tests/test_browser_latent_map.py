@@ -155,3 +155,46 @@ def test_clicks_on_empty_space_decode_it_and_clicks_on_points_pick_them(app_chec
                            timeout=30_000)
     assert "Picked point" in page.inner_text("body")
     assert decoded_src(page) == src  # the decoded spot stays the last click on empty space
+
+
+def isolated_points(geom: dict, count: int, limit: float = 2.7) -> np.ndarray:
+    """(x, y, index) of the `count` test points inside [-limit, limit]² farthest from their nearest neighbour."""
+    points = np.asarray(geom["points"], float)
+    inside = points[(np.abs(points[:, :2]) < limit).all(axis=1)]
+    gaps = np.linalg.norm(inside[:, None, :2] - points[None, :, :2], axis=2)
+    gaps[gaps == 0] = np.inf
+    return inside[np.argsort(-gaps.min(axis=1))[:count]]
+
+
+def hovered(page) -> list[dict]:
+    """What plotly would pick on a click now: curve and test index of each hovered point."""
+    return page.evaluate(f"""() => (document.querySelector('{MAIN_CHART}')._hoverdata || []).map(
+        p => ({{curve: p.curveNumber, index: p.customdata === undefined ? null : Number(p.customdata)}}))""")
+
+
+def test_points_win_the_pointer_within_their_marker(app_checkpoints, streamlit_server_factory, browser_page):
+    """Hovering within 1.5 px of an isolated point (30 points, each in a random direction) shows that point,
+    never the click lattice; a click there picks it."""
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
+    page = browser_page
+    open_latent_map(page, server.url)
+    geom = plot_geometry(page)
+    targets = isolated_points(geom, 30)
+    assert len(targets) == 30
+    rng = np.random.default_rng(1)
+    missed = []
+    for x, y, index in targets:
+        px, py = to_pixels(geom, x, y)
+        angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0, 1.5)
+        page.mouse.move(px + radius * np.cos(angle), py + radius * np.sin(angle))
+        page.wait_for_timeout(60)
+        hits = hovered(page)
+        if [h["index"] for h in hits] != [int(index)]:
+            missed.append((int(index), hits))
+    assert not missed, f"{len(missed)} of 30 hovers did not show the point: {missed[:5]}"
+
+    for x, y, index in targets[:3]:
+        click_at(page, *to_pixels(geom, x, y))
+        page.wait_for_function("i => document.body.innerText.includes('#' + i + ' · class')", arg=int(index),
+                               timeout=30_000)
+    assert decoded_src(page) is None  # none of the clicks decoded empty space

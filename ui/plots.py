@@ -19,6 +19,8 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARK_COLOR = "#000000"
 PATH_COLOR = "#e4007c"
+POINT_SIZE = 4  # marker diameter of the test points, in screen pixels
+MARGINS = dict(l=50, r=10, t=30, b=45)
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -58,6 +60,8 @@ def latent_map(
     overlay_curve = None
     if clickable and extent is not None:
         ox, oy = overlay_nodes(OVERLAY_NODES, extent)
+        if xy is not None and len(xy):
+            ox, oy = clear_of_points(ox, oy, np.asarray(xy), node_clearance(extent, height))
         fig.add_trace(go.Scattergl(
             x=ox, y=oy, mode="markers", name="plane", showlegend=False,
             # "none", not "skip": skipped traces get no hover and so cannot be clicked
@@ -77,7 +81,7 @@ def latent_map(
             fig.add_trace(go.Scattergl(
                 x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask].astype(np.int32),
                 hovertemplate=f"class {name}<br>index %{{customdata}}<extra></extra>",
-                marker=dict(size=4, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
+                marker=dict(size=POINT_SIZE, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
                 # a selection would otherwise fade every other point
                 selected=dict(marker=dict(size=11, color=MARK_COLOR, opacity=1)),
                 unselected=dict(marker=dict(opacity=0.8)),
@@ -90,7 +94,7 @@ def latent_map(
                              sizing="stretch", layer="below", opacity=background_opacity)
     axis = dict(zeroline=False, showgrid=background is None, gridcolor="#e6e6e6")
     fig.update_layout(
-        height=height, margin=dict(l=50, r=10, t=30, b=45), plot_bgcolor="white",
+        height=height, margin=MARGINS, plot_bgcolor="white",
         hovermode="closest", clickmode="event+select", dragmode="pan",
         legend=dict(itemsizing="constant", x=1.01, xanchor="left", y=1, yanchor="top"),
         # equal scaling shrinks one axis to fit; keep the plot at the top, under the toolbar
@@ -102,6 +106,26 @@ def latent_map(
         fig.update_xaxes(range=[-extent, extent])
         fig.update_yaxes(range=[-extent, extent])
     return fig, overlay_curve
+
+
+def node_clearance(extent: float, height: int) -> float:
+    """Plane distance within which a click-lattice node would compete with a test point for the pointer.
+
+    Plotly's WebGL hover takes the trace whose nearest marker *centre* is closest, ignoring marker size, so
+    a lattice node near a point steals clicks aimed at the point's marker. A node farther than two marker
+    radii from every point can never be nearer than the point to a pointer inside that marker; the square
+    plot spans (height − vertical margins) pixels, and 25 % is added for rounding in the browser."""
+    plot_px = max(height - MARGINS["t"] - MARGINS["b"], 1)
+    return 1.25 * POINT_SIZE * (2 * extent) / plot_px
+
+
+def clear_of_points(ox: np.ndarray, oy: np.ndarray, xy: np.ndarray, clearance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice with every node closer than `clearance` to a point set to NaN: plotly skips NaN markers
+    in hover and clicks, while the other nodes keep their indices (`projection.node_index`)."""
+    from scipy.spatial import cKDTree  # scipy comes with scikit-learn; imported here as only this needs it
+
+    near = np.isfinite(cKDTree(xy).query(np.column_stack([ox, oy]), distance_upper_bound=clearance)[0])
+    return np.where(near, np.nan, ox), np.where(near, np.nan, oy)
 
 
 def add_path(fig: go.Figure, xy: np.ndarray, name: str, color: str = PATH_COLOR, show_steps: bool = True) -> go.Figure:
