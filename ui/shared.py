@@ -122,7 +122,7 @@ def model_picker() -> CheckpointInfo | None:
     by_name = {i.name: i for i in infos}
     st.sidebar.selectbox(
         "Model", names, index=names.index(current), key="_model_picker",
-        format_func=lambda n: f"{n}  ({by_name[n].dataset}, d={by_name[n].model_config.latent_dim}, β={by_name[n].beta:g})",
+        help="Every page shows the model chosen here; the line below describes it.",
     )
     st.session_state[SELECTED_KEY] = current = st.session_state.get("_model_picker", current)
     info = by_name[current]
