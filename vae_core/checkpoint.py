@@ -1,26 +1,66 @@
-"""One file per model: weights, configs, dataset, history and metrics. Loading never executes code from the file."""
+"""One file per model: weights, configs, dataset, history and metrics.
+
+Loading never executes code from the file, and a hostile or broken file costs at most a few megabytes and gives one
+CheckpointError line naming it: the archive is checked before unpickling, tensors are memory-mapped rather than read,
+and every tensor's shape is compared with what the stored configuration implies before any weight is allocated.
+"""
 from __future__ import annotations
 
+import errno
+import io
+import math
 import os
-import pickle
+import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DATASETS
 from .model import VAE, build_model
+
+try:
+    import fcntl
+except ImportError:  # Windows has no advisory locks: there, temp files left by killed saves are not cleaned
+    fcntl = None
 
 FORMAT = "latent-explorer-vae"
 VERSION = 1
 SUFFIX = ".pt"
+TEMP_GLOB = f".*{SUFFIX}.*.tmp"  # what save_checkpoint's temp files look like: .NAME.pt.XXXXXXXX.tmp
+# The pickled part holds configs, history and metrics (a few kB; ~2 MB for 20,000 epochs of history). Capping it
+# bounds what unpickling a hostile file can allocate, since the weights themselves are memory-mapped.
+MAX_METADATA_BYTES = 8 << 20
+FINITE_CHECK_CHUNK = 1 << 20  # elements per isfinite() pass, so checking a large layer allocates ~1 MB, not its size
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CheckpointError(ValueError):
-    """The file is not a usable checkpoint; the message names the file."""
+    """The file is not a usable checkpoint; the message is one line naming the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the target is untouched and nothing partial is left behind.
+
+    `path` is the target, `needed_bytes` the size of the checkpoint, `free_bytes` the free space in its folder
+    (None when unknown).
+    """
+
+    def __init__(self, message: str, path: Path, needed_bytes: int, free_bytes: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.needed_bytes = needed_bytes
+        self.free_bytes = free_bytes
+
+
+class DiskFullError(CheckpointWriteError):
+    """The disk (or the user's quota) has no room for the checkpoint."""
 
 
 @dataclass
@@ -47,6 +87,10 @@ class CheckpointInfo:
         return None if value is None else float(value)
 
 
+def megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: VAE,
@@ -56,7 +100,11 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write atomically: a temp file in the same folder, fsync, then rename over the target."""
+    """Write atomically: a locked temp file in the same folder, fsync, then rename over the target.
+
+    Raises DiskFullError when there is no room and CheckpointWriteError for any other write failure; either way the
+    target keeps its old content and no temp file is left. Temp files of earlier saves that were killed are removed.
+    """
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -69,29 +117,116 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Serialised in memory first: torch's zip writer turns a failed write into "unexpected pos 2752 vs 2646", while
+    # our own write raises ENOSPC as it is and knows the exact size needed.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    remove_stale_temp_files(path.parent)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
+        fd, tmp = _locked_temp_file(path)
+        with os.fdopen(fd, "wb") as fh:  # closing releases the lock, so the rename happens inside this block
+            _write_all(fh.fileno(), data)
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should read like any saved file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should read like any saved file
+            os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc, len(data)) from exc
         raise
     return path
 
 
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+def _write_all(fd: int, data: memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _locked_temp_file(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path`, exclusively locked for as long as the writer lives (the kernel drops the lock
+    when the process dies, even by SIGKILL): that is how a cleaner tells a live save from a killed one."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if fcntl is None:
+            return fd, tmp
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, tmp
+        os.close(fd)  # a cleaner removed it between mkstemp and flock: take a fresh one
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files that killed saves left in `folder` (those no live writer holds locked); returns them."""
+    removed: list[Path] = []
+    if fcntl is None:
+        return removed
+    for tmp in Path(folder).glob(TEMP_GLOB):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink()  # while holding the lock, so a writer that just created it sees st_nlink == 0 and retries
+            removed.append(tmp)
+        except OSError:  # locked by a live save, or a folder we may not write to
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_error(path: Path, exc: OSError, needed: int) -> CheckpointWriteError:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file): {exc}") from exc
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if exc.errno in DISK_FULL_ERRNOS:
+        room = f", {megabytes(free)} free" if free is not None else ""
+        return DiskFullError(f"disk full: cannot save {path} (needs {megabytes(needed)}{room}); the file was left unchanged",
+                             path, needed, free)
+    reason = exc.strerror or str(exc)
+    return CheckpointWriteError(f"cannot save {path}: {reason}; the file was left unchanged", path, needed, free)
+
+
+def _check_archive(path: Path) -> None:
+    """torch.save writes an uncompressed zip; refuse anything else before torch reads it (random bytes, a truncated
+    file, a compressed 'zip bomb', an oversized pickle)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except Exception as exc:  # zipfile raises BadZipFile, OSError, ValueError, EOFError... depending on the damage
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file)") from exc
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"{path}: not a checkpoint written by PyTorch (it holds compressed entries)")
+        if entry.filename.endswith("data.pkl") and entry.file_size > MAX_METADATA_BYTES:
+            raise CheckpointError(f"{path}: refused: its metadata is {megabytes(entry.file_size)}, more than the "
+                                  f"{megabytes(MAX_METADATA_BYTES)} a checkpoint ever needs")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
+    _check_archive(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, IndexError, UnicodeDecodeError... on garbage
+        if "weights only" in str(exc).lower():
+            raise CheckpointError(f"{path}: refused: it holds Python objects other than weights and settings "
+                                  "(possibly code, which is never run)") from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file: "
+                              f"{type(exc).__name__})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (foreign file)")
     if payload.get("version") != VERSION:
@@ -99,46 +234,95 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def _info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
     try:
-        return CheckpointInfo(
-            path=path,
-            name=path.stem,
-            model_config=ModelConfig.from_dict(payload["model_config"]),
-            train_config=TrainConfig.from_dict(payload["train_config"]),
-            dataset=str(payload["dataset"]),
-            history=list(payload.get("history", [])),
-            metrics=dict(payload.get("metrics", {})),
-            extra=dict(payload.get("extra", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        model_config = ModelConfig.from_dict(payload["model_config"])
+        train_config = TrainConfig.from_dict(payload["train_config"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: no {exc.args[0]}") from exc
+    except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {exc}") from exc
+    dataset = payload.get("dataset")
+    if dataset not in DATASETS:
+        shown = repr(dataset)[:40]
+        raise CheckpointError(f"{path}: trained on an unknown dataset {shown}; known: {', '.join(DATASETS)}")
+    history, metrics, extra = payload.get("history", []), payload.get("metrics", {}), payload.get("extra", {})
+    # History may hold NaN (test metrics that were not measured) but only numbers; metrics are shown and compared,
+    # so each must be a finite number.
+    if not isinstance(history, list) or not all(
+        isinstance(h, dict) and all(isinstance(k, str) and _is_number(v) for k, v in h.items()) for h in history
+    ):
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: the training history is not a list of numbers")
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: the metrics are not a mapping")
+    for key, value in metrics.items():
+        if not (isinstance(key, str) and _is_number(value) and math.isfinite(value)):
+            raise CheckpointError(f"{path}: stored metric {str(key)[:40]!r} is {repr(value)[:40]}, not a finite number")
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: 'extra' is not a mapping")
+    return CheckpointInfo(path=path, name=path.stem, model_config=model_config, train_config=train_config,
+                          dataset=dataset, history=history, metrics=metrics, extra=extra)
+
+
+def _checked_weights(path: Path, config: ModelConfig, state_dict: Any) -> dict[str, torch.Tensor]:
+    """The stored tensors, once each has exactly the shape and dtype the configuration implies and only finite values.
+
+    The expected shapes come from a model built on the meta device, which allocates nothing."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{path}: weights do not match the stored model configuration: no state dict of tensors")
+    with torch.device("meta"):
+        expected = VAE(config).state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [str(k)[:40] for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the stored model configuration: "
+                              f"missing {missing[:4]}, unexpected {unexpected[:4]}")
+    for key, want in expected.items():
+        tensor = state_dict[key]
+        if tensor.shape != want.shape or tensor.dtype != want.dtype:
+            raise CheckpointError(f"{path}: weights do not match the stored model configuration: {key} is "
+                                  f"{tensor.dtype} {list(tensor.shape)}, expected {want.dtype} {list(want.shape)}")
+        if not tensor.is_contiguous():  # e.g. a stride-0 tensor that claims a large layer on one stored number
+            raise CheckpointError(f"{path}: weights are not stored densely ({key})")
+        flat = tensor.view(-1)
+        for start in range(0, flat.numel(), FINITE_CHECK_CHUNK):
+            if not torch.isfinite(flat[start:start + FINITE_CHECK_CHUNK]).all():
+                raise CheckpointError(f"{path}: weights hold NaN or infinite values ({key}); the model is unusable")
+    return state_dict
+
+
+def _validated(path: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+    payload = _read(path)
+    info = _info(path, payload)
+    return info, _checked_weights(path, info.model_config, payload.get("state_dict"))
 
 
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    path = Path(path)
-    return _info(path, _read(path))
+    """The metadata of a checkpoint that would load; the weights are checked through a memory map, never copied."""
+    return _validated(Path(path))[0]
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, CheckpointInfo]:
     """Rebuild the model from the file alone, in eval mode on `device`."""
-    path = Path(path)
-    payload = _read(path)
-    info = _info(path, payload)
+    info, state_dict = _validated(Path(path))
     model = build_model(info.model_config)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: weights do not match the stored model configuration: {exc}") from exc
+    model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
     return model.to(device).eval(), info
 
 
 def list_checkpoints(folder: str | os.PathLike) -> tuple[list[CheckpointInfo], list[str]]:
-    """Metadata of every checkpoint in `folder`, sorted by name, plus one error line per unreadable file."""
+    """Metadata of every usable checkpoint in `folder`, sorted by name, plus one error line per refused file.
+
+    Temp files left by killed saves are removed on the way."""
     infos, errors = [], []
     folder = Path(folder)
     if not folder.is_dir():
         return infos, errors
+    remove_stale_temp_files(folder)
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             infos.append(read_info(path))

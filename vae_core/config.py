@@ -1,12 +1,22 @@
 """Configuration dataclasses. They round-trip through plain dicts so a checkpoint alone rebuilds its model."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
 from typing import Any
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 LR_SCHEDULES = ("constant", "cosine")
+
+# The one place for size limits: the CLI, the app's form and the checkpoint loader all check these, so a typo or a
+# hostile file can never ask for a model that needs gigabytes. Every shipped model is far inside them.
+MAX_LATENT_DIM = 64
+MAX_HIDDEN_WIDTH = 8192
+MAX_HIDDEN_LAYERS = 8
+MAX_CHANNELS = 4
+MAX_IMAGE_SIDE = 256
 
 
 class ConfigError(ValueError):
@@ -14,6 +24,8 @@ class ConfigError(ValueError):
 
 
 def _from_dict(cls, data: dict[str, Any]):
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}")
     known = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in known}
     for key, value in kwargs.items():
@@ -35,10 +47,22 @@ class ModelConfig:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-        if int(self.latent_dim) < 1:
-            raise ConfigError(f"latent size must be at least 1, got {self.latent_dim}")
-        if not self.hidden or any(int(h) < 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be positive integers, got {list(self.hidden)}")
+        if not _is_int(self.latent_dim) or self.latent_dim < 1:
+            raise ConfigError(f"latent size must be at least 1, got {self.latent_dim!r}")
+        if self.latent_dim > MAX_LATENT_DIM:
+            raise ConfigError(f"latent size must be at most {MAX_LATENT_DIM}, got {self.latent_dim}")
+        if not isinstance(self.hidden, (tuple, list)) or not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
+            raise ConfigError(f"hidden sizes must be positive integers, got {_shown(self.hidden)}")
+        if len(self.hidden) > MAX_HIDDEN_LAYERS or max(self.hidden) > MAX_HIDDEN_WIDTH:
+            raise ConfigError(f"at most {MAX_HIDDEN_LAYERS} hidden layers of at most {MAX_HIDDEN_WIDTH} units each, "
+                              f"got {_shown(self.hidden)}")
+        shape = self.image_shape
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(_is_int(n) for n in shape)
+                and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= n <= MAX_IMAGE_SIDE for n in shape[1:])):
+            raise ConfigError(f"image shape must be (channels ≤ {MAX_CHANNELS}, height, width ≤ {MAX_IMAGE_SIDE}), "
+                              f"got {_shown(shape)}")
+        if self.arch == "conv" and (shape[1] != shape[2] or shape[1] % 4):
+            raise ConfigError(f"the convolutional model needs square images with a side divisible by 4, got {tuple(shape)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,14 +86,20 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "cosine" decays the learning rate to 0 over this run's steps
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "kl_warmup", "mc_samples", "seed"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number, got {getattr(self, name)!r}")
+        for name in ("dataset", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a name, got {getattr(self, name)!r}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be positive, got {self.lr}")
-        if not self.beta >= 0:
-            raise ConfigError(f"beta must be non-negative, got {self.beta}")
+        if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be a finite positive number, got {self.lr!r}")
+        if not (_is_real(self.beta) and math.isfinite(self.beta) and self.beta >= 0):
+            raise ConfigError(f"beta must be a finite non-negative number, got {self.beta!r}")
         if self.kl_warmup < 0:
             raise ConfigError(f"KL warm-up must be non-negative, got {self.kl_warmup}")
         if self.mc_samples < 1:
@@ -83,3 +113,19 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A setting for an error line, cut short: a hostile file may hold a million-entry list."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(map(repr, value[:8])) + (", ...]" if len(value) > 8 else "]")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
