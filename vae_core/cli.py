@@ -5,17 +5,22 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
-from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, megabytes,
+                         save_checkpoint)
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DATASETS, DatasetUnavailable, load_dataset
+from .data import DATASETS, DatasetUnavailable, load_dataset, load_test_set
 from .evaluate import evaluate
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
+SAVE_MARGIN_BYTES = 1 << 20  # a checkpoint is its weights plus a few kB of metadata and zip headers
 
 
 class UsageError(Exception):
@@ -31,6 +36,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
     return value
 
 
@@ -55,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
-    t.add_argument("--iw-samples", type=int, default=0, help="also measure the importance-weighted log p(x) at the end")
+    t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
 
     e = sub.add_parser("evaluate", help="test −ELBO, importance-weighted log p(x) and active units")
@@ -76,8 +88,49 @@ def _check_out(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"--out {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {path}: folder {parent} is not writable")
+    # Creating a file is the only honest test: os.access says yes for root on /proc or a read-only mount. The probe
+    # is named like save_checkpoint's temp files, so even a kill right here leaves nothing that is not cleaned later.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot create files in {parent} ({exc.strerror or exc})") from exc
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)  # a concurrent save's cleanup may already have taken it
+
+
+def _check_room(path: Path, model) -> None:
+    """Refuse before training when --out's disk cannot hold the result, rather than after the whole run."""
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + SAVE_MARGIN_BYTES
+    free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    if free < needed:
+        raise UsageError(f"disk full: --out {path} needs about {megabytes(needed)}, its disk has {megabytes(free)} free")
+
+
+def _check_data_dir(data_dir: str | None) -> None:
+    # torchvision would create a missing folder and download into it; a --data-dir typo should not do that.
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
+
+
+def _save_or_rescue(out: Path, save) -> str | None:
+    """Save to `out`; when that fails, save to a new folder under the system temp dir instead.
+
+    Returns None when `out` was written, else the one error line for the user (saying where the weights went)."""
+    try:
+        save(out)
+        return None
+    except CheckpointWriteError as exc:
+        problem = str(exc)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="vae_core-rescued-"))
+    except OSError as exc:
+        return f"{problem}; no temp folder could be made either ({exc.strerror or exc}), so the trained weights are lost"
+    try:
+        save(folder / out.name)
+    except CheckpointWriteError as exc:
+        folder.rmdir()
+        return f"{problem}; saving to {folder} failed too ({exc}), so the trained weights are lost"
+    return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -87,6 +140,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    _check_data_dir(args.data_dir)
     hidden = tuple(args.hidden) if args.hidden else ((512, 256) if args.arch == "mlp" else (256,))
     model_config = ModelConfig(arch=args.arch, latent_dim=args.latent_dim, hidden=hidden, likelihood=args.likelihood)
     train_config = TrainConfig(
@@ -102,6 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     dataset = load_dataset(args.dataset, args.data_dir)
     model, history = prepare_model(model_config, train_config, args.resume)
+    _check_room(out, model)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
 
     bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
@@ -139,10 +194,21 @@ def _train(args: argparse.Namespace) -> int:
     metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
     if args.iw_samples > 0:
         metrics = evaluate(result.model, dataset.test_images, iw_samples=args.iw_samples)
-    save_checkpoint(out, result.model, train_config, dataset.name, result.history, metrics,
-                    extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status})
+    if result.status == "diverged" and out.exists():
+        print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
+                        extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status})
+
+    failure = _save_or_rescue(out, save)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"saved {out}" + (f" ({result.message})" if result.message else ""), file=sys.stderr)
-    return 0 if result.status != "diverged" else 1
+    return 0 if result.status != "diverged" else EXIT_FAILED
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -154,9 +220,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    _check_data_dir(args.data_dir)
     model, info = load_checkpoint(args.file, device)
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = load_test_set(args.dataset, args.data_dir)
     metrics = evaluate(model, dataset.test_images, iw_samples=args.iw_samples)
+    broken = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+    if broken:  # finite but extreme weights; JSON has no NaN or infinity, so there is nothing honest to print
+        raise CheckpointError(f"{args.file}: the model's test metrics on {dataset.name} are not finite ({broken}); "
+                              "the weights are unusable")
     metrics.update(dataset=dataset.name, checkpoint=str(args.file), trained_on=info.dataset, beta=info.beta,
                    latent_dim=info.model_config.latent_dim)
     print(f"{info.name}: test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}), "
@@ -185,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"train": _train, "evaluate": _evaluate, "list": _list}[args.command](args)
-    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ValueError) as exc:
+    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
