@@ -1,14 +1,23 @@
+import errno
+import math
 import os
+import signal
+import subprocess
+import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 import vae_core.checkpoint as ckpt
-from vae_core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, read_info, save_checkpoint
+from vae_core.checkpoint import (CheckpointError, CheckpointWriteError, DiskFullError, list_checkpoints, load_checkpoint,
+                                 read_info, save_checkpoint)
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.model import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _model(seed=0, **kw):
@@ -44,8 +53,7 @@ def test_interrupted_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
 
 
-def test_killed_writer_never_exposes_a_partial_file(tmp_path):
-    """Readers racing a writer only ever see a complete old or new file."""
+def test_readers_racing_a_writer_only_see_complete_files(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, _model(0), TrainConfig(), "mnist-sample")
     stop = threading.Event()
@@ -65,6 +73,77 @@ def test_killed_writer_never_exposes_a_partial_file(tmp_path):
     stop.set()
     t.join()
     assert errors == []
+
+
+# A writer that stops halfway through its temp file and waits to be killed, so the kill lands mid-save every time.
+STALLED_WRITER = """
+import os, sys, time
+import vae_core.checkpoint as ckpt
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.model import build_model
+
+def stall(fd, data):
+    os.write(fd, bytes(data[: len(data) // 2]))
+    print("half written", flush=True)
+    time.sleep(600)
+
+ckpt._write_all = stall
+ckpt.save_checkpoint(sys.argv[1], build_model(ModelConfig(latent_dim=3, hidden=(1024,))), TrainConfig(), "mnist")
+"""
+
+
+@pytest.mark.parametrize("cleaner", ["save", "list"])
+def test_killed_writer_leaves_the_old_file_and_its_temp_file_is_cleaned(tmp_path, cleaner):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _model(0), TrainConfig(), "mnist-sample")
+    before = path.read_bytes()
+    writer = subprocess.Popen([sys.executable, "-c", STALLED_WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "half written\n", writer.stderr.read()
+        temp_files = list(tmp_path.glob(".m.pt.*.tmp"))
+        assert len(temp_files) == 1 and temp_files[0].stat().st_size > 0
+        list_checkpoints(tmp_path)
+        assert temp_files[0].exists()  # a live writer's file is left alone
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(30)
+    assert writer.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before and read_info(path).dataset == "mnist-sample"
+    assert temp_files[0].exists()  # nothing runs in a killed process to clean up after it
+    if cleaner == "save":
+        save_checkpoint(tmp_path / "other.pt", _model(1), TrainConfig(), "mnist")
+    else:
+        infos, errors = list_checkpoints(tmp_path)
+        assert [i.name for i in infos] == ["m"] and errors == []
+    assert not temp_files[0].exists()
+    assert path.read_bytes() == before
+
+
+def test_a_full_disk_raises_disk_full_and_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _model(0), TrainConfig(), "mnist-sample")
+    before = path.read_bytes()
+
+    def full(fd, data):
+        os.write(fd, bytes(data[:100]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "_write_all", full)
+    with pytest.raises(DiskFullError) as caught:
+        save_checkpoint(path, _model(1), TrainConfig(), "mnist-sample")
+    error = caught.value
+    assert isinstance(error, CheckpointWriteError) and isinstance(error, OSError)
+    assert str(error).startswith(f"disk full: cannot save {path} (needs ") and "\n" not in str(error)
+    assert error.path == path and error.needed_bytes > len(before) // 2 and error.free_bytes is not None
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_other_write_failures_raise_checkpoint_write_error(tmp_path):
+    with pytest.raises(CheckpointWriteError, match="cannot save .*missing/m.pt") as caught:
+        save_checkpoint(tmp_path / "missing" / "m.pt", _model(), TrainConfig(), "mnist")
+    assert not isinstance(caught.value, DiskFullError)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +207,82 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_every_shipped_checkpoint_still_loads():
+    shipped = sorted((ROOT / "checkpoints").glob("*.pt"))
+    if not shipped:
+        pytest.skip("no shipped checkpoints in checkpoints/")
+    infos, errors = list_checkpoints(ROOT / "checkpoints")
+    assert errors == [] and [i.path for i in infos] == shipped
+    for path in shipped:
+        model, info = load_checkpoint(path)
+        z = torch.zeros(1, info.model_config.latent_dim)
+        assert torch.isfinite(model.decode(z)).all() and math.isfinite(info.test_elbo)
+
+
+def _tampered(tmp_path, change) -> Path:
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist", metrics={"elbo": 100.0})
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+    return path
+
+
+def _nan_weight(payload):
+    payload["state_dict"]["decoder.0.bias"][0] = math.nan
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_nan_weight, r"weights hold NaN or infinite values \(decoder.0.bias\)"),
+        (lambda p: p["metrics"].update(elbo="abc"), "stored metric 'elbo' is 'abc', not a finite number"),
+        (lambda p: p["metrics"].update(elbo=math.inf), "stored metric 'elbo' is inf, not a finite number"),
+        (lambda p: p["model_config"].update(hidden=[25000, 25000]), "at most 8 hidden layers of at most 8192 units"),
+        (lambda p: p["model_config"].update(image_shape=[1, 100000, 100000]), "image shape must be"),
+        (lambda p: p["model_config"].update(latent_dim="3"), "latent size must be at least 1, got '3'"),
+        (lambda p: p["train_config"].update(lr=math.nan), "learning rate must be a finite positive number"),
+        (lambda p: p.update(dataset="cifar10"), "trained on an unknown dataset 'cifar10'"),
+        (lambda p: p.update(history="lots"), "the training history is not a list of numbers"),
+        (lambda p: p["state_dict"].update({"decoder.0.bias": p["state_dict"]["decoder.0.bias"].double()}),
+         r"decoder.0.bias is torch.float64 \[16\], expected torch.float32 \[16\]"),
+        (lambda p: p["state_dict"].update({"decoder.0.bias": torch.zeros(1).expand(16)}), "not stored densely"),
+    ],
+)
+def test_tampered_checkpoints_are_refused_with_one_line_naming_the_file(tmp_path, change, message):
+    path = _tampered(tmp_path, change)
+    for reader in (read_info, load_checkpoint):
+        with pytest.raises(CheckpointError, match=message) as caught:
+            reader(path)
+        assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+    assert list_checkpoints(tmp_path)[0] == []
+
+
+def test_a_stored_nan_history_entry_is_allowed(tmp_path):
+    # fit() records NaN test metrics when it skips evaluating an epoch; that model is still usable
+    path = _tampered(tmp_path, lambda p: p.update(history=[{"epoch": 1, "test_elbo": math.nan}]))
+    assert math.isnan(read_info(path).history[0]["test_elbo"])
+
+
+def test_compressed_and_legacy_archives_are_refused_before_unpickling(tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", _model(), TrainConfig(), "mnist")
+    deflated = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+    with pytest.raises(CheckpointError, match="deflated.pt: not a checkpoint written by PyTorch"):
+        read_info(deflated)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.load(good, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="legacy.pt: not a readable checkpoint"):
+        read_info(legacy)
+
+
+def test_oversized_metadata_is_refused_without_unpickling(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist",
+                           history=[{"epoch": float(i)} for i in range(2000)])
+    monkeypatch.setattr(ckpt, "MAX_METADATA_BYTES", 1000)
+    monkeypatch.setattr(ckpt.torch, "load", lambda *a, **k: pytest.fail("torch.load was reached"))
+    with pytest.raises(CheckpointError, match="m.pt: refused: its metadata is"):
+        read_info(path)
