@@ -1,5 +1,8 @@
+import errno
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -7,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from vae_core.checkpoint import load_checkpoint
+import vae_core.checkpoint as ckpt
+from vae_core import cli
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.cli import main
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.model import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,11 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         (["--dataset", "cifar10"], "unknown dataset"),
         (["--dataset", "mnist-sample", "--latent-dim", "0"], "latent size must be at least 1"),
-        (["--dataset", "mnist-sample", "--beta", "-1"], "beta must be non-negative"),
+        (["--dataset", "mnist-sample", "--beta", "-1"], "beta must be a finite non-negative number"),
         (["--dataset", "mnist-sample", "--epochs", "0"], "epochs must be at least 1"),
         (["--dataset", "mnist-sample", "--arch", "transformer"], "unknown architecture"),
         (["--dataset", "mnist-sample", "--epochs", "two"], "invalid int value"),
-        (["--dataset", "mnist", "--data-dir", "{tmp}/empty"], "Missing files: train-images-idx3-ubyte"),
+        (["--dataset", "mnist", "--data-dir", "{tmp}"], "Missing files: train-images-idx3-ubyte"),
+        (["--dataset", "mnist-sample", "--lr", "inf"], "learning rate must be a finite positive number, got inf"),
+        (["--dataset", "mnist-sample", "--lr", "nan"], "learning rate must be a finite positive number, got nan"),
+        (["--dataset", "mnist-sample", "--beta", "inf"], "beta must be a finite non-negative number, got inf"),
+        (["--dataset", "mnist-sample", "--iw-samples", "-5"], "must be 0 or a positive integer, got -5"),
+        (["--dataset", "mnist-sample", "--hidden", "100000", "100000"], "at most 8192 units each"),
+        (["--dataset", "mnist-sample", "--latent-dim", "100000000"], "latent size must be at most 64"),
+        (["--dataset", "mnist", "--data-dir", "{tmp}/nonexistent"], "--data-dir {tmp}/nonexistent is not a folder"),
     ],
 )
 def test_bad_train_arguments_exit_2_with_one_line(args, message, tmp_path, capsys, monkeypatch):
@@ -31,8 +45,8 @@ def test_bad_train_arguments_exit_2_with_one_line(args, message, tmp_path, capsy
     code = main(["train", *[a.format(tmp=tmp_path) for a in args], "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
-    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
+    assert len(err) == 1 and err[0].startswith("error:") and message.format(tmp=tmp_path) in err[0]
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("out", ["{tmp}/no/such/folder/m.pt", "{tmp}"])
@@ -42,6 +56,105 @@ def test_unwritable_out_exits_2(out, tmp_path, capsys):
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_where_no_file_can_be_created_exits_2_before_training(capsys, monkeypatch):
+    # os.access() calls /proc writable for root; only creating a file tells the truth
+    monkeypatch.setattr(cli, "load_dataset", lambda *a: pytest.fail("training started"))
+    code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--out", "/proc/m.pt"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --out /proc/m.pt: cannot create files in /proc")
+
+
+def test_a_disk_without_room_for_the_model_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(cli, "load_dataset", lambda *a: pytest.fail("training started"))
+    code = main(["train", "--dataset", "mnist-sample", "--hidden", "32", "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: disk full: --out {tmp_path / 'm.pt'} needs about 1.") and "0.0 MB free" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_fails_in(folder: Path, monkeypatch) -> None:
+    """Writes of checkpoints into `folder` fail as on a full disk; elsewhere they work."""
+    real = ckpt._write_all
+
+    def write(fd, data):
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).parent == folder:
+            os.write(fd, bytes(data[:100]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(ckpt, "_write_all", write)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_disk_full_at_the_end_says_so_in_one_line_and_rescues_the_weights(tmp_path, capsys, monkeypatch):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rescue_root = tmp_path / "tmp"
+    rescue_root.mkdir()
+    monkeypatch.setattr(cli.tempfile, "tempdir", str(rescue_root))
+    _write_fails_in(out_dir, monkeypatch)
+    out = out_dir / "m.pt"
+    code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    rescued = list(rescue_root.glob("vae_core-rescued-*/m.pt"))
+    assert code == 1 and len(err) == 1 and len(rescued) == 1
+    assert err[0].startswith(f"error: disk full: cannot save {out} (needs ")
+    assert err[0].endswith(f"the trained weights were saved to {rescued[0]} instead: move them once there is room")
+    assert list(out_dir.iterdir()) == []
+    model, info = load_checkpoint(rescued[0])
+    assert len(info.history) == 1 and info.dataset == "mnist-sample"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_when_the_rescue_fails_too_the_line_says_the_weights_are_lost(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(ckpt, "_write_all", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--out", str(tmp_path / "m.pt")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(err) == 1 and err[0].endswith("so the trained weights are lost")
+    assert list(tmp_path.iterdir()) == []  # neither the rescue folder nor a temp file is left
+
+
+def test_a_diverged_run_never_replaces_an_existing_model(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--out", str(out)]) == 0
+    good = out.read_bytes()
+    capsys.readouterr()
+    code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--lr", "1e9",
+                 "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(err) == 1 and "training diverged" in err[0]
+    assert err[0].endswith(f"Not saved: {out} already exists and a diverged run never replaces it.")
+    assert out.read_bytes() == good
+
+
+def test_an_unexpected_value_error_is_not_reported_as_a_usage_error(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model(ModelConfig(latent_dim=2, hidden=(8,))), TrainConfig(), "mnist-sample")
+
+    def deep(*args, **kwargs):
+        raise ValueError("something inside torch")
+
+    monkeypatch.setattr(cli, "evaluate", deep)
+    with pytest.raises(ValueError, match="something inside torch"):  # a bug gets its traceback, not "error:" and 2
+        main(["evaluate", str(path), "--dataset", "mnist-sample"])
+
+
+def test_evaluate_never_prints_non_finite_json(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model(ModelConfig(latent_dim=2, hidden=(8,))), TrainConfig(), "mnist-sample")
+    monkeypatch.setattr(cli, "evaluate", lambda *a, **k: {"elbo": math.inf, "recon": math.inf, "kl": 1.0,
+                                                           "iw_logpx": math.nan, "active_units": 2})
+    code = main(["evaluate", str(path), "--dataset", "mnist-sample", "--iw-samples", "2"])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 2 and captured.out == "" and len(err) == 1
+    assert err[0].startswith(f"error: {path}: the model's test metrics on mnist-sample are not finite")
+
+
 def test_evaluate_refuses_bad_files_and_arguments(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_text("hello")
@@ -49,6 +162,8 @@ def test_evaluate_refuses_bad_files_and_arguments(tmp_path, capsys):
     assert "bad.pt" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "none.pt"), "--dataset", "mnist-sample"]) == 2
     assert main(["evaluate", str(bad), "--dataset", "mnist-sample", "--iw-samples", "0"]) == 2
+    assert main(["evaluate", str(bad), "--dataset", "mnist", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert not (tmp_path / "nonexistent").exists()
     assert main(["list", str(tmp_path / "missing")]) == 2
     assert main([]) == 2
 

@@ -154,9 +154,9 @@ def _train(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    dataset = load_dataset(args.dataset, args.data_dir)
     model, history = prepare_model(model_config, train_config, args.resume)
     _check_room(out, model)
+    dataset = load_dataset(args.dataset, args.data_dir)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
 
     bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
