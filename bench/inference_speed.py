@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from vae_core import inference  # noqa: E402
 from vae_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
-from vae_core.data import load_dataset_or_sample  # noqa: E402
+from vae_core.data import load_test_set  # noqa: E402
 from vae_core.model import build_model  # noqa: E402
 from vae_core.projection import slice_plane  # noqa: E402
 
@@ -102,11 +102,9 @@ def main() -> None:
           f"on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         model, folder = model_and_folder(Path(tmp))
-        data, notice = load_dataset_or_sample("mnist")
+        data = load_test_set("mnist")
         images = data.test_images[:N_TEST]
-        if len(images) < N_TEST:
-            images = images.repeat((N_TEST + len(images) - 1) // len(images), 1, 1)[:N_TEST]
-        print(f"data: {data.source}" + (f" (tiled to {N_TEST:,})" if notice or data.is_sample else ""))
+        print(f"data: {data.source}")
 
         z = np.array([0.5, -1.0], np.float32)
         one = timed(lambda: inference.decode(model, z), 200)

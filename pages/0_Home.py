@@ -28,14 +28,8 @@ else:
     m3.metric("β", f"{info.beta:g}")
     m4.metric("Test −ELBO", f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured",
               help="Negative evidence lower bound on the test set at β = 1, nats per image; lower is better.")
-    if sel.data_notice:
-        st.warning(f"**Data in use: the embedded {sel.data.name}** ({len(sel.data.test_images):,} test images), "
-                   f"not the full {info.dataset}, which is not available here.")
-        with st.expander("How to get the full dataset"):
-            st.markdown(shared.data_notice_text(sel.data_notice))
-    else:
+    if sel.data is not None:
         st.caption(f"Data in use: {sel.data.source} ({len(sel.data.test_images):,} test images).")
-
     tour, text = st.columns([2, 3], gap="large")
     with tour:
         d = sel.latent_dim

@@ -89,23 +89,29 @@ if d < 2:
     st.warning(f"{sel.info.name} has a {d}-dimensional latent space; the map needs at least 2 dims.")
     st.stop()
 
-n_points = min(len(sel.mu), MAX_POINTS)
-mu, labels = sel.mu[:n_points], sel.data.test_labels.numpy()[:n_points]
-class_names = sel.data.class_names
+has_data = sel.data is not None
+if has_data:
+    n_points = min(len(sel.mu), MAX_POINTS)
+    mu, labels = sel.mu[:n_points], sel.data.test_labels.numpy()[:n_points]
+    class_names = sel.data.class_names
+else:  # decoder-only: the plane, its grid and clicks, with no test points
+    n_points, mu, labels, class_names = 0, np.zeros((0, d), np.float32), np.zeros(0, np.int64), ()
 picked = st.session_state.get(PICKED_KEY)
 if picked is not None and not 0 <= picked < n_points:  # a pick made with another model
     picked = st.session_state[PICKED_KEY] = None
 
-st.caption(f"{shared.describe(sel.info)} · {n_points:,} test images of {sel.data.source}. "
-           "Click anywhere on the plane to decode that spot; click a point to pick that test image.")
+st.caption(f"{shared.describe(sel.info)} · " + (
+    f"{n_points:,} test images of {sel.data.source}. Click anywhere on the plane to decode that spot; "
+    "click a point to pick that test image." if has_data else "Click anywhere on the plane to decode that spot."))
 
 # --- controls -----------------------------------------------------------------------------------------------
 view = plane_kind = "Two dims"
 c_grid = st.container()
 if d > 2:
     c_view, c_dims, c_base, c_grid = st.columns([3, 2, 2, 3], gap="medium")
+    views = VIEWS if has_data else VIEWS[:1]  # PCA and UMAP are fitted on the test set's μ
     view = plane_kind = c_view.radio(
-        "Projection", VIEWS, index=1, horizontal=True, key="lm_view",
+        "Projection", views, index=min(1, len(views) - 1), horizontal=True, key="lm_view",
         help="A slice through two latent dims, the top two principal components of the test set's μ, "
              "or UMAP (a view only: clicks on empty space are decoded on a plane).")
     if view == "UMAP":
@@ -114,8 +120,11 @@ if d > 2:
 dims, base = (0, 1), None
 if plane_kind == "Two dims" and d > 2:
     # default to the two most used dims; with collapsed units, dims 0 and 1 may show nothing
-    order, variance = dims_by_variance(mu), mu.var(axis=0)
-    label = lambda k: f"z{k} (Var μ {variance[k]:.2f})"  # noqa: E731
+    if has_data:
+        order, variance = dims_by_variance(mu), mu.var(axis=0)
+        label = lambda k: f"z{k} (Var μ {variance[k]:.2f})"  # noqa: E731
+    else:
+        order, label = np.arange(d), lambda k: f"z{k}"  # noqa: E731
     dx = c_dims.selectbox("x dim", range(d), index=int(order[0]), key="lm_dx", format_func=label)
     y_options = [int(k) for k in order if k != dx]
     dy = c_dims.selectbox("y dim", y_options, index=0, key="lm_dy", format_func=label)
@@ -195,7 +204,7 @@ with right:
             if d > 2:
                 st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
     with c_near:
-        if z_click is not None:
+        if z_click is not None and has_data:
             i = inference.nearest(mu, z_click)
             st.markdown("**Nearest test image**")
             image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "

@@ -102,7 +102,8 @@ def main() -> None:
     if sel is None:
         st.stop()
 
-    source = st.radio("Endpoints", SOURCES, horizontal=True, key="interp_source")
+    sources = SOURCES if sel.data is not None else SOURCES[1:]  # no test images without the model's data
+    source = st.radio("Endpoints", sources, horizontal=True, key="interp_source")
     if source == SOURCES[0]:
         ends = _test_endpoints(sel)
     elif source == SOURCES[1]:

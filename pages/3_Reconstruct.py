@@ -28,7 +28,10 @@ def _test_nelbo(path: str, stamp: int, dataset: str, _sel: Selection) -> np.ndar
     return typicality.per_image_nelbo(_sel.model, _sel.data.test_images)
 
 
-def test_nelbo(sel: Selection) -> np.ndarray:
+def test_nelbo(sel: Selection) -> np.ndarray | None:
+    """The reference for typicality, or None when the model's test set is not to be had."""
+    if sel.data is None:
+        return None
     return _test_nelbo(str(sel.info.path), sel.info.path.stat().st_mtime_ns, sel.data.name, sel)
 
 
@@ -66,7 +69,7 @@ def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
 
 
 def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-          score: typicality.Typicality, ood_percentile: float) -> None:
+          score: typicality.Typicality | None, ood_percentile: float) -> None:
     with st.container(border=True):
         st.markdown(f"**{number}. {result.name}**")
         steps = [
@@ -83,7 +86,8 @@ def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, m
             column.image(preprocess.to_png_bytes(image, scale=scale) if scale else image, caption=caption,
                          width=max(8, round(THUMB * min(1.0, w / h))))
         with text_column:
-            _verdict(score, ood_percentile)
+            if score is not None:
+                _verdict(score, ood_percentile)
             st.caption(f"μ = {map_overlays.vector_text(mu)}, σ = {map_overlays.vector_text(sigma)}")
             st.download_button("Reconstruction (PNG)", preprocess.to_png_bytes(recon, scale=DOWNLOAD_SCALE),
                                f"reconstruction_{number}.png", "image/png", key=f"recon_dl_{number}", on_click="ignore")
@@ -123,13 +127,13 @@ def main() -> None:
                                accept_multiple_files=True,
                                key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
     a, b, _ = st.columns([1, 1, 3])
-    if a.button("Try with 3 test digits", key="recon_try"):
+    if sel.data is not None and a.button("Try with 3 test digits", key="recon_try"):
         st.session_state[EXAMPLES_KEY] = True
     if st.session_state.get(EXAMPLES_KEY) and b.button("Remove the examples", key="recon_clear"):
         st.session_state[EXAMPLES_KEY] = False
 
     files = [(f.name, f.getvalue()) for f in uploads or []]
-    if st.session_state.get(EXAMPLES_KEY):
+    if st.session_state.get(EXAMPLES_KEY) and sel.data is not None:
         files += example_files(sel)
     if not files:
         st.info("Upload one or more images of digits (a photo of a digit drawn on paper works), "
@@ -151,7 +155,8 @@ def main() -> None:
                                         OOD_PERCENTILES, value=99.0, key="recon_ood")
     k = ELLIPSES[right.radio("Posterior ellipse", list(ELLIPSES), horizontal=True, key="recon_ellipse")]
     reference = test_nelbo(sel)
-    scores = typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile)
+    scores = ([None] * len(images) if reference is None else
+              typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile))
 
     plane = map_overlays.plane_for(sel)
     map_col, hist_col = st.columns([3, 2])
@@ -171,9 +176,10 @@ def main() -> None:
                 st.caption(f"{note} Each ellipse is the exact projection of that image's diagonal-Gaussian "
                            "posterior onto this plane.")
     with hist_col:
-        st.plotly_chart(_histogram(reference, scores), key="recon_hist")
-        st.caption(f"Test set: {len(reference):,} images, median −ELBO {np.median(reference):.1f} nats. "
-                   "A VAE's −ELBO is only a heuristic out-of-distribution score.")
+        if reference is not None:
+            st.plotly_chart(_histogram(reference, scores), key="recon_hist")
+            st.caption(f"Test set: {len(reference):,} images, median −ELBO {np.median(reference):.1f} nats. "
+                       "A VAE's −ELBO is only a heuristic out-of-distribution score.")
         grid = preprocess.images_to_grid(np.stack([images, recons], axis=1).reshape(-1, 28, 28), nrow=2)
         st.download_button("All inputs and reconstructions (PNG)", preprocess.to_png_bytes(grid, scale=DOWNLOAD_SCALE),
                            "reconstructions.png", "image/png", key="recon_dl_all",

@@ -36,8 +36,9 @@ def _stamp(info: CheckpointInfo) -> int:
     return info.path.stat().st_mtime_ns
 
 
-def default_models(infos: list[CheckpointInfo]) -> list[str]:
-    """The shipped sweep, else the newest group of checkpoints named <prefix>_beta<B> (as the sweep saves them)."""
+def default_models(infos: list[CheckpointInfo], selected: str | None = None) -> list[str]:
+    """The sweep the model chosen in the sidebar belongs to, else the shipped sweep, else the newest group of
+    checkpoints named <prefix>_beta<B> (as the sweep saves them)."""
     groups: dict[str, list[CheckpointInfo]] = {}
     for info in infos:
         if found := re.fullmatch(r"(.+)_beta[0-9.eE+-]+", info.name):
@@ -45,7 +46,9 @@ def default_models(infos: list[CheckpointInfo]) -> list[str]:
     groups = {prefix: members for prefix, members in groups.items() if len(members) >= 2}
     if not groups:
         return []
-    prefix = SHIPPED_SWEEP if SHIPPED_SWEEP in groups else max(groups, key=lambda p: max(map(_stamp, groups[p])))
+    mine = [p for p, members in groups.items() if selected in {i.name for i in members}]
+    prefix = (mine[0] if mine else SHIPPED_SWEEP if SHIPPED_SWEEP in groups
+              else max(groups, key=lambda p: max(map(_stamp, groups[p]))))
     return [i.name for i in sorted(groups[prefix], key=lambda i: i.beta)]
 
 
@@ -55,15 +58,18 @@ def _shape(info: CheckpointInfo) -> tuple:
 
 
 @st.cache_data(show_spinner="Measuring test metrics…", max_entries=64)
-def _metrics(path: str, stamp: int, dataset_name: str, _info: CheckpointInfo) -> tuple[dict[str, float], str]:
-    """Stored metrics when the checkpoint has them all, else measured here on the test set."""
+def _metrics(path: str, stamp: int, dataset_name: str, _info: CheckpointInfo) -> tuple[dict[str, float] | None, str]:
+    """Stored metrics when the checkpoint has them all, else measured here on the model's own test split
+    (None when that is not to be had). Both come from the same 10,000 test images the pictures use."""
     stored = _info.metrics
     if all(isinstance(stored.get(k), (int, float)) and math.isfinite(stored[k]) for k in METRIC_KEYS):
         k = stored.get("iw_samples")
-        return dict(stored), f"stored (k = {k})" if k else "stored"
+        return dict(stored), f"stored at training (k = {k})" if k else "stored at training"
     data = shared.dataset(dataset_name)[0]
+    if data is None:
+        return None, "not measured: no test images"
     measured = evaluate.evaluate(shared.load_model(_info), data.test_images, iw_samples=IW_SAMPLES)
-    return measured, f"measured here on {data.name} (k = {IW_SAMPLES})"
+    return measured, f"measured here (k = {IW_SAMPLES})"
 
 
 @st.cache_data(show_spinner="Drawing the latent space…", max_entries=64)
@@ -107,19 +113,18 @@ def show_column(info: CheckpointInfo, snap: Snapshot, grid: np.ndarray | None, c
              caption="the same 8 test inputs (top) and their reconstructions")
 
 
-def compare_section() -> None:
-    infos, errors = shared.checkpoints()
-    for line in errors:
-        st.sidebar.warning(f"Skipped a checkpoint: {line}")
+def compare_section(selected: str | None) -> None:
+    infos, _ = shared.checkpoints()  # the sidebar picker already reports unusable files
     if not infos:
         st.info(f"No checkpoints in {shared.CHECKPOINT_DIR}: train a β sweep with **{MODE_SWEEP}** above.")
         return
     by_name = {i.name: i for i in infos}
     names = list(by_name)
     chosen = st.multiselect(
-        "Models to compare", names, key=training.remembered(MODELS_KEY, default_models(infos), names),
+        "Models to compare", names, key=training.remembered(MODELS_KEY, default_models(infos, selected), names),
         format_func=lambda n: f"{n} (β = {by_name[n].beta:g}, d = {by_name[n].model_config.latent_dim}, {by_name[n].dataset})",
-        help="By default the shipped sweep mnist_z10_beta*: the same model trained with β = 0.5, 1, 4 and 8.",
+        help="By default the β sweep of the model chosen in the sidebar, else the shipped mnist_z10_beta* sweep: "
+             "the same model trained with β = 0.5, 1, 4 and 8.",
     )
     if len(chosen) < 2:
         st.info("Pick at least two models that differ in β (for example the shipped mnist_z10_beta* sweep, "
@@ -132,28 +137,39 @@ def compare_section() -> None:
     if len({i.beta for i in models}) < len(models):
         st.warning("Some of the chosen models share the same β.")
 
-    rows, panels = [], []
+    rows, panels, missing = [], [], {}
     for info in models:
         data, notice = shared.dataset(info.dataset)
-        if notice:
-            st.warning(f"{info.name}: {notice}")
-        metrics, source = _metrics(str(info.path), _stamp(info), data.name, info)
-        rows.append({"model": info.name, "β": info.beta, "test −ELBO": metrics["elbo"], "recon": metrics["recon"],
-                     "KL": metrics["kl"], "IW log p(x)": metrics["iw_logpx"],
-                     "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}", "metrics": source})
-        panels.append((info, *_panel(str(info.path), _stamp(info), data.name, info), data.class_names))
+        if data is None:
+            missing.setdefault(info.dataset, (notice, []))[1].append(info.name)
+        metrics, source = _metrics(str(info.path), _stamp(info), info.dataset, info)
+        if metrics is not None:
+            rows.append({"model": info.name, "β": info.beta, "test −ELBO": metrics["elbo"], "recon": metrics["recon"],
+                         "KL": metrics["kl"], "IW log p(x)": metrics["iw_logpx"],
+                         "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}",
+                         "metrics": source})
+        if data is not None:
+            panels.append((info, *_panel(str(info.path), _stamp(info), data.name, info), data.class_names))
+    for name, (notice, members) in missing.items():  # one notice per missing dataset, not one per model
+        st.warning(f"The test images of **{name}** are not available here, so {', '.join(members)} "
+                   "cannot be drawn side by side.")
+        with st.expander("How to get the data"):
+            st.markdown(notice)
 
-    table_col, plot_col = st.columns([3, 2], gap="large")
-    with table_col:
-        st.markdown("**Test metrics** (nats per image; −ELBO at β = 1 whatever β the model was trained with)")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-            "β": st.column_config.NumberColumn(format="%g"),
-            **{c: st.column_config.NumberColumn(format="%.1f") for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
-        })
+    st.markdown("**Test metrics** (nats per image; −ELBO at β = 1 whatever β the model was trained with). "
+                "Measured on each model's own test split, the same images the pictures below use.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "β": st.column_config.NumberColumn(format="%g"),
+        **{c: st.column_config.NumberColumn(format="%.1f") for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+    })
+    text_col, plot_col = st.columns([2, 3], gap="large")
+    with text_col:
         st.caption("Active units: latent dims whose posterior mean varies across test images (variance > "
                    f"{evaluate.ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input.")
     with plot_col:
         st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
+    if not panels:
+        return
 
     d = {i.model_config.latent_dim for i in models}
     st.markdown("**Side by side.** Each column is one model. " + (
@@ -209,6 +225,7 @@ if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY)
         st.session_state[MODELS_KEY] = saved
         st.session_state.pop(training.widget_key(MODELS_KEY), None)
 
+chosen_info = shared.model_picker()
 st.title("Compare β")
 st.markdown(
     "The β-VAE objective is reconstruction + **β**·KL. β sets the price of information in the latent code. "
@@ -226,4 +243,4 @@ if mode == MODE_SWEEP:
 else:
     if (active := registry.active()) is not None:
         st.info(f"Training in the background: {active.view().title}. Follow it under **{MODE_SWEEP}** or on the Train page.")
-    compare_section()
+    compare_section(chosen_info.name if chosen_info else None)

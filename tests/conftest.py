@@ -19,6 +19,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 SHIPPED = ROOT / "checkpoints"
+# No test may download anything (with a network, torchvision would fill ./data): the app and the CLI under
+# test see the bundled test splits, the embedded sample, or the full data named by VAE_DATA_DIR.
+os.environ["VAE_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

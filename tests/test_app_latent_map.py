@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core import inference
 from vae_core.checkpoint import load_checkpoint, read_info
-from vae_core.data import load_dataset_or_sample
+from vae_core.data import load_test_set
 from vae_core.projection import click_from_selection, fit_pca, overlay_nodes, pca_plane, slice_plane
 
 HOME = "../app.py"
@@ -38,7 +38,7 @@ def app(monkeypatch, app_checkpoints):
 def wide_mu(app_checkpoints) -> np.ndarray:
     """The d > 2 model's test-set μ, computed here independently of the app."""
     model, info = load_checkpoint(app_checkpoints.wide)
-    return inference.encode(model, load_dataset_or_sample(info.dataset)[0].test_images)[0]
+    return inference.encode(model, load_test_set(info.dataset).test_images)[0]
 
 
 def _spec(at: AppTest, index: int = 0) -> dict:
@@ -79,12 +79,16 @@ def test_home_shows_the_model_the_data_and_the_tour(app, app_checkpoints):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Latent size d"] == "2" and metrics["β"] == "1"
-    assert metrics["Dataset"] in ("mnist", "mnist-sample") and "nats" in metrics["Test −ELBO"]
+    dataset = read_info(app_checkpoints.z2).dataset
+    assert metrics["Dataset"] == dataset and "nats" in metrics["Test −ELBO"]
     assert any("[-3, 3]²" in caption for caption in _images(at))  # the decoded tour grid
-    assert at.get("page_link"), "the tour links the pages"
-    # the data in use is stated, and the sample comes with how to get the full data
-    notes = " ".join([c.value for c in at.caption] + [w.value for w in at.warning])
-    assert "Data in use" in notes or "full dataset" in notes
+    assert [link.label for link in at.get("page_link")] == ["Latent Map", "Interpolate", "Reconstruct", "Train",
+                                                            "Compare β"]
+    # the data in use is the model's own test split (bundled when the full data is absent), said once
+    n_test = len(load_test_set(dataset).test_images)
+    assert [c.value for c in at.caption if c.value.startswith("Data in use")] == [
+        f"Data in use: {load_test_set(dataset).source} ({n_test:,} test images)."]
+    assert not at.warning
 
 
 def test_latent_map_d2_shows_the_map_grid_and_decodes_a_click(app, app_checkpoints):
@@ -95,7 +99,7 @@ def test_latent_map_d2_shows_the_map_grid_and_decodes_a_click(app, app_checkpoin
     assert spec["layout"]["xaxis"]["range"] == [-3, 3] and spec["layout"]["yaxis"]["scaleanchor"] == "x"
     assert spec["data"][0]["marker"]["opacity"] == 0  # the invisible click overlay
     n_points = sum(len(_array(t["customdata"])) for t in spec["data"] if "customdata" in t)
-    test_images = load_dataset_or_sample(read_info(app_checkpoints.z2).dataset)[0].test_images
+    test_images = load_test_set(read_info(app_checkpoints.z2).dataset).test_images
     assert n_points == min(len(test_images), 10_000)  # the whole test set
     assert spec["layout"]["images"], "the decoded grid is the plot's background"
     images = _images(at)

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core import typicality
 from vae_core.checkpoint import read_info
-from vae_core.data import load_dataset, load_dataset_or_sample
+from vae_core.data import load_dataset, load_test_set
 from vae_core.preprocess import MAX_UPLOAD_BYTES
 
 PAGE = "../pages/3_Reconstruct.py"
@@ -208,6 +208,6 @@ def test_test_set_is_scored_once_per_model(app, app_checkpoints, monkeypatch, di
     at.select_slider(key="recon_ood").set_value(95.0).run()
     assert not at.exception
     model_dataset = read_info(app_checkpoints.z2).dataset
-    n_test = len(load_dataset_or_sample(model_dataset)[0].test_images)
+    n_test = len(load_test_set(model_dataset).test_images)
     assert sizes.count(n_test) == 1
     assert sizes.count(3) == 1 and sizes.count(4) == 2  # the uploads themselves are scored on every run

@@ -21,7 +21,7 @@ GRID_PAD = 2  # pixels between cells of the downloadable grid
 
 
 def model_key(sel: Selection) -> tuple[str, int, str]:
-    return str(sel.info.path), _stamp(sel.info.path), sel.data.name
+    return str(sel.info.path), _stamp(sel.info.path), sel.info.dataset
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -40,7 +40,10 @@ def _default_plane(key: tuple, _mu: np.ndarray) -> LatentPlane:
 
 
 def default_plane(sel: Selection) -> LatentPlane:
-    """The shared starting view: the latent axes for d = 2, else the PCA plane of the test set's μ."""
+    """The shared starting view: the latent axes for d = 2, else the PCA plane of the test set's μ (the first
+    two axes when there is no test set to fit it on)."""
+    if sel.mu is None:
+        return projection.slice_plane(sel.latent_dim)
     return _default_plane(model_key(sel), sel.mu)
 
 

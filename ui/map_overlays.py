@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from ui import latent_views
 from ui.plots import MARK_COLOR, latent_map
 from ui.shared import Selection
-from vae_core.projection import LatentPlane, pca_plane, slice_plane
+from vae_core.projection import LatentPlane
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # what vae_core.preprocess decodes
 
@@ -27,13 +27,15 @@ def plane_for(sel: Selection) -> LatentPlane | None:
     """The view overlays are drawn in, or None for a 1-D latent space (nothing to draw a plane of)."""
     if sel.latent_dim < 2:
         return None
-    return slice_plane(2) if sel.latent_dim == 2 else pca_plane(latent_views.pca(sel))
+    return latent_views.default_plane(sel)
 
 
 def view_note(sel: Selection) -> str | None:
     """What the reader should know about the view for d > 2, else None."""
     if sel.latent_dim <= 2:
         return None
+    if sel.mu is None:
+        return f"d = {sel.latent_dim}: drawn in the plane of z0 and z1 (the other dims at 0)."
     share = float(np.sum(latent_views.pca(sel).explained_variance_ratio[:2]))
     return (f"d = {sel.latent_dim}: drawn in the plane of the test set's top two principal components "
             f"({share:.0%} of the variance of its posterior means), as on the Latent Map's PCA view.")
@@ -41,6 +43,8 @@ def view_note(sel: Selection) -> str | None:
 
 def latent_figure(sel: Selection, plane: LatentPlane, height: int = 480) -> go.Figure:
     """The test set's posterior means in `plane`, axes fitted to everything drawn (uploads may land far out)."""
+    if sel.data is None:
+        return latent_map(axis_titles=plane.labels, clickable=False, height=height)[0]
     fig, _ = latent_map(plane.project(sel.mu), sel.data.test_labels.numpy(), sel.data.class_names,
                         axis_titles=plane.labels, extent=None, clickable=False, height=height)
     return fig

@@ -13,7 +13,7 @@ import streamlit as st
 
 from vae_core import inference
 from vae_core.checkpoint import CheckpointInfo, list_checkpoints, load_checkpoint
-from vae_core.data import SAMPLE, ImageDataset, load_dataset_or_sample
+from vae_core.data import DatasetUnavailable, ImageDataset, load_test_set
 from vae_core.model import VAE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +76,14 @@ def load_model(info: CheckpointInfo) -> VAE:
 
 
 @st.cache_resource(show_spinner="Loading data…")
-def dataset(name: str) -> tuple[ImageDataset, str | None]:
-    """The named dataset, or the embedded sample with a notice when the full one cannot be had."""
-    return load_dataset_or_sample(name)
+def dataset(name: str) -> tuple[ImageDataset | None, str | None]:
+    """The named dataset's own test split (full data on disk, else the bundled split), or None and the reason.
+
+    Never another dataset: a model is only ever shown images of the data it was trained on."""
+    try:
+        return load_test_set(name), None
+    except DatasetUnavailable as exc:
+        return None, str(exc)
 
 
 @st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
@@ -93,10 +98,10 @@ class Selection:
 
     info: CheckpointInfo
     model: VAE
-    data: ImageDataset
-    data_notice: str | None
-    mu: np.ndarray  # (N, d) posterior means of the test set
-    sigma: np.ndarray
+    data: ImageDataset | None  # None when the model's dataset is not to be had: pages then show decoder-only views
+    data_notice: str | None  # why the data is missing
+    mu: np.ndarray | None  # (N, d) posterior means of the test set
+    sigma: np.ndarray | None
 
     @property
     def latent_dim(self) -> int:
@@ -127,8 +132,9 @@ def model_picker() -> CheckpointInfo | None:
     st.session_state[SELECTED_KEY] = current = st.session_state.get("_model_picker", current)
     info = by_name[current]
     st.sidebar.caption(describe(info))
-    for line in errors:
-        st.sidebar.warning(f"Skipped a checkpoint: {line}")
+    if errors:
+        st.sidebar.warning(f"Skipped {len(errors)} unusable checkpoint file{'s' if len(errors) > 1 else ''}:\n"
+                           + "\n".join(f"- {line}" for line in errors))
     return info
 
 
@@ -139,16 +145,17 @@ def current_selection() -> Selection | None:
         return None
     model = load_model(info)
     data, notice = dataset(info.dataset)
-    if notice:
-        st.sidebar.info(data_notice_text(notice))
+    if data is None:
+        show_missing_data(info.dataset, notice)
+        return Selection(info=info, model=model, data=None, data_notice=notice, mu=None, sigma=None)
     mu, sigma = _encode(str(info.path), _stamp(info.path), data.name)
-    return Selection(info=info, model=model, data=data, data_notice=notice, mu=mu, sigma=sigma)
+    return Selection(info=info, model=model, data=data, data_notice=None, mu=mu, sigma=sigma)
 
 
-def data_notice_text(notice: str) -> str:
-    return (f"{notice}\n\nTo use the full dataset, download it once while online (the app does it by itself), "
-            f"or copy the IDX files into ./data/<Name>/raw/ or set $VAE_DATA_DIR, then reload.")
-
-
-def is_sample(sel: Selection) -> bool:
-    return sel.data.name == SAMPLE
+def show_missing_data(name: str, notice: str) -> None:
+    """The one notice a page shows when a model's own test images are missing; the how-to folds away."""
+    st.warning(f"The test images of **{name}** are not available here, so this page shows only what the "
+               "decoder draws (no test points, test images or typicality).")
+    with st.expander("How to get the data"):
+        st.markdown(f"{notice}\n\nDownload it once while online (the app does it by itself), or copy the IDX files "
+                    "into `./data/<Name>/raw/` or point `$VAE_DATA_DIR` at a folder that holds them, then reload.")

@@ -181,16 +181,6 @@ def load_test_set(name: str, data_dir: str | os.PathLike | None = None, download
     return load_dataset(name, data_dir, download)
 
 
-def load_dataset_or_sample(
-    name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None
-) -> tuple[ImageDataset, str | None]:
-    """The dataset, or the embedded MNIST sample with a notice saying why and how to get the full data."""
-    try:
-        return load_dataset(name, data_dir, download), None
-    except DatasetUnavailable as exc:
-        return _load_sample(), f"Using the embedded {SAMPLE} instead. {exc}"
-
-
 def available_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
     """Datasets usable right now without a download: the sample plus those whose files are on disk."""
     return [SAMPLE] + [n for n in TORCHVISION_DATASETS if not missing_files(n, data_dir)]

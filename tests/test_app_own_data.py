@@ -1,0 +1,75 @@
+"""Every page shows a model its own dataset's test images, and only what the decoder draws when those are missing."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, shipped_checkpoint
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.data import TORCHVISION_DATASETS
+
+PAGES = ("app.py", "pages/1_Latent_Map.py", "pages/2_Interpolate.py", "pages/3_Reconstruct.py",
+         "pages/5_Compare_Beta.py")
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A checkpoint folder with the shipped fashion_z2 and a copy of mnist_z2 that claims to be a KMNIST model
+    (no KMNIST files anywhere: VAE_DATA_DIR is an empty folder)."""
+    import ui.shared
+
+    (tmp_path / "fashion_z2.pt").symlink_to(shipped_checkpoint("fashion_z2"))
+    model, info = load_checkpoint(shipped_checkpoint("mnist_z2"))
+    save_checkpoint(tmp_path / "kmnist_z2.pt", model, info.train_config, "kmnist", info.history, info.metrics)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("VAE_DATA_DIR", str(empty))
+    monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", tmp_path)
+    ui.shared.dataset.clear()  # the cache may hold datasets found under another VAE_DATA_DIR
+    return tmp_path
+
+
+def run(page: str, model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=120)
+    at.session_state["selected_model"] = model
+    return at.run()
+
+
+def test_a_clothing_model_is_shown_clothes_offline(folder):
+    at = run("pages/1_Latent_Map.py", "fashion_z2")
+    assert not at.exception and not at.warning
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [t["name"] for t in spec["data"] if "customdata" in t]
+    assert names == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits 0-9
+    n_points = 0
+    for t in spec["data"]:
+        if "customdata" in t:
+            data = t["customdata"]
+            n_points += len(data) if isinstance(data, list) else len(np.frombuffer(
+                __import__("base64").b64decode(data["bdata"]), dtype=data["dtype"]))
+    assert n_points == 10_000
+    assert any("10,000 test images of bundled fashion-mnist test split" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder, page):
+    at = run(page, "kmnist_z2")
+    assert not at.exception
+    if page == "pages/5_Compare_Beta.py":  # compares the models chosen on the page
+        at.multiselect(key="_w.compare.models").set_value(["fashion_z2", "kmnist_z2"]).run()
+        assert not at.exception
+        assert [m.value for m in at.markdown if m.value.startswith("#### β")] == ["#### β = 1"]  # fashion only
+    notices = [w.value for w in at.warning if "kmnist" in w.value]
+    assert len(notices) == 1 and "not available" in notices[0]
+    assert len([w for w in at.warning if "not available" in w.value]) == 1  # said once, not once per use
+    if page != "pages/5_Compare_Beta.py":  # (Compare also says that these two models differ in more than β)
+        assert len(at.warning) == 1, [w.value for w in at.warning]
+    if page == "pages/1_Latent_Map.py":
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        assert not [t for t in spec["data"] if "customdata" in t]  # no test points of another dataset
+        assert spec["layout"]["images"]  # but the decoded grid, and the plane can be clicked
+    if page == "pages/2_Interpolate.py":
+        assert "Test images" not in at.radio(key="interp_source").options
