@@ -286,3 +286,9 @@ def test_oversized_metadata_is_refused_without_unpickling(tmp_path, monkeypatch)
     monkeypatch.setattr(ckpt.torch, "load", lambda *a, **k: pytest.fail("torch.load was reached"))
     with pytest.raises(CheckpointError, match="m.pt: refused: its metadata is"):
         read_info(path)
+
+
+def test_a_metric_that_could_not_be_measured_is_left_out_so_the_file_stays_loadable(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist",
+                           metrics={"elbo": math.nan, "kl": math.inf, "recon": 90.0, "active_units": 3})
+    assert read_info(path).metrics == {"recon": 90.0, "active_units": 3}

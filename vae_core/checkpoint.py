@@ -113,7 +113,9 @@ def save_checkpoint(
         "train_config": train_config.to_dict(),
         "dataset": dataset,
         "history": list(history or []),
-        "metrics": dict(metrics or {}),
+        # Loaders accept only finite numbers as metrics, so a NaN from a measurement that failed is left out (absent
+        # means unknown) rather than making the file unloadable.
+        "metrics": {k: v for k, v in (metrics or {}).items() if _is_number(v) and math.isfinite(v)},
         "extra": dict(extra or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }

@@ -11,12 +11,14 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, megabytes,
                          save_checkpoint)
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS, DatasetUnavailable, load_dataset, load_test_set
 from .evaluate import evaluate
+from .model import VAE
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -98,7 +100,7 @@ def _check_out(path: Path) -> None:
     Path(probe).unlink(missing_ok=True)  # a concurrent save's cleanup may already have taken it
 
 
-def _check_room(path: Path, model) -> None:
+def _check_room(path: Path, model: VAE) -> None:
     """Refuse before training when --out's disk cannot hold the result, rather than after the whole run."""
     needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + SAVE_MARGIN_BYTES
     free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
@@ -112,7 +114,7 @@ def _check_data_dir(data_dir: str | None) -> None:
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
 
-def _save_or_rescue(out: Path, save) -> str | None:
+def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     """Save to `out`; when that fails, save to a new folder under the system temp dir instead.
 
     Returns None when `out` was written, else the one error line for the user (saying where the weights went)."""
@@ -190,14 +192,14 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
-    last = result.history[-1] if result.history else {}
-    metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
-    if args.iw_samples > 0:
-        metrics = evaluate(result.model, dataset.test_images, iw_samples=args.iw_samples)
     if result.status == "diverged" and out.exists():
         print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
               file=sys.stderr)
         return EXIT_FAILED
+    last = result.history[-1] if result.history else {}
+    metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
+    if args.iw_samples > 0:
+        metrics = evaluate(result.model, dataset.test_images, iw_samples=args.iw_samples)
 
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
