@@ -140,3 +140,23 @@ def test_refusing_every_hostile_file_allocates_nothing_large(hostile_folder):
     result = json.loads(run.stdout)
     assert result["refused"] == hostile and result["errors"] == len(hostile)
     assert result["growth_mb"] < MAX_GROWTH_MB, result
+
+
+def test_the_app_names_each_hostile_file_and_keeps_the_good_models(hostile_folder, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    import ui.shared
+
+    folder, good, hostile = hostile_folder
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(folder))
+    monkeypatch.setenv("VAE_TRAINED_DIR", str(tmp_path / "trained"))
+    monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", folder)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["selected_model"] = good[0]
+    at.run()
+    assert not at.exception
+    assert sorted(at.sidebar.selectbox(key="_model_picker").options) == sorted(good)
+    warnings = "\n".join(w.value for w in at.sidebar.warning)
+    for name in hostile:
+        assert warnings.count(f"{folder / name}:") == 1, (name, warnings)
+    assert not (folder / "pwned").exists()
