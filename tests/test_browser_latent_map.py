@@ -178,6 +178,8 @@ def test_points_win_the_pointer_within_their_marker(app_checkpoints, streamlit_s
     server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
     page = browser_page
     open_latent_map(page, server.url)
+    nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    assert [n.split("\n")[-1].strip() for n in nav][:2] == ["Home", "Latent Map"]  # not "app"
     geom = plot_geometry(page)
     targets = isolated_points(geom, 30)
     assert len(targets) == 30
