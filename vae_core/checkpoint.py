@@ -145,9 +145,8 @@ def save_checkpoint(
 
 
 def _write_all(fd: int, data: memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _locked_temp_file(path: Path) -> tuple[int, str]:
@@ -157,7 +156,10 @@ def _locked_temp_file(path: Path) -> tuple[int, str]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         if fcntl is None:
             return fd, tmp
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: cleaners cannot lock there either, so they never take this file
+            return fd, tmp
         if os.fstat(fd).st_nlink:
             return fd, tmp
         os.close(fd)  # a cleaner removed it between mkstemp and flock: take a fresh one
