@@ -292,3 +292,30 @@ def test_a_metric_that_could_not_be_measured_is_left_out_so_the_file_stays_loada
     path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist",
                            metrics={"elbo": math.nan, "kl": math.inf, "recon": 90.0, "active_units": 3})
     assert read_info(path).metrics == {"recon": 90.0, "active_units": 3}
+
+
+def test_a_temp_file_removed_by_a_cleaner_before_it_was_locked_is_replaced(tmp_path, monkeypatch):
+    real_flock, taken = ckpt.fcntl.flock, []
+
+    def flock_after_a_cleaner(fd, operation):
+        if not taken:  # the cleaner wins the race between mkstemp and flock once
+            taken.extend(tmp_path.glob(".m.pt.*.tmp"))
+            taken[0].unlink()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(ckpt.fcntl, "flock", flock_after_a_cleaner)
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
+    assert len(taken) == 1 and read_info(path).dataset == "mnist"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_saving_works_where_the_filesystem_has_no_locks(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ckpt.fcntl, "flock", no_locks)
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
+    assert read_info(path).dataset == "mnist" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    stale = tmp_path / ".m.pt.abcdefgh.tmp"
+    stale.write_bytes(b"partial")
+    assert ckpt.remove_stale_temp_files(tmp_path) == [] and stale.exists()  # unprovable as stale, so kept
