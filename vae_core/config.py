@@ -9,6 +9,9 @@ from typing import Any
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 LR_SCHEDULES = ("constant", "cosine")
+KINDS = ("ae", "dae", "vae", "cvae")  # vae_core.models.KINDS builds each; a checkpoint without a kind is a vae
+NOISE_KINDS = ("mask", "gauss")
+MAX_CLASSES = 100
 
 # The one place for size limits: the CLI, the app's form and the checkpoint loader all check these, so a typo or a
 # hostile file can never ask for a model that needs gigabytes. Every shipped model is far inside them.
@@ -41,8 +44,26 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)
     likelihood: str = "bernoulli"
     image_shape: tuple[int, int, int] = (1, 28, 28)
+    kind: str = "vae"
+    n_classes: int = 0  # how many labels a conditional model (cvae) takes; 0 for the others
+    noise: str = ""  # dae: the corruption of its inputs, "mask:ν" or "gauss:σ"
+    sparsity: float = 0.0  # ae, dae: λ of the L1 penalty on the code
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown kind of model {self.kind!r}; choose one of {', '.join(KINDS)}")
+        conditional = self.kind == "cvae"
+        if not _is_int(self.n_classes) or not (2 <= self.n_classes <= MAX_CLASSES if conditional else self.n_classes == 0):
+            raise ConfigError(f"a {self.kind} takes {'2 to ' + str(MAX_CLASSES) if conditional else 'no'} classes, "
+                              f"got {self.n_classes!r}")
+        noise_kind, _ = parse_noise(self.noise)
+        if (noise_kind is not None) != (self.kind == "dae"):
+            raise ConfigError("a denoising autoencoder (dae) needs a noise such as mask:0.5 or gauss:0.3, and only it "
+                              f"takes one (kind {self.kind}, noise {self.noise!r})")
+        if not (_is_real(self.sparsity) and math.isfinite(self.sparsity) and self.sparsity >= 0):
+            raise ConfigError(f"sparsity must be a finite non-negative number, got {self.sparsity!r}")
+        if self.sparsity and self.kind not in ("ae", "dae"):
+            raise ConfigError(f"the L1 sparsity penalty is for autoencoders (ae, dae), not a {self.kind}")
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.likelihood not in LIKELIHOODS:
@@ -113,6 +134,23 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)
+
+
+def parse_noise(text: str) -> tuple[str | None, float]:
+    """"mask:0.5" -> ("mask", 0.5), "gauss:0.3" -> ("gauss", 0.3), "" -> (None, 0.0); ConfigError otherwise."""
+    if not isinstance(text, str):
+        raise ConfigError(f"noise must be text such as mask:0.5 or gauss:0.3, got {_shown(text)}")
+    if not text.strip():
+        return None, 0.0
+    kind, _, level_text = text.strip().partition(":")
+    try:
+        level = float(level_text)
+    except ValueError:
+        level = math.nan
+    top = 1.0 if kind == "mask" else 10.0
+    if kind not in NOISE_KINDS or not (0 < level < top if kind == "mask" else 0 < level <= top):
+        raise ConfigError(f"noise must be mask:ν with 0 < ν < 1 or gauss:σ with 0 < σ ≤ 10, got {_shown(text)}")
+    return kind, level
 
 
 def _is_int(value: Any) -> bool:

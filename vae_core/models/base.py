@@ -1,0 +1,98 @@
+"""What every kind of model is to the rest of the code: encode, decode, an objective, and what it can report.
+
+Callers (training, evaluation, inference, the app) use only this interface, so a new kind of model is a new file
+beside this one plus a line in the registry (`vae_core.models.KINDS`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..loss import LossTerms, reconstruction_nll
+from .nets import build_decoder, build_encoder
+
+
+@dataclass
+class Posterior:
+    """The code of a batch: q(z|x) = N(mean, diag exp(logvar)) for probabilistic encoders; `logvar` is None for a
+    deterministic one (an autoencoder's code is a point)."""
+
+    mean: torch.Tensor  # (B, d)
+    logvar: torch.Tensor | None = None
+
+    @property
+    def std(self) -> torch.Tensor:
+        """σ per dim; zero for a deterministic code."""
+        return torch.zeros_like(self.mean) if self.logvar is None else torch.exp(0.5 * self.logvar)
+
+
+class LatentModel(nn.Module):
+    """An encoder x → z and a decoder z → p(x|z) with the networks of `nets`; each kind adds its objective.
+
+    The decoder returns logits shaped like the input: Bernoulli logits, or for the Gaussian likelihood the
+    pre-sigmoid mean, with one learned log-variance per pixel (`log_var_x`).
+    """
+
+    kind: ClassVar[str]
+    title: ClassVar[str]  # what the app calls it
+    probabilistic: ClassVar[bool] = False  # q(z|x) has a variance, and a prior: ELBO, KL, IW log p(x) exist
+    conditional: ClassVar[bool] = False  # encoder and decoder also take the class label
+    curves: ClassVar[tuple[str, ...]] = ("recon",)  # the per-image quantities its training reports, in nats
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        extra = config.n_classes if self.conditional else 0
+        self.encoder = build_encoder(config, self.code_width(config.latent_dim), extra)
+        self.decoder = build_decoder(config, extra)
+        if config.likelihood == "gaussian":
+            self.log_var_x = nn.Parameter(torch.full(config.image_shape, math.log(0.1)))
+
+    @staticmethod
+    def code_width(latent_dim: int) -> int:
+        """How many numbers the encoder puts out per input."""
+        return latent_dim
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def condition(self, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+        """The one-hot label a conditional model is fed (None for the others); `like` gives device and dtype."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"a {self.title} needs the class label of each input")
+        y = torch.as_tensor(y, device=like.device).long().reshape(-1)
+        if len(y) == 1 and len(like) > 1:
+            y = y.expand(len(like))
+        return F.one_hot(y, self.config.n_classes).to(like.dtype)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
+        """The code of images x (B, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder logits (B, C, H, W) for latents z (B, d)."""
+        condition = self.condition(y, z)
+        h = z if condition is None else torch.cat([z, condition], dim=1)
+        return self.decoder(h).view(-1, *self.config.image_shape)
+
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel means in [0, 1]: what the app shows for a latent point."""
+        return torch.sigmoid(self.decode(z, y))
+
+    def recon_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """−log p(x|z) per image in nats, summed over pixels, for this model's likelihood."""
+        return reconstruction_nll(logits, x, self.config.likelihood, getattr(self, "log_var_x", None))
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, kl_weight: float = 1.0,
+                  mc_samples: int = 1) -> LossTerms:
+        """Batch means per image of what training minimises, and its parts."""
+        raise NotImplementedError
