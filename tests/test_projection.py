@@ -1,4 +1,4 @@
-"""Planes, PCA, click mapping and the UMAP job of vae_core.projection."""
+"""Planes, PCA and click mapping of vae_core.projection."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from vae_core import inference
 from vae_core.projection import (
-    OVERLAY_NODES, Click, UmapJob, click_from_selection, default_plane, fit_pca, grid_image_bounds, latents_csv,
+    OVERLAY_NODES, Click, click_from_selection, default_plane, fit_pca, grid_image_bounds, latents_csv,
     dims_by_variance, node_index, overlay_nodes, pca_plane, plane_grid, slice_plane, snap,
 )
 
@@ -158,34 +158,3 @@ def test_latents_csv_has_one_row_per_image():
     assert lines[0] == "index,label,mu_0,mu_1,mu_2,sigma_0,sigma_1,sigma_2"
     assert lines[2] == "1,2,1,0,-0.25,0.4,0.5,0.6"
     assert len(lines) == 3
-
-
-def test_umap_job_runs_in_the_background_and_reports_progress():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(scale=6, size=(3, 5))
-    points = np.concatenate([c + rng.normal(size=(60, 5)) for c in centres]).astype(np.float32)
-    job = UmapJob(points, n_neighbors=10, n_epochs=30)
-    assert job.status().state == "pending"
-    job.start()
-    first = job.status()
-    assert first.state == "running" and first.progress < 1  # start() returns at once
-    seen = []
-    while not job.wait(timeout=0.2):
-        seen.append(job.status())
-    final = job.status()
-    assert final.state == "done", final.message
-    assert final.progress == 1.0 and job.embedding.shape == (180, 2) and np.isfinite(job.embedding).all()
-    assert all(0 <= s.progress <= 1 for s in seen)
-    # the layout keeps the three well separated clusters apart
-    labels = np.repeat(np.arange(3), 60)
-    centroids = np.stack([job.embedding[labels == k].mean(0) for k in range(3)])
-    spread = max(np.linalg.norm(job.embedding[labels == k] - centroids[k], axis=1).mean() for k in range(3))
-    assert min(np.linalg.norm(centroids[a] - centroids[b]) for a in range(3) for b in range(a + 1, 3)) > 2 * spread
-
-
-def test_umap_job_reports_failure_as_a_message():
-    job = UmapJob(np.full((50, 4), np.nan, np.float32)).start()
-    assert job.wait(timeout=120)
-    status = job.status()
-    assert status.state == "failed" and status.message.startswith("UMAP failed")
-    assert job.embedding is None

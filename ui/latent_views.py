@@ -1,21 +1,25 @@
 """Cached views of the chosen model's latent space: PCA, decoded grids, the latents CSV, a process-wide UMAP registry.
 
 Everything is keyed by the checkpoint's path and modification time (plus the dataset), so a retrained
-model gets fresh views and a click never recomputes encodings, PCA or UMAP. (Streamlit leaves arguments
+model gets fresh views and a click never recomputes encodings, PCA or UMAP; UMAP embeddings are also stored on
+disk, keyed by the checkpoint's and the test images' content. (Streamlit leaves arguments
 whose names start with '_' out of cache keys: those carry the unhashable objects, the others the identity.)
 """
 from __future__ import annotations
 
 import threading
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from ui.plots import png_data_uri
-from ui.shared import Selection, _stamp
-from vae_core import inference, projection
+from ui.shared import Selection, _stamp, shown_path, trained_dir
+from vae_core import inference, projection, umap_view
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import PCA, LatentPlane, UmapJob, fit_pca, latents_csv, plane_grid
+from vae_core.projection import PCA, LatentPlane, fit_pca, latents_csv, plane_grid
+from vae_core.umap_view import UmapJob
 
 GRID_PAD = 2  # pixels between cells of the downloadable grid
 
@@ -74,20 +78,39 @@ def latents_csv_bytes(sel: Selection) -> bytes:
     return _csv(model_key(sel), sel)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _umap_key(key: tuple, _sel: Selection) -> str:
+    return umap_view.embedding_key(umap_view.file_digest(_sel.info.path), _sel.data.test_images.numpy())
+
+
+def umap_cache_dir() -> Path:
+    """Where embeddings computed by the app are kept across restarts: beside the models trained in the app,
+    so just as git-ignored."""
+    return trained_dir() / ".umap"
+
+
 @st.cache_resource(show_spinner=False)
-def _umap_registry() -> tuple[dict[tuple, UmapJob], threading.Lock]:
+def _umap_registry() -> tuple[dict[str, UmapJob], threading.Lock]:
     return {}, threading.Lock()
 
 
+def _stored_or_started(sel: Selection, key: str) -> UmapJob:
+    computed = umap_cache_dir() / f"{key}.npz"
+    for path in (umap_view.shipped_path(sel.info.path), computed):
+        embedding = umap_view.load_embedding(path, key)
+        if embedding is not None and len(embedding) == len(sel.mu):
+            return UmapJob.loaded(embedding, shown_path(path))
+    return UmapJob(sel.mu, on_done=partial(umap_view.save_embedding, computed, key, model=sel.info.path.name,
+                                           dataset=sel.data.name)).start()
+
+
 def umap_job(sel: Selection) -> UmapJob:
-    """The (started) UMAP job of this model's test-set μ, shared by every session in the process."""
+    """The UMAP of this model's test-set μ, shared by every session in the process: the shipped or a stored
+    embedding when one was made from the same checkpoint bytes and test images, else a started job that stores
+    its result."""
     jobs, lock = _umap_registry()
-    key = model_key(sel)
+    key = _umap_key(model_key(sel), sel)
     with lock:
         if key not in jobs:
-            # UMAP imports pandas in its thread; plotly, in this one, uses pandas if it is in sys.modules and
-            # would find it half-initialised. Importing it here first closes that race.
-            import pandas  # noqa: F401
-
-            jobs[key] = UmapJob(sel.mu).start()
+            jobs[key] = _stored_or_started(sel, key)
         return jobs[key]

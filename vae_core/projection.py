@@ -3,15 +3,11 @@
 A view is a `LatentPlane`: an affine plane z = origin + x·u + y·v with orthonormal u, v. A slice through two
 chosen dims and the plane of the top two principal components are both planes, so one mapping serves
 the scatter (project μ onto the plane), the decoded grid (plane coordinates → latents) and clicks.
-UMAP has no cheap inverse, so it is only a view; it is fitted in a background thread (`UmapJob`).
+UMAP has no cheap inverse, so it is only a view; it is fitted and stored by `umap_view`.
 """
 from __future__ import annotations
 
 import io
-import re
-import threading
-import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,97 +196,3 @@ def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:
     buf = io.StringIO()
     np.savetxt(buf, table, delimiter=",", header=header, comments="", fmt=["%d", "%d"] + ["%.6g"] * (2 * d))
     return buf.getvalue().encode()
-
-
-class _EpochSink(io.TextIOBase):
-    """Stands in for tqdm's output file: UMAP reports its layout epochs only through a tqdm bar."""
-
-    _COUNT = re.compile(r"(\d+)/(\d+)")
-
-    def __init__(self, report) -> None:
-        super().__init__()
-        self._report = report
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        found = self._COUNT.findall(text)
-        if found:
-            self._report(int(found[-1][0]), int(found[-1][1]))
-        return len(text)
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    state: str  # "pending" | "running" | "done" | "failed"
-    progress: float  # 0..1
-    message: str
-    elapsed: float
-
-
-class UmapJob:
-    """A 2-D UMAP of `points` fitted once in a daemon thread; poll `status()`, read `embedding` when done.
-
-    Cold, UMAP spends most of its time compiling numba kernels and finding neighbours before the first
-    layout epoch, so progress only moves during the layout; the message says which stage is running.
-    """
-
-    def __init__(self, points: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int = 200,
-                 seed: int = 0) -> None:
-        self.points = np.asarray(points, np.float32)
-        self.params = dict(n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs, random_state=seed)
-        self.embedding: np.ndarray | None = None
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._state, self._progress, self._message = "pending", 0.0, "not started"
-        self._started = self._finished = 0.0
-
-    def start(self) -> "UmapJob":
-        with self._lock:
-            if self._thread is None:
-                self._state, self._started = "running", time.monotonic()
-                self._message = "finding neighbours (first run also compiles UMAP)"
-                self._thread = threading.Thread(target=self._run, name="umap-fit", daemon=True)
-                self._thread.start()
-        return self
-
-    def status(self) -> JobStatus:
-        with self._lock:
-            end = self._finished or time.monotonic()
-            return JobStatus(self._state, self._progress, self._message, end - self._started if self._started else 0.0)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True when the job has finished (done or failed) within `timeout` seconds."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.status().state in ("done", "failed")
-
-    def _epoch(self, n: int, total: int) -> None:
-        with self._lock:
-            self._progress = n / total if total else 0.0
-            self._message = f"laying out: epoch {n} of {total}"
-
-    def _finish(self, state: str, message: str) -> None:
-        with self._lock:
-            self._state, self._message, self._finished = state, message, time.monotonic()
-            if state == "done":
-                self._progress = 1.0
-
-    def _run(self) -> None:
-        try:
-            import umap  # slow to import (numba): only pay for it when a UMAP is asked for
-
-            reducer = umap.UMAP(
-                n_components=2, **self.params,
-                tqdm_kwds={"file": _EpochSink(self._epoch), "disable": False, "bar_format": "{n}/{total}",
-                           "mininterval": 0.2},
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": the seed is wanted
-                self.embedding = reducer.fit_transform(self.points).astype(np.float32)
-            self._finish("done", f"done in {time.monotonic() - self._started:.1f} s")
-        except Exception as exc:  # shown to the user instead of the map; the page keeps the PCA view
-            self.error = f"{type(exc).__name__}: {exc}"
-            self._finish("failed", f"UMAP failed: {self.error}")

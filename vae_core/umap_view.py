@@ -1,0 +1,358 @@
+"""UMAP views of a latent space: fitted in a low-priority child process, stored on disk keyed by content.
+
+UMAP has no cheap inverse, so it is only a view (clicks are decoded on a plane, see `projection`).
+
+Cold, a UMAP fit of 10,000 points spent ~90 % of its time compiling numba kernels (nn_descent alone took
+45–80 s of the 2-core development machine, and numba cannot cache it), all while holding the GIL, so the app
+stalled when it ran in a server thread. Here the neighbours are found exactly with numpy (10,000 × 20 takes
+about a second, in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its remaining
+kernels are cached on disk by numba, and the fit runs in a spawned process at a low priority with one numba
+thread, which exits when the server does.
+
+Embeddings are stored as compressed .npz files whose `key` names what they were made from: the checkpoint
+file's bytes, the test images' bytes and the UMAP settings (`embedding_key`), so a retrained model or other
+data never gets a stale picture. `python -m vae_core.umap_view FOLDER` builds the embeddings that ship next
+to the checkpoints of FOLDER (in FOLDER/umap/<model>.npz).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import multiprocessing as mp
+import os
+import re
+import sys
+import threading
+import time
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+KEY_FORMAT = "umap-exact-knn-1"  # part of every key: changing how embeddings are made invalidates the stored ones
+SHIPPED_SUBDIR = "umap"
+NICE = 10  # the server's threads win the CPU whenever both want it
+PARENT_POLL_S = 1.0
+KNN_CHUNK = 1024  # rows of the distance matrix at a time: 1024 × 10,000 float64 is 80 MB
+# Shares of the progress bar: the layout epochs are most of a warm run's time.
+KNN_SHARE, GRAPH_SHARE = 0.15, 0.1
+# UMAP's numba kernels that it leaves uncached (module, name): compiled in every new process otherwise (~10 s).
+_UNCACHED_KERNELS = (
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+)
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    n_epochs: int = 200
+    seed: int = 0
+
+
+def exact_knn(points: np.ndarray, k: int, report: Callable[[int, int], None] | None = None,
+              chunk: int = KNN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (N, k) int32, Euclidean distances (N, k) float32) of each point's k nearest points, itself
+    first, nearest first. Exact, by chunks of rows; `report(rows done, N)` after each chunk."""
+    x = np.asarray(points, np.float64)
+    n = len(x)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in 1..{n}, got {k}")
+    squares = (x * x).sum(axis=1)
+    indices = np.empty((n, k), np.int32)
+    distances = np.empty((n, k), np.float32)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        d2 = squares[start:stop, None] + squares[None, :] - 2.0 * (x[start:stop] @ x.T)
+        rows = np.arange(stop - start)
+        d2[rows, rows + start] = -1.0  # a point is its own first neighbour even when it has duplicates
+        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(near, np.take_along_axis(d2, near, axis=1).argsort(axis=1, kind="stable"), axis=1)
+        indices[start:stop] = near
+        distances[start:stop] = np.sqrt(np.maximum(np.take_along_axis(d2, near, axis=1), 0.0))
+        if report is not None:
+            report(stop, n)
+    return indices, distances
+
+
+def _cache_umap_kernels() -> None:
+    for module, name in _UNCACHED_KERNELS:
+        kernel = getattr(importlib.import_module(module), name, None)
+        try:
+            kernel.enable_caching()
+        except (AttributeError, RuntimeError):  # renamed in another UMAP, or nowhere writable: only slower
+            pass
+
+
+class _EpochSink(io.TextIOBase):
+    """Stands in for tqdm's output file: UMAP reports its layout epochs only through a tqdm bar."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        super().__init__()
+        self._report = report
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        found = self._COUNT.findall(text)
+        if found:
+            self._report(int(found[-1][0]), int(found[-1][1]))
+        return len(text)
+
+
+def fit_umap(points: np.ndarray, params: UmapParams = UmapParams(),
+             report: Callable[[float, str], None] = lambda progress, message: None) -> np.ndarray:
+    """(N, 2) float32 UMAP of `points`, reporting (progress 0..1, phase) as it goes. Runs wherever it is
+    called; `UmapJob` calls it in a child process."""
+    points = np.asarray(points, np.float32)
+    if points.ndim != 2 or len(points) < 3:
+        raise ValueError(f"UMAP needs at least 3 points in an (N, d) array, got shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise ValueError("the points contain NaN or infinite values")
+    k = min(params.n_neighbors, len(points) - 1)
+    report(0.0, "finding neighbours")
+    knn = exact_knn(points, k, lambda done, n: report(KNN_SHARE * done / n, f"finding neighbours: {done:,} of {n:,}"))
+    report(KNN_SHARE, "building the neighbour graph (the first run also compiles UMAP)")
+
+    import umap  # slow to import (numba, scikit-learn): only paid when a UMAP is asked for
+
+    _cache_umap_kernels()
+    layout_start = KNN_SHARE + GRAPH_SHARE
+
+    def epoch(n: int, total: int) -> None:
+        report(layout_start + (1.0 - layout_start) * n / max(total, 1), f"optimising the layout: epoch {n} of {total}")
+
+    reducer = umap.UMAP(
+        n_components=2, n_neighbors=k, min_dist=params.min_dist, n_epochs=params.n_epochs,
+        random_state=params.seed, precomputed_knn=(*knn, None),
+        tqdm_kwds={"file": _EpochSink(epoch), "disable": False, "bar_format": "{n}/{total}", "mininterval": 0.2},
+    )
+    with warnings.catch_warnings():
+        # "n_jobs overridden by random_state" (the seed is wanted) and "no search index" (no transform is needed)
+        warnings.simplefilter("ignore")
+        return reducer.fit_transform(points).astype(np.float32)
+
+
+def _exit_with_parent(parent: int) -> None:
+    # An orphan is re-parented, so its parent id changes. (PR_SET_PDEATHSIG would fire when the thread that
+    # started the child ends, and a Streamlit script thread ends after every rerun.)
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _child(points: np.ndarray, params: UmapParams, conn) -> None:
+    os.environ["NUMBA_NUM_THREADS"] = "1"  # read when numba loads, which is later, in fit_umap
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    try:
+        conn.send(("done", fit_umap(points, params, lambda progress, message: conn.send(("progress", progress, message)))))
+    except Exception as exc:  # the parent shows it instead of the map
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # "pending" | "running" | "done" | "failed"
+    progress: float  # 0..1
+    message: str
+    elapsed: float
+
+
+class UmapJob:
+    """A 2-D UMAP of `points` fitted once in a child process; poll `status()`, read `embedding` when done.
+
+    `on_done(embedding)` runs in the job's relay thread once the fit succeeds (the app stores it there);
+    if it raises OSError the job still succeeds and says what could not be saved.
+    """
+
+    def __init__(self, points: np.ndarray, params: UmapParams = UmapParams(),
+                 on_done: Callable[[np.ndarray], None] | None = None) -> None:
+        self.points = np.asarray(points, np.float32)
+        self.params = params
+        self.embedding: np.ndarray | None = None
+        self.error: str | None = None
+        self._on_done = on_done
+        self._lock = threading.Lock()
+        self._relay: threading.Thread | None = None
+        self._process = None
+        self._state, self._progress, self._message = "pending", 0.0, "not started"
+        self._started = self._finished = 0.0
+
+    @classmethod
+    def loaded(cls, embedding: np.ndarray, source: str) -> "UmapJob":
+        """A finished job holding an embedding read from `source`."""
+        job = cls(np.empty((0, 2), np.float32))
+        job.embedding = np.asarray(embedding, np.float32)
+        job._state, job._progress, job._message = "done", 1.0, f"loaded from {source}"
+        return job
+
+    def start(self) -> "UmapJob":
+        with self._lock:
+            if self._state == "pending":
+                ctx = mp.get_context("spawn")  # fork would copy the server's threads and locks
+                receive, send = ctx.Pipe(duplex=False)
+                self._process = ctx.Process(target=_child, args=(self.points, self.params, send), daemon=True,
+                                            name="umap-fit")
+                self._state, self._started, self._message = "running", time.monotonic(), "starting"
+                self._process.start()
+                send.close()  # the child holds the only sending end, so its death reads as EOF here
+                self._relay = threading.Thread(target=self._listen, args=(receive,), name="umap-relay", daemon=True)
+                self._relay.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """The child process's id while it has one."""
+        return self._process.pid if self._process is not None else None
+
+    def status(self) -> JobStatus:
+        with self._lock:
+            end = self._finished or time.monotonic()
+            return JobStatus(self._state, self._progress, self._message, end - self._started if self._started else 0.0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True when the job has finished (done or failed) within `timeout` seconds."""
+        if self._relay is not None:
+            self._relay.join(timeout)
+        return self.status().state in ("done", "failed")
+
+    def _set(self, **changes) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, f"_{name}", value)
+
+    def _listen(self, conn) -> None:
+        try:
+            while True:
+                kind, *rest = conn.recv()
+                if kind == "progress":
+                    self._set(progress=rest[0], message=rest[1])
+                    continue
+                if kind == "done":
+                    self._succeed(rest[0])
+                else:
+                    self.error = rest[0]
+                    self._set(state="failed", message=f"UMAP failed: {self.error}", finished=time.monotonic())
+                return
+        except EOFError:
+            self._process.join(timeout=5)
+            self.error = f"the UMAP process ended unexpectedly (exit code {self._process.exitcode})"
+            self._set(state="failed", message=f"UMAP failed: {self.error}", finished=time.monotonic())
+        finally:
+            conn.close()
+            self._process.join(timeout=5)
+
+    def _succeed(self, embedding: np.ndarray) -> None:
+        self.embedding = embedding
+        message = f"done in {time.monotonic() - self._started:.1f} s"
+        if self._on_done is not None:
+            try:
+                self._on_done(embedding)
+            except OSError as exc:
+                message += f" (not saved for next time: {exc})"
+        self._set(state="done", progress=1.0, message=message, finished=time.monotonic())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Storage
+# --------------------------------------------------------------------------------------------------------------
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedding_key(checkpoint_digest: str, test_images: np.ndarray, params: UmapParams = UmapParams()) -> str:
+    """What an embedding of a model's test-set μ depends on, as one hex string: the checkpoint file's digest,
+    the test images themselves (uint8, so machine-independent, unlike μ's last bits) and the UMAP settings."""
+    images = np.ascontiguousarray(np.asarray(test_images, np.uint8))
+    spec = {"format": KEY_FORMAT, "checkpoint": checkpoint_digest, "images_shape": list(images.shape),
+            "images": hashlib.sha256(images.tobytes()).hexdigest(), "params": asdict(params)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def save_embedding(path: str | os.PathLike, key: str, embedding: np.ndarray, **meta: str) -> None:
+    """Write compressed (float16: ~0.01 units on a layout ~20 units wide, finer than a pixel) and atomically,
+    so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, key=np.array(key), embedding=np.asarray(embedding, np.float16),
+                                **{k: np.array(v) for k, v in meta.items()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_embedding(path: str | os.PathLike, key: str) -> np.ndarray | None:
+    """The (N, 2) float32 embedding stored at `path` for `key`; None when there is none, it was made for
+    something else (another key) or the file is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != key:
+                return None
+            embedding = stored["embedding"].astype(np.float32)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return embedding if embedding.ndim == 2 and embedding.shape[1] == 2 and np.isfinite(embedding).all() else None
+
+
+def shipped_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the embedding shipped with a checkpoint lives: beside it, in umap/<model name>.npz (beside the file
+    a link points to: the key tells whether it fits)."""
+    checkpoint = Path(checkpoint).resolve()
+    return checkpoint.parent / SHIPPED_SUBDIR / f"{checkpoint.stem}.npz"
+
+
+def build_shipped(folder: str | os.PathLike, data_dir: str | None = None, log=print) -> list[Path]:
+    """Fit and store the embedding of every checkpoint in `folder` (not its subfolders) with d > 2, on its
+    dataset's full test split. Returns the files written."""
+    from .checkpoint import load_checkpoint
+    from .data import load_test_set
+    from .inference import encode
+
+    written = []
+    for checkpoint in sorted(Path(folder).glob("*.pt")):
+        model, info = load_checkpoint(checkpoint)
+        if info.model_config.latent_dim <= 2:
+            continue
+        data = load_test_set(info.dataset, data_dir, download=False)
+        images = data.test_images.numpy()
+        started = time.monotonic()
+        embedding = fit_umap(encode(model, data.test_images)[0])
+        out = shipped_path(checkpoint)
+        save_embedding(out, embedding_key(file_digest(checkpoint), images), embedding, model=checkpoint.name,
+                       dataset=info.dataset, test_images=str(len(images)))
+        log(f"{out}: {len(images):,} test images of {info.dataset} ({data.source}), "
+            f"fitted in {time.monotonic() - started:.1f} s")
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m vae_core.umap_view CHECKPOINT_FOLDER [DATA_DIR]")
+    build_shipped(*sys.argv[1:])
