@@ -83,6 +83,14 @@ _TRIM_FRACTION = 0.002
 _MIN_STROKE_PX = 1.5
 _TARGET_STROKE_PX = 2.0
 _MAX_NAME_CHARS = 80
+# The steps are shown as thumbnails of one height (or width): a 2000x20 upload or crop would be a 1 px
+# line, so the displays are padded with grey to at most this aspect ratio.
+_MAX_ASPECT = 3.0
+# The "cropped" step gets a black margin and a grey frame, so white strokes that touch the crop's edge
+# stay apart from a white page.
+_CROP_MARGIN = 0.06  # of the longer side
+_FRAME_PX = 2
+_FRAME_VALUE = 128
 
 
 class ImageRejected(ValueError):
@@ -92,15 +100,19 @@ class ImageRejected(ValueError):
 @dataclass
 class PreprocessResult:
     name: str
-    original: np.ndarray  # RGB or L uint8, EXIF-rotated, <= 256 px longer side
+    original: np.ndarray  # RGB or L uint8, EXIF-rotated, <= 256 px longer side, grey-padded to <= 3:1
     grayscale: np.ndarray  # uint8 HxW after grayscale (+inversion), same size as original
     inverted: bool
-    cropped: np.ndarray  # uint8 crop of the content (white on black)
+    cropped: np.ndarray  # uint8 crop of the content (white on black), padded and framed for display
     image: np.ndarray  # float32 28x28 in [0, 1], the model input
 
 
 class _Blank(Exception):
     pass
+
+
+class _Noise(_Blank):
+    """Nothing stands out, but not because the image is flat: it varies everywhere, like noise."""
 
 
 # --------------------------------------------------------------------------
@@ -126,18 +138,24 @@ def preprocess_image(data: bytes, name: str = "image") -> PreprocessResult:
 
     display_size = _fit_size(img.size, _DISPLAY_MAX_SIDE)
     work_size = _fit_size(img.size, _WORK_MAX_SIDE)
+    noisy = False
     for gray, display in _gray_candidates(img, label, work_size, display_size):
         try:
             inverted_gray, inverted, cropped, image = _normalise(gray)
-        except _Blank:
+        except _Blank as why:
+            noisy = noisy or isinstance(why, _Noise)
             continue
         return PreprocessResult(
             name=name,
-            original=np.ascontiguousarray(display),
-            grayscale=_shrink(inverted_gray, display_size),
+            original=_pad_to_aspect(display, _FRAME_VALUE),
+            grayscale=_pad_to_aspect(_shrink(inverted_gray, display_size), _FRAME_VALUE),
             inverted=inverted,
-            cropped=np.rint(cropped * 255.0).astype(np.uint8),
+            cropped=_framed_crop(cropped),
             image=image,
+        )
+    if noisy:
+        raise ImageRejected(
+            f"'{label}' looks like noise: no single digit or drawing stands out from the speckle."
         )
     raise ImageRejected(f"'{label}' looks blank: no digit or drawing could be found in it.")
 
@@ -602,7 +620,7 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     # noise pixel easily reaches 5 sigma, but real strokes survive averaging
     # while noise does not.
     if _box3(flat).max() < max(_MIN_CONTRAST, _NOISE_SIGMAS * sigma):
-        raise _Blank
+        raise _Noise if sigma > _MIN_CONTRAST else _Blank
     floor = min(max(_MIN_FLOOR, _NOISE_SIGMAS * sigma / contrast), _MAX_FLOOR)
     level = np.clip((flat / contrast - floor) / (1.0 - floor), 0.0, 1.0)
 
@@ -648,6 +666,29 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     image[top : top + nh, left : left + nw] = small
     image /= image.max()
     return inverted_gray, inverted, crop, image
+
+
+def _pad_to_aspect(a: np.ndarray, fill: int) -> np.ndarray:
+    """``a`` centred on a ``fill`` canvas whose longer side is at most _MAX_ASPECT times the shorter."""
+    h, w = a.shape[:2]
+    height, width = max(h, math.ceil(w / _MAX_ASPECT)), max(w, math.ceil(h / _MAX_ASPECT))
+    if (height, width) == (h, w):
+        return np.ascontiguousarray(a)
+    out = np.full((height, width, *a.shape[2:]), fill, a.dtype)
+    top, left = (height - h) // 2, (width - w) // 2
+    out[top : top + h, left : left + w] = a
+    return out
+
+
+def _framed_crop(crop: np.ndarray) -> np.ndarray:
+    """The float content crop as the uint8 picture of the "cropped" step: a black margin and a grey
+    frame around it, padded to a readable aspect ratio, at most _DISPLAY_MAX_SIDE px."""
+    h, w = crop.shape
+    inner_max = int((_DISPLAY_MAX_SIDE - 2 * _FRAME_PX) / (1 + 2 * _CROP_MARGIN))
+    small = _shrink(np.rint(np.clip(crop, 0.0, 1.0) * 255.0).astype(np.uint8), _fit_size((w, h), inner_max))
+    margin = max(1, int(_CROP_MARGIN * max(small.shape)))
+    padded = _pad_to_aspect(np.pad(small, margin), 0)
+    return np.pad(padded, _FRAME_PX, constant_values=_FRAME_VALUE)
 
 
 # --------------------------------------------------------------------------
