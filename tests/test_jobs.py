@@ -1,14 +1,18 @@
 """Background training jobs: lifecycle, stop, error capture, the one-at-a-time registry, names, snapshots."""
 from __future__ import annotations
 
+import errno
 import math
+import os
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vae_core import inference, jobs
+from vae_core import evaluate, inference, jobs, train
 from vae_core.checkpoint import load_checkpoint, read_info
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
 from vae_core.data import load_dataset
@@ -21,10 +25,13 @@ def tiny_train(**changes) -> TrainConfig:
     return TrainConfig(**{"dataset": "mnist-sample", "epochs": 1, "batch_size": 500, **changes})
 
 
+def run_job(job: jobs.TrainingJob, timeout: float = 120) -> jobs.TrainingJob:
+    assert job.start().join(timeout), "the job did not end in time"
+    return job
+
+
 def run(spec: jobs.JobSpec, timeout: float = 120) -> jobs.JobView:
-    job = jobs.TrainingJob(spec).start()
-    assert job.join(timeout), "the job did not end in time"
-    return job.view()
+    return run_job(jobs.TrainingJob(spec), timeout).view()
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
@@ -49,14 +56,15 @@ def test_sanitize_name_rejects_names_with_nothing_usable(text):
         jobs.sanitize_name(text)
 
 
-def test_target_path_needs_confirmation_for_shipped_or_existing_models(tmp_path):
+def test_target_path_refuses_shipped_names_and_needs_confirmation_to_replace(tmp_path):
     for name in jobs.SHIPPED_MODELS:
-        with pytest.raises(jobs.JobError, match="shipped"):
-            jobs.target_path(tmp_path, name)
-        assert jobs.target_path(tmp_path, name, replace_existing=True) == tmp_path / f"{name}.pt"
+        for replace in (False, True):  # the app saves elsewhere: the new file would shadow the shipped model
+            with pytest.raises(jobs.JobError, match="shipped with the app; choose another name"):
+                jobs.target_path(tmp_path, name, replace_existing=replace)
     (tmp_path / "mine.pt").write_bytes(b"x")
     with pytest.raises(jobs.JobError, match="already exists"):
         jobs.target_path(tmp_path, "mine")
+    assert jobs.target_path(tmp_path, "mine", replace_existing=True) == tmp_path / "mine.pt"
     assert jobs.target_path(tmp_path, "other") == tmp_path / "other.pt"
 
 
@@ -101,12 +109,98 @@ def test_stop_keeps_the_weights_reached_so_far(tmp_path):
     assert job.join(60)
     view = job.view()
     assert view.state == jobs.STOPPED and view.error is None
-    assert "Stopped" in view.message
+    assert view.message == "Stopped; saved stopped.pt."
     model, info = load_checkpoint(tmp_path / "stopped.pt")
     assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
-    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl", "iw_logpx"))
+    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl"))
     recon = inference.reconstruct(model, load_dataset("mnist-sample").test_images[:4])
     assert np.isfinite(recon).all()
+
+
+def test_stop_trains_no_further_step_and_saves_without_the_iw_bound(tmp_path, monkeypatch):
+    """Stop → saved is quick: the step after the stop is not run and the k-sample IW bound is not measured, so the
+    stored metrics say so (no iw_logpx, iw_samples 0) rather than pretending."""
+    losses, iw_calls = 0, []
+    real_loss, real_iw = train.vae_loss, evaluate.iw_log_px
+    job = jobs.TrainingJob(jobs.training_spec("quick", tmp_path, TINY, tiny_train(epochs=500, batch_size=50),
+                                              iw_samples=50))
+
+    def counted_loss(*args, **kwargs):
+        nonlocal losses
+        losses += 1
+        if losses == 25:  # mid-epoch: 80 steps per epoch here
+            job.stop()
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train, "vae_loss", counted_loss)
+    monkeypatch.setattr(evaluate, "iw_log_px", lambda *a, **k: iw_calls.append(k) or real_iw(*a, **k))
+    assert job.start().join(60)
+    assert losses == 25  # the worker trains in this process and checks the stop before every step
+    assert iw_calls == []
+    view = job.view()
+    assert view.state == jobs.STOPPED and view.saved[0].metrics["iw_samples"] == 0
+    info = read_info(tmp_path / "quick.pt")
+    assert "iw_logpx" not in info.metrics and info.metrics["iw_samples"] == 0
+    assert len(info.history) == 1 and math.isfinite(info.history[0]["test_elbo"])
+
+
+def test_a_finished_run_stores_the_iw_bound(tmp_path, monkeypatch):
+    iw_calls = []
+    real_iw = evaluate.iw_log_px
+    monkeypatch.setattr(evaluate, "iw_log_px", lambda *a, **k: iw_calls.append(k["k"]) or real_iw(*a, **k))
+    view = run(jobs.training_spec("done", tmp_path, TINY, tiny_train(), iw_samples=7))
+    assert view.state == jobs.FINISHED and iw_calls == [7]
+    assert read_info(tmp_path / "done.pt").metrics["iw_samples"] == 7
+
+
+def _child_processes() -> list[str]:
+    """Processes started by this one, from /proc: a training child would outlive a server killed with SIGKILL."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return [pid for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to list child processes")
+def test_training_runs_in_a_daemon_thread_of_this_process_with_no_child(tmp_path):
+    """A daemon thread ends with its process however that process ends (kill -9 included); a child would not."""
+    before = set(_child_processes())
+    job = jobs.TrainingJob(jobs.training_spec("inproc", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)).start()
+    try:
+        wait_for(lambda: job.view().epoch >= 1)
+        worker = next(t for t in threading.enumerate() if t.name == f"vae-train-{job.id}")
+        assert worker.daemon and worker.is_alive()
+        assert set(_child_processes()) == before
+    finally:
+        job.stop()
+        assert job.join(60)
+
+
+def test_a_full_disk_keeps_the_model_in_memory_until_saved_again(tmp_path, monkeypatch):
+    real_save = jobs.save_checkpoint
+    calls = []
+
+    def full_once(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "save_checkpoint", full_once)
+    job = run_job(jobs.TrainingJob(jobs.training_spec("full", tmp_path, TINY, tiny_train(epochs=2), iw_samples=0)))
+    view = job.view()
+    assert view.state == jobs.FINISHED and view.error is None and not view.saved
+    assert [u.path.name for u in view.unsaved] == ["full.pt"]
+    assert view.unsaved[0].reason.startswith("The disk is full: full.pt could not be saved.")
+    assert "kept in memory" in view.unsaved[0].reason and "Save again" in view.unsaved[0].reason
+    assert view.message == "Finished; saved nothing; not saved yet: full.pt."
+    assert not (tmp_path / "full.pt").exists()
+
+    assert job.save_again()
+    view = job.view()
+    assert not view.unsaved and [s.path.name for s in view.saved] == ["full.pt"]
+    assert view.message == "Finished; saved full.pt."
+    _, info = load_checkpoint(tmp_path / "full.pt")
+    assert len(info.history) == 2 and info.extra["status"] == "finished"
+    assert len(calls) == 2
 
 
 def test_missing_data_is_reported_not_raised(tmp_path, monkeypatch):
@@ -129,7 +223,7 @@ def test_out_of_memory_gets_a_helpful_message(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(jobs, "fit_in_process", out_of_memory)
+    monkeypatch.setattr(jobs, "fit", out_of_memory)
     view = run(jobs.training_spec("oom", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED
     assert "ran out of memory" in view.error and "smaller batch size" in view.error
@@ -139,7 +233,7 @@ def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(jobs, "fit_in_process", broken)
+    monkeypatch.setattr(jobs, "fit", broken)
     view = run(jobs.training_spec("broken", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
 
