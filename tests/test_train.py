@@ -88,11 +88,22 @@ def test_resume_continues_the_history(sample, tmp_path):
     assert resumed.history[1]["test_elbo"] < resumed.history[0]["test_elbo"]
 
 
-def test_device_auto_picks_what_is_there():
-    device = pick_device("auto")
-    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    """What is there is faked, so every branch is checked on any machine, with or without a GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto").type == expected
     assert pick_device("cpu").type == "cpu"
-    with pytest.raises(ValueError):
+
+
+def test_device_cuda_without_a_gpu_and_unknown_devices_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        pick_device("cuda")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
         pick_device("tpu")
 
 
