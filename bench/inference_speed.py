@@ -31,7 +31,7 @@ from vae_core import inference  # noqa: E402
 from vae_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
 from vae_core.data import load_test_set  # noqa: E402
-from vae_core.model import build_model  # noqa: E402
+from vae_core.models import build_model  # noqa: E402
 from vae_core.projection import slice_plane  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "mnist_z2.pt"

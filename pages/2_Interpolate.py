@@ -84,7 +84,7 @@ def _upload_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
             for message in errors:
                 st.error(message)
             if results:
-                mu, _ = inference.encode_float(sel.model, results[0].image[None])
+                mu, _ = inference.encode(sel.model, results[0].image[None])
                 _thumbnail(results[0].image, f"{upload.name}, preprocessed")
                 ends.append((mu[0], upload.name))
     if len(ends) < 2:

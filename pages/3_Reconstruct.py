@@ -147,7 +147,7 @@ def main() -> None:
         st.stop()
 
     images = np.stack([r.image for r in results])
-    mu, sigma = inference.encode_float(sel.model, images)
+    mu, sigma = inference.encode(sel.model, images)
     recons = inference.decode(sel.model, mu)
 
     left, right = st.columns(2)

@@ -15,7 +15,7 @@ import vae_core.checkpoint as ckpt
 from vae_core.checkpoint import (CheckpointError, CheckpointWriteError, DiskFullError, list_checkpoints, load_checkpoint,
                                  read_info, save_checkpoint)
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.model import build_model
+from vae_core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ STALLED_WRITER = """
 import os, sys, time
 import vae_core.checkpoint as ckpt
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.model import build_model
+from vae_core.models import build_model
 
 def stall(fd, data):
     os.write(fd, bytes(data[: len(data) // 2]))

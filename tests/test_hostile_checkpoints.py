@@ -14,7 +14,7 @@ import torch
 from vae_core.checkpoint import save_checkpoint
 from vae_core.cli import main
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.model import build_model
+from vae_core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints"

@@ -4,7 +4,7 @@ import torch
 
 from vae_core import inference
 from vae_core.config import ModelConfig
-from vae_core.model import build_model
+from vae_core.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,11 @@ def test_decode_grid_is_one_batched_pass_matching_pointwise_decodes(model):
 def test_encode_and_reconstruct_uint8_and_float_agree(model):
     images = (torch.rand(7, 28, 28) * 255).to(torch.uint8)
     mu, sigma = inference.encode(model, images)
-    mu_f, sigma_f = inference.encode_float(model, images.numpy() / 255.0)
+    mu_f, sigma_f = inference.encode(model, images.numpy() / 255.0)
     np.testing.assert_allclose(mu, mu_f, atol=1e-5)
+    # a float image is encoded as it is, not rounded to 256 grey levels first
+    between = np.full((1, 28, 28), 0.5 / 255, np.float32)
+    assert not np.allclose(inference.encode(model, between)[0], inference.encode(model, np.zeros_like(between))[0])
     assert mu.shape == sigma.shape == (7, 4) and np.all(sigma > 0)
     recon = inference.reconstruct(model, images)
     np.testing.assert_allclose(recon, inference.decode(model, mu), atol=1e-6)

@@ -5,8 +5,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vae_core.config import ModelConfig
-from vae_core.loss import gaussian_kl, kl_weight, reconstruction_nll, vae_loss
-from vae_core.model import build_model
+from vae_core.loss import gaussian_kl, kl_weight, reconstruction_nll
+from vae_core.models import build_model
 
 
 def test_kl_matches_torch_distributions():
@@ -54,7 +54,7 @@ def test_gradients_reach_the_encoder_through_the_reparameterisation(mc_samples):
     torch.manual_seed(0)
     model = build_model(ModelConfig(latent_dim=3, hidden=(16,)))
     x = torch.rand(8, 1, 28, 28)
-    terms = vae_loss(model, x, kl_weight=0.0, mc_samples=mc_samples)  # recon only: the encoder is reached via z alone
+    terms = model.objective(x, kl_weight=0.0, mc_samples=mc_samples)  # recon only: the encoder is reached via z alone
     terms.loss.backward()
     first_encoder_layer = model.encoder[1][0].weight
     assert first_encoder_layer.grad is not None and float(first_encoder_layer.grad.abs().sum()) > 0
@@ -65,7 +65,7 @@ def test_loss_is_recon_plus_weighted_kl_per_image():
     model = build_model(ModelConfig(latent_dim=2, hidden=(16,)))
     x = torch.rand(5, 1, 28, 28)
     torch.manual_seed(3)
-    t = vae_loss(model, x, kl_weight=4.0)
+    t = model.objective(x, kl_weight=4.0)
     assert t.loss.item() == pytest.approx((t.recon + 4.0 * t.kl).item(), rel=1e-6)
     # per image and summed over 784 pixels: an untrained decoder costs about 784·log 2 nats on grey images
     assert 300 < t.recon.item() < 1000
@@ -77,8 +77,8 @@ def test_monte_carlo_samples_reduce_variance():
     with torch.no_grad():
         model.encoder[1][-1].bias[2:] = 1.0  # wide posteriors make the sampling noise visible
     x = torch.rand(4, 1, 28, 28)
-    one = torch.stack([vae_loss(model, x, mc_samples=1).recon for _ in range(60)]).var()
-    many = torch.stack([vae_loss(model, x, mc_samples=16).recon for _ in range(60)]).var()
+    one = torch.stack([model.objective(x, mc_samples=1).recon for _ in range(60)]).var()
+    many = torch.stack([model.objective(x, mc_samples=16).recon for _ in range(60)]).var()
     assert many < one
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
-from vae_core.model import LOGVAR_MAX, build_model
+from vae_core.models import build_model
+from vae_core.models.vae import LOGVAR_MAX
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -10,10 +11,9 @@ from vae_core.model import LOGVAR_MAX, build_model
 def test_shapes(arch, latent_dim):
     model = build_model(ModelConfig(arch=arch, latent_dim=latent_dim, hidden=(32, 16)))
     x = torch.rand(3, 1, 28, 28)
-    mu, logvar = model.encode(x)
-    assert mu.shape == logvar.shape == (3, latent_dim)
-    logits, mu2, logvar2, z = model(x)
-    assert logits.shape == x.shape and z.shape == (3, latent_dim)
+    q = model.encode(x)
+    assert q.mean.shape == q.logvar.shape == (3, latent_dim)
+    assert model.decode(q.mean).shape == x.shape
     with torch.no_grad():
         images = model.decode_mean(torch.zeros(5, latent_dim))
     assert images.shape == (5, 1, 28, 28) and float(images.min()) >= 0 and float(images.max()) <= 1
@@ -25,7 +25,7 @@ def test_logvar_is_unconstrained_in_range_but_clamped_for_safety():
         last = model.encoder[1][-1]
         last.weight.zero_()
         last.bias[:] = torch.tensor([0.0, 0.0, -7.0, 500.0])
-    _, logvar = model.encode(torch.rand(1, 1, 28, 28))
+    logvar = model.encode(torch.rand(1, 1, 28, 28)).logvar
     assert logvar[0, 0].item() == pytest.approx(-7.0)  # negative values pass through: no softplus/ReLU
     assert logvar[0, 1].item() == LOGVAR_MAX
 

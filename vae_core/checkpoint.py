@@ -23,7 +23,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS
-from .model import VAE, build_model
+from .models import LatentModel, build_model
 
 try:
     import fcntl
@@ -93,7 +93,7 @@ def megabytes(n_bytes: int) -> str:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: VAE,
+    model: LatentModel,
     train_config: TrainConfig,
     dataset: str,
     history: list[dict[str, float]] | None = None,
@@ -119,6 +119,11 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    return write_payload(path, payload)
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> Path:
+    """torch.save `payload` to `path` atomically: see save_checkpoint for the guarantees."""
     # Serialised in memory first: torch's zip writer turns a failed write into "unexpected pos 2752 vs 2646", while
     # our own write raises ENOSPC as it is and knows the exact size needed.
     buffer = io.BytesIO()
@@ -217,7 +222,9 @@ def _check_archive(path: Path) -> None:
                                   f"{megabytes(MAX_METADATA_BYTES)} a checkpoint ever needs")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def load_payload(path: Path, fmt: str, what: str = "checkpoint") -> dict[str, Any]:
+    """The dict a file of format `fmt` holds, read without running code or copying tensors (memory-mapped);
+    CheckpointError naming the file when it is anything else."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not path.is_file():
@@ -231,8 +238,13 @@ def _read(path: Path) -> dict[str, Any]:
                                   "(possibly code, which is never run)") from exc
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file: "
                               f"{type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (foreign file)")
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a Latent Explorer {what} (foreign file)")
+    return payload
+
+
+def _read(path: Path) -> dict[str, Any]:
+    payload = load_payload(path, FORMAT)
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})")
     return payload
@@ -279,7 +291,7 @@ def _checked_weights(path: Path, config: ModelConfig, state_dict: Any) -> dict[s
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{path}: weights do not match the stored model configuration: no state dict of tensors")
     with torch.device("meta"):
-        expected = VAE(config).state_dict()
+        expected = build_model(config).state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [str(k)[:40] for k in state_dict if k not in expected]
     if missing or unexpected:
@@ -310,7 +322,7 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     return _validated(Path(path))[0]
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, CheckpointInfo]:
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentModel, CheckpointInfo]:
     """Rebuild the model from the file alone, in eval mode on `device`."""
     info, state_dict = _validated(Path(path))
     model = build_model(info.model_config)

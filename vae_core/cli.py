@@ -18,7 +18,7 @@ from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS, DatasetUnavailable, load_dataset, load_test_set
 from .evaluate import evaluate
-from .model import VAE
+from .models import LatentModel
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -100,7 +100,7 @@ def _check_out(path: Path) -> None:
     Path(probe).unlink(missing_ok=True)  # a concurrent save's cleanup may already have taken it
 
 
-def _check_room(path: Path, model: VAE) -> None:
+def _check_room(path: Path, model: LatentModel) -> None:
     """Refuse before training when --out's disk cannot hold the result, rather than after the whole run."""
     needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + SAVE_MARGIN_BYTES
     free = shutil.disk_usage(path.parent if str(path.parent) else ".").free

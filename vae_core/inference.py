@@ -1,54 +1,72 @@
-"""Batched inference for the app: encode, decode, grids over the latent plane, interpolation, prior samples."""
+"""Batched inference for the app: encode, decode, grids over the latent plane, interpolation, prior samples.
+
+`labels` are the class labels a conditional model (cvae) needs beside its input or latent; other kinds ignore them.
+A single label is used for every row."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from .data import to_float
-from .evaluate import posterior_means
-from .model import VAE
+from .evaluate import device_of, eval_mode
+from .models import LatentModel
+
+Labels = np.ndarray | torch.Tensor | int | None
 
 GRID_EXTENT = 3.0  # under N(0, I) the square [-3, 3]² holds nearly all the latent mass
 
 
-def _device(model: VAE) -> torch.device:
-    return next(model.parameters()).device
+def _labels(model: LatentModel, labels: Labels, n: int) -> torch.Tensor | None:
+    """Labels as a tensor of n on the model's device when the model takes them, else None."""
+    if not model.conditional:
+        return None
+    if labels is None:
+        raise ValueError(f"a {model.title} needs a class label for each input")
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    return (y.expand(n) if len(y) == 1 else y).to(device_of(model))
 
 
-def encode(model: VAE, images: torch.Tensor | np.ndarray, batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """(μ, σ) as float32 arrays (N, d) for uint8 images (N, 28, 28)."""
-    images = torch.as_tensor(images)
-    if images.dtype != torch.uint8:
-        images = (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    mu, sigma = posterior_means(model, images, batch_size)
-    return mu.numpy(), sigma.numpy()
+def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28), or float in [0, 1] taken as it is (an upload is not rounded to 256 grey levels)."""
+    x = torch.as_tensor(np.asarray(images))
+    return to_float(x) if x.dtype == torch.uint8 else x.float().clamp(0, 1).unsqueeze(1)
 
 
-def encode_float(model: VAE, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(μ, σ) for float images (N, 28, 28) in [0, 1], e.g. preprocessed uploads, without rounding to uint8."""
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32)).unsqueeze(1).to(_device(model))
-    with torch.no_grad():
-        mu, logvar = model.eval().encode(x)
-    return mu.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy()
+def encode(model: LatentModel, images: torch.Tensor | np.ndarray, labels: Labels = None,
+           batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, σ) as float32 arrays (N, d) for images (N, 28, 28), uint8 or float in [0, 1]; σ = 0 for a point code."""
+    x = _as_input(images)
+    y = _labels(model, labels, len(x))
+    mus, sigmas = [], []
+    with torch.no_grad(), eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            q = model.encode(x[start:start + batch_size].to(device_of(model)),
+                             None if y is None else y[start:start + batch_size])
+            mus.append(q.mean.cpu())
+            sigmas.append(q.std.cpu())
+    return torch.cat(mus).numpy(), torch.cat(sigmas).numpy()
 
 
 @torch.no_grad()
-def decode(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
+def decode(model: LatentModel, z: np.ndarray | torch.Tensor, labels: Labels = None) -> np.ndarray:
     """Pixel means (N, 28, 28) in [0, 1] for latents (N, d); a single latent (d,) gives N = 1."""
-    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(_device(model))
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(device_of(model))
     if z.ndim == 1:
         z = z.unsqueeze(0)
-    return model.eval().decode_mean(z)[:, 0].cpu().numpy()
+    with eval_mode(model):
+        return model.decode_mean(z, _labels(model, labels, len(z)))[:, 0].cpu().numpy()
 
 
 @torch.no_grad()
-def reconstruct(model: VAE, images: np.ndarray | torch.Tensor, sample: bool = False) -> np.ndarray:
+def reconstruct(model: LatentModel, images: np.ndarray | torch.Tensor, labels: Labels = None,
+                sample: bool = False) -> np.ndarray:
     """Decode the posterior mean (or one sample) of each image; float images in [0, 1] or uint8."""
-    x = torch.as_tensor(np.asarray(images))
-    x = to_float(x) if x.dtype == torch.uint8 else x.float().unsqueeze(1)
-    mu, logvar = model.eval().encode(x.to(_device(model)))
-    z = model.reparameterize(mu, logvar) if sample else mu
-    return model.decode_mean(z)[:, 0].cpu().numpy()
+    x = _as_input(images).to(device_of(model))
+    y = _labels(model, labels, len(x))
+    with eval_mode(model):
+        q = model.encode(x, y)
+        z = q.mean + q.std * torch.randn_like(q.mean) if sample else q.mean
+        return model.decode_mean(z, y)[:, 0].cpu().numpy()
 
 
 def grid_axis(n: int, extent: float = GRID_EXTENT) -> np.ndarray:
@@ -77,10 +95,11 @@ def grid_latents(
 
 
 def decode_grid(
-    model: VAE, n: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None, extent: float = GRID_EXTENT
+    model: LatentModel, n: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None,
+    extent: float = GRID_EXTENT, label: int | None = None,
 ) -> np.ndarray:
     """Decoded n×n grid as (n, n, 28, 28), one forward pass; row 0 is the top (largest y)."""
-    images = decode(model, grid_latents(n, model.latent_dim, dims, base, extent))
+    images = decode(model, grid_latents(n, model.latent_dim, dims, base, extent), label)
     return images.reshape(n, n, *images.shape[1:])
 
 
@@ -116,10 +135,13 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, method: str = "linea
     return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
 
 
-def sample_prior(model: VAE, n: int, seed: int = 0) -> np.ndarray:
-    """n images decoded from z ~ N(0, I), seeded so reruns show the same samples."""
+def sample_prior(model: LatentModel, n: int, seed: int = 0, labels: Labels = None) -> np.ndarray:
+    """n images decoded from z ~ N(0, I), seeded so reruns show the same samples (a conditional model without
+    labels cycles through its classes)."""
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return decode(model, z)
+    if model.conditional and labels is None:
+        labels = np.arange(n) % model.config.n_classes
+    return decode(model, z, labels)
 
 
 def nearest(points: np.ndarray, query: np.ndarray) -> int:

@@ -1,4 +1,6 @@
-"""−ELBO = reconstruction NLL + β·KL(q(z|x) ‖ N(0, I)), per image in nats, summed over pixels."""
+"""The terms every objective is built from, per image in nats and summed over pixels: reconstruction NLL, the
+closed-form Gaussian KL, and the KL warm-up schedule. Each kind of model assembles its own objective from them
+(`vae_core.models`)."""
 from __future__ import annotations
 
 import math
@@ -7,14 +9,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import VAE
-
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
 class LossTerms:
-    """Batch means per image. `loss` is what is minimised: recon + kl_weight·kl."""
+    """Batch means per image. `loss` is what is minimised (e.g. recon + kl_weight·kl); kl is 0 without a posterior."""
 
     loss: torch.Tensor
     recon: torch.Tensor
@@ -46,25 +46,9 @@ def reconstruction_nll(
     return nll.flatten(1).sum(dim=1)
 
 
-def log_likelihood(model: VAE, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) per image for the model's own likelihood."""
-    return -reconstruction_nll(logits, x, model.config.likelihood, getattr(model, "log_var_x", None))
-
-
-def vae_loss(model: VAE, x: torch.Tensor, kl_weight: float = 1.0, mc_samples: int = 1) -> LossTerms:
-    """Negative ELBO with L reparameterised samples per input; recon is averaged over the L samples."""
-    mu, logvar = model.encode(x)
-    if mc_samples == 1:
-        z = model.reparameterize(mu, logvar)
-        recon = -log_likelihood(model, model.decode(z), x)
-    else:
-        eps = torch.randn(mc_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
-        z = (mu + torch.exp(0.5 * logvar) * eps).flatten(0, 1)
-        x_rep = x.unsqueeze(0).expand(mc_samples, *x.shape).flatten(0, 1)
-        recon = -log_likelihood(model, model.decode(z), x_rep).view(mc_samples, -1).mean(0)
-    kl = gaussian_kl(mu, logvar)
-    recon, kl = recon.mean(), kl.mean()
-    return LossTerms(loss=recon + kl_weight * kl, recon=recon, kl=kl)
+def vae_loss(model, x: torch.Tensor, kl_weight: float = 1.0, mc_samples: int = 1) -> LossTerms:
+    """The model's own objective on unlabelled x (being replaced by `model.objective` in the trainer)."""
+    return model.objective(x, kl_weight=kl_weight, mc_samples=mc_samples)
 
 
 def kl_weight(beta: float, warmup_epochs: int, epoch_progress: float) -> float:

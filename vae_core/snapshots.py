@@ -11,7 +11,7 @@ import torch
 
 from . import inference
 from .data import ImageDataset
-from .model import VAE
+from .models import LatentModel
 from .projection import LatentPlane, default_plane, plane_grid
 
 MAP_POINTS = 2000  # test points re-encoded per snapshot: enough to see the clusters, cheap enough to do every epoch
@@ -57,27 +57,25 @@ class Snapshot:
     samples: np.ndarray  # (16, 28, 28) decoded from the same seeded z every time
 
 
-def take_snapshot(model: VAE, data: ImageDataset, epoch: int, map_idx: np.ndarray, example_idx: np.ndarray) -> Snapshot:
-    """Everything the live view draws, as numpy arrays; leaves the model in the mode it found it in."""
-    was_training = model.training
-    try:
-        mu, _ = inference.encode(model, data.test_images[torch.as_tensor(map_idx)])
-        plane = view_plane(mu)
-        originals = data.test_images[torch.as_tensor(example_idx)]
-        return Snapshot(
-            epoch=epoch,
-            points=plane.project(mu),
-            labels=data.test_labels[torch.as_tensor(map_idx)].numpy(),
-            plane=plane,
-            originals=originals.numpy().astype(np.float32) / 255.0,
-            reconstructions=inference.reconstruct(model, originals),
-            samples=inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED),
-        )
-    finally:
-        model.train(was_training)
+def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: np.ndarray,
+                  example_idx: np.ndarray) -> Snapshot:
+    """Everything the live view draws, as numpy arrays (inference leaves the model in the mode it found it in)."""
+    map_idx, example_idx = torch.as_tensor(map_idx), torch.as_tensor(example_idx)
+    mu, _ = inference.encode(model, data.test_images[map_idx], data.test_labels[map_idx])
+    plane = view_plane(mu)
+    originals = data.test_images[example_idx]
+    return Snapshot(
+        epoch=epoch,
+        points=plane.project(mu),
+        labels=data.test_labels[map_idx].numpy(),
+        plane=plane,
+        originals=originals.numpy().astype(np.float32) / 255.0,
+        reconstructions=inference.reconstruct(model, originals, data.test_labels[example_idx]),
+        samples=inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED),
+    )
 
 
-def decode_plane(model: VAE, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT) -> np.ndarray:
+def decode_plane(model: LatentModel, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT) -> np.ndarray:
     """(n, n, 28, 28) images decoded on the plane over [-extent, extent]²; row 0 is the top (largest y)."""
     if model.latent_dim < 2:
         raise ValueError("a 2-D grid needs a latent size of at least 2")

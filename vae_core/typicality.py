@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .loss import gaussian_kl, log_likelihood
-from .model import VAE
+from .evaluate import device_of, eval_mode
+from .loss import gaussian_kl
+from .models import LatentModel
 
 DEFAULT_SAMPLES = 4
 OOD_PERCENTILE = 99.0
@@ -30,11 +31,28 @@ def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1)
 
 
+def _nelbo(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor) -> torch.Tensor:
+    """−ELBO of each row of x given labels y, with the shared draws eps (samples, 1, d); the reconstruction cost of
+    the code itself for a deterministic one."""
+    q = model.encode(x, y)
+    if q.logvar is None:
+        return model.recon_nll(model.decode(q.mean, y), x)
+    samples = len(eps)
+    z = q.mean + q.std * eps  # (samples, B, d)
+    x_rep = x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
+    y_rep = None if y is None else y.repeat(samples)
+    recon = model.recon_nll(model.decode(z.flatten(0, 1), y_rep), x_rep).view(samples, -1).mean(0)
+    return recon + gaussian_kl(q.mean, q.logvar)
+
+
 @torch.no_grad()
 def per_image_nelbo(
-    model: VAE, images: np.ndarray | torch.Tensor, samples: int = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 500
+    model: LatentModel, images: np.ndarray | torch.Tensor, samples: int = DEFAULT_SAMPLES, seed: int = 0,
+    batch_size: int = 500,
 ) -> np.ndarray:
-    """−ELBO in nats (β = 1) of each image, float64 (N,), averaged over `samples` draws of z ~ q(z|x).
+    """How many nats each image costs the model, float64 (N,): −ELBO (β = 1) averaged over `samples` draws of
+    z ~ q(z|x); for a deterministic code (ae, dae) its reconstruction cost; for a conditional model, which is not
+    told the class, −log Σ_y p(y)·exp ELBO(x|y) with a uniform p(y), itself a bound on −log p(x).
 
     Every image uses the same standard-normal draws (z = μ + σ·ε_s): an upload scores the same alone or
     with others, and uploads and the test set are scored with the same draws (common random numbers).
@@ -43,19 +61,20 @@ def per_image_nelbo(
     if samples < 1:
         raise ValueError("samples must be at least 1")
     x_all = _as_input(images)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     eps = torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     out = []
-    for start in range(0, len(x_all), batch_size):
-        x = x_all[start : start + batch_size].to(device)
-        mu, logvar = model.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * eps  # (samples, B, d)
-        x_rep = x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
-        recon = -log_likelihood(model, model.decode(z.flatten(0, 1)), x_rep).view(samples, -1).mean(0)
-        out.append((recon + gaussian_kl(mu, logvar)).double().cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x_all), batch_size):
+            x = x_all[start : start + batch_size].to(device)
+            if model.conditional:
+                k = model.config.n_classes
+                per_class = torch.stack([_nelbo(model, x, torch.full((len(x),), c, device=device), eps)
+                                         for c in range(k)])
+                cost = -(torch.logsumexp(-per_class, dim=0) - np.log(k))
+            else:
+                cost = _nelbo(model, x, None, eps)
+            out.append(cost.double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
