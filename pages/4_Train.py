@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import shared, training
 from vae_core.config import ConfigError
-from vae_core.jobs import JobError, sanitize_name, training_spec
+from vae_core.jobs import JobError, sanitize_name, target_path, training_spec
 from vae_core.train import device_label, pick_device
 
 st.set_page_config(page_title="Train · Latent Explorer", layout="wide")
@@ -16,12 +16,12 @@ ANNOUNCED_KEY = "train.announced"
 registry = training.registry()
 
 mine = registry.get(st.session_state.get(JOB_KEY, ""))
-if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY) != mine.id:
-    st.session_state[ANNOUNCED_KEY] = mine.id
+if mine is not None and not mine.running:
     saved = mine.view().saved
-    if saved:  # make the new model the current one on every page; the picker's widget then re-seeds from it
-        st.session_state[shared.SELECTED_KEY] = saved[-1].path.stem
-        st.session_state.pop("_model_picker", None)
+    # Counted, not only the job: a model saved later by "Save again" (after a full disk) is announced too.
+    if saved and st.session_state.get(ANNOUNCED_KEY) != (mine.id, len(saved)):
+        st.session_state[ANNOUNCED_KEY] = (mine.id, len(saved))
+        st.session_state[shared.SELECTED_KEY] = saved[-1].path.stem  # the current model on every page from now on
 
 shared.model_picker()
 
@@ -41,10 +41,10 @@ with st.expander("Settings", expanded=registry.active() is None):
 name_col, replace_col = st.columns([1, 2], vertical_alignment="bottom")
 name = name_col.text_input("Model name", key=training.remembered("train.name", "my_vae"),
                            help="Saved as <name>.pt in the checkpoint folder; letters, digits, '_', '-' and '.' only.")
-replace = replace_col.checkbox("Replace an existing model of that name (including a shipped one)",
+replace = replace_col.checkbox("Replace a model trained here under that name (a shipped model's name is never taken)",
                                key=training.remembered("train.replace", False))
-try:
-    replace_col.caption(f"Will be saved as `{shared.shown_path(shared.trained_dir() / sanitize_name(name))}.pt`.")
+try:  # the refusal Start would give, said before it is pressed
+    replace_col.caption(f"Will be saved as `{shared.shown_path(target_path(shared.trained_dir(), sanitize_name(name), replace))}`.")
 except JobError as exc:
     replace_col.caption(str(exc))
 

@@ -1,6 +1,7 @@
 """The Train page through Streamlit's AppTest: start, save, pick; stop; refuse a second start; remembered settings."""
 from __future__ import annotations
 
+import errno
 import math
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ui import shared, training
+from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,12 +21,14 @@ APP = ROOT / "app.py"
 
 @pytest.fixture
 def checkpoint_dir(tmp_path, monkeypatch):
-    """An empty checkpoint folder for the page, offline, and no job left over from another test."""
+    """An empty checkpoint folder for the page, offline, and no job left over from another test; the page saves
+    into its trained/ subfolder."""
     monkeypatch.setattr(shared, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.delenv("VAE_TRAINED_DIR", raising=False)
     monkeypatch.setenv("VAE_OFFLINE", "1")
     training.registry().clear()
     st.cache_resource.clear()
-    yield tmp_path
+    yield tmp_path / shared.TRAINED_SUBDIR
     training.registry().clear()
     st.cache_resource.clear()
 
@@ -89,7 +93,8 @@ def test_stop_mid_run_keeps_a_usable_model(checkpoint_dir):
     assert any("Stopped; saved halfway.pt" in w.value for w in at.warning)
     model, info = load_checkpoint(checkpoint_dir / "halfway.pt")
     assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
-    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl", "iw_logpx"))
+    assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl"))
+    assert any("IW log p(x) not measured (a stopped run is saved without it)" in c.value for c in at.caption)
     assert at.button(key="stop").disabled
 
 
@@ -109,8 +114,10 @@ def test_second_start_is_refused_while_a_job_runs(checkpoint_dir):
 
 def test_bad_names_and_settings_are_refused_with_a_message(checkpoint_dir):
     at = page(name="mnist_z2")
+    assert any("shipped with the app; choose another name" in c.value for c in at.main.caption)  # before Start
+    at.checkbox(key="_w.train.replace").check().run()  # replacing only ever means a model trained here
     at.button(key="start").click().run()
-    assert any("shipped with the app" in e for e in errors(at))
+    assert any("shipped with the app; choose another name" in e for e in errors(at))
     at.text_input(key="_w.train.name").set_value("../..").run()
     at.button(key="start").click().run()
     assert any("no usable characters" in e for e in errors(at))
@@ -120,6 +127,31 @@ def test_bad_names_and_settings_are_refused_with_a_message(checkpoint_dir):
     at.button(key="start").click().run()
     assert any("fix the settings first" in e for e in errors(at))
     assert training.registry().latest() is None and not at.exception
+
+
+def test_a_full_disk_is_said_and_the_model_saved_again(checkpoint_dir, monkeypatch):
+    real_save = jobs.save_checkpoint
+    calls = []
+
+    def full_once(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "save_checkpoint", full_once)
+    at = page(name="full")
+    at.button(key="start").click().run()
+    assert training.registry().latest().join(120)
+    at.run()
+    assert not at.exception
+    assert any(e.startswith("The disk is full: full.pt could not be saved.") for e in errors(at))
+    assert not (checkpoint_dir / "full.pt").exists()
+    at.button(key=f"save-again-{training.registry().latest().id}").click().run()
+    assert not at.exception and not errors(at)
+    assert any("Finished; saved full.pt." in s.value for s in at.success)
+    assert load_checkpoint(checkpoint_dir / "full.pt")[1].extra["status"] == "finished"
+    assert at.sidebar.selectbox(key="_model_picker").value == "full"  # announced once it is saved
 
 
 def test_settings_survive_a_page_switch(checkpoint_dir):

@@ -21,6 +21,7 @@ CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints")
 TRAINED_SUBDIR = "trained"  # git-ignored: models trained in the app must not dirty the working tree
 DEFAULT_MODEL = "mnist_z2"
 SELECTED_KEY = "selected_model"  # a plain key, not a widget key, so the choice survives page switches
+PICKER_KEY = "_model_picker"  # the widget's key; it follows SELECTED_KEY, which the user's choice updates first
 
 
 def _stamp(path: Path) -> float:
@@ -114,6 +115,10 @@ def describe(info: CheckpointInfo) -> str:
             f"β = {info.beta:g} · test −ELBO {elbo}")
 
 
+def _picked() -> None:
+    st.session_state[SELECTED_KEY] = st.session_state[PICKER_KEY]
+
+
 def model_picker() -> CheckpointInfo | None:
     """Sidebar picker shared by every page; the choice lives in a plain session key so it survives page switches."""
     infos, errors = checkpoints()
@@ -124,12 +129,17 @@ def model_picker() -> CheckpointInfo | None:
     current = st.session_state.get(SELECTED_KEY)
     if current not in names:
         current = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    st.session_state[SELECTED_KEY] = current
     by_name = {i.name: i for i in infos}
+    if st.session_state.get(PICKER_KEY) != current:
+        # Chosen elsewhere (a page selecting the model it just trained, a removed file): seeded through the Session
+        # State API, the only way Streamlit sends a keyed widget's new value to a browser that still shows the old one
+        # (a new `index` is ignored once the widget exists, so the picker and the caption below would disagree).
+        st.session_state[PICKER_KEY] = current
     st.sidebar.selectbox(
-        "Model", names, index=names.index(current), key="_model_picker",
+        "Model", names, key=PICKER_KEY, on_change=_picked,
         help="Every page shows the model chosen here; the line below describes it.",
     )
-    st.session_state[SELECTED_KEY] = current = st.session_state.get("_model_picker", current)
     info = by_name[current]
     st.sidebar.caption(describe(info))
     if errors:

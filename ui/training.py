@@ -186,9 +186,16 @@ def render_progress(view: JobView) -> None:
     for saved in view.saved:
         m = saved.metrics
         label = f"{saved.label}, " if view.n_runs > 1 else ""
+        iw = (f"IW log p(x) {m['iw_logpx']:.1f} (k = {m['iw_samples']})" if m["iw_samples"]
+              else "IW log p(x) not measured (a stopped run is saved without it)")
         st.caption(f"**{saved.path.stem}** ({label}{saved.status}): test −ELBO {m['elbo']:.1f} nats "
-                   f"(recon {m['recon']:.1f}, KL {m['kl']:.1f}), IW log p(x) {m['iw_logpx']:.1f} (k = {m['iw_samples']}), "
-                   f"active units {m['active_units']}.")
+                   f"(recon {m['recon']:.1f}, KL {m['kl']:.1f}), {iw}, active units {m['active_units']}.")
+    for unsaved in view.unsaved:
+        st.error(unsaved.reason)
+    if view.unsaved and st.button("Save again", key=f"save-again-{view.id}", type="primary"):
+        if (job := registry().get(view.id)) is not None:
+            job.save_again()
+        st.rerun()  # the whole page: the picker lists what was saved, the Train page selects it
     if view.steps or view.history:
         st.plotly_chart(curves_figure(view), key=f"curves-{view.id}")
 
@@ -240,9 +247,16 @@ def _live_snapshot(job_id: str, polling: bool) -> None:
     _live(render_snapshot, job_id, polling)
 
 
+HIDE_SCRIPT_STOP = "<style>[data-testid='stStatusWidget'] {display: none}</style>"
+
+
 def live_view(job_id: str, running: bool) -> None:
     """The job's live view while it runs, and its final state after. Progress and curves are redrawn every
     POLL_S seconds, the snapshot (which changes at most every SNAPSHOT_INTERVAL_S) every SNAPSHOT_POLL_S: the
     redraws run in this server process, so they are kept from taking CPU time from the training thread."""
+    if running:
+        # Each redraw is a script run, so Streamlit's header offers its own Stop whenever one lasts 0.5 s; that Stop
+        # ends only the redraw, never the training. Hidden while polling: the page's Stop button stops the job.
+        st.html(HIDE_SCRIPT_STOP)
     st.fragment(_live_progress, run_every=POLL_S if running else None)(job_id, running)
     st.fragment(_live_snapshot, run_every=SNAPSHOT_POLL_S if running else None)(job_id, running)
