@@ -12,7 +12,7 @@ import pytest
 
 import vae_core.checkpoint as ckpt
 from vae_core import cli
-from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.checkpoint import load_checkpoint, read_info, save_checkpoint
 from vae_core.cli import main
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import build_model
@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--dataset", "mnist-sample", "--hidden", "100000", "100000"], "at most 8192 units each"),
         (["--dataset", "mnist-sample", "--latent-dim", "100000000"], "latent size must be at most 64"),
         (["--dataset", "mnist", "--data-dir", "{tmp}/nonexistent"], "--data-dir {tmp}/nonexistent is not a folder"),
+        (["--dataset", "mnist-sample", "--kind", "gan"], "unknown kind of model 'gan'"),
+        (["--dataset", "mnist-sample", "--noise", "mask:0.5"], "only it takes one"),
+        (["--dataset", "mnist-sample", "--kind", "dae", "--noise", "salt:3"], "noise must be mask:ν"),
+        (["--dataset", "mnist-sample", "--sparsity", "0.1"], "sparsity penalty is for autoencoders"),
     ],
 )
 def test_bad_train_arguments_exit_2_with_one_line(args, message, tmp_path, capsys, monkeypatch):
@@ -206,3 +210,26 @@ def test_ctrl_c_stops_training_and_saves_the_weights_reached(tmp_path):
     assert "stopped by the user" in err
     model, info = load_checkpoint(out)
     assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
+
+
+@pytest.mark.parametrize("kind, extra", [("ae", ["--sparsity", "0.01"]), ("dae", ["--noise", "gauss:0.3"]),
+                                         ("vae", []), ("cvae", [])])
+def test_every_kind_trains_and_evaluates_offline(kind, extra, tmp_path):
+    env = {"VAE_DATA_DIR": str(tmp_path / "none"), "VAE_OFFLINE": "1"}
+    out = tmp_path / f"{kind}.pt"
+    trained = _cli("train", "--dataset", "mnist-sample", "--kind", kind, *extra, "--epochs", "1", "--hidden", "64",
+                   "--out", str(out), env=env)
+    assert trained.returncode == 0, trained.stderr
+    info = read_info(out)
+    assert info.model_config.kind == kind and info.model_config.n_classes == (10 if kind == "cvae" else 0)
+    evaluated = _cli("evaluate", str(out), "--dataset", "mnist-sample", "--iw-samples", "5", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert metrics["kind"] == kind and metrics["n_images"] == 1000
+    assert 0 < metrics["recon"] < 400  # nats per image: one epoch already beats 784·log 2 ≈ 543
+    posterior = {"elbo", "kl", "iw_logpx", "active_units"}
+    if kind in ("vae", "cvae"):
+        assert posterior <= metrics.keys() and metrics["elbo"] == pytest.approx(metrics["recon"] + metrics["kl"])
+        assert metrics["iw_logpx"] >= -metrics["elbo"] - 1.0  # the IW bound is at least as tight, up to MC noise
+    else:
+        assert not posterior & metrics.keys()

@@ -16,6 +16,7 @@ from vae_core import evaluate, inference, jobs, train
 from vae_core.checkpoint import load_checkpoint, read_info
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
 from vae_core.data import load_dataset
+from vae_core.models import VAE
 from vae_core.snapshots import decode_plane, example_indices, map_indices, view_plane
 
 TINY = ModelConfig(latent_dim=2, hidden=(32,))
@@ -121,18 +122,18 @@ def test_stop_trains_no_further_step_and_saves_without_the_iw_bound(tmp_path, mo
     """Stop → saved is quick: the step after the stop is not run and the k-sample IW bound is not measured, so the
     stored metrics say so (no iw_logpx, iw_samples 0) rather than pretending."""
     losses, iw_calls = 0, []
-    real_loss, real_iw = train.vae_loss, evaluate.iw_log_px
+    real_loss, real_iw = VAE.objective, evaluate.iw_log_px
     job = jobs.TrainingJob(jobs.training_spec("quick", tmp_path, TINY, tiny_train(epochs=500, batch_size=50),
                                               iw_samples=50))
 
-    def counted_loss(*args, **kwargs):
+    def counted_loss(self, *args, **kwargs):
         nonlocal losses
         losses += 1
         if losses == 25:  # mid-epoch: 80 steps per epoch here
             job.stop()
-        return real_loss(*args, **kwargs)
+        return real_loss(self, *args, **kwargs)
 
-    monkeypatch.setattr(train, "vae_loss", counted_loss)
+    monkeypatch.setattr(VAE, "objective", counted_loss)
     monkeypatch.setattr(evaluate, "iw_log_px", lambda *a, **k: iw_calls.append(k) or real_iw(*a, **k))
     assert job.start().join(60)
     assert losses == 25  # the worker trains in this process and checks the stop before every step
@@ -284,7 +285,7 @@ def test_view_plane_and_decoded_plane():
     line = view_plane(mu[:, :1])
     assert np.allclose(line.project(mu[:, :1])[:, 0], mu[:, 0], atol=1e-5)
     torch.manual_seed(0)
-    from vae_core.model import build_model
+    from vae_core.models import build_model
 
     model = build_model(ModelConfig(latent_dim=2, hidden=(16,))).eval()
     assert np.allclose(decode_plane(model, flat, 5), inference.decode_grid(model, 5), atol=1e-6)

@@ -14,7 +14,7 @@ import streamlit as st
 from vae_core import inference
 from vae_core.checkpoint import CheckpointInfo, list_checkpoints, load_checkpoint
 from vae_core.data import DatasetUnavailable, ImageDataset, load_test_set
-from vae_core.model import VAE
+from vae_core.models import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints"))
@@ -68,11 +68,11 @@ def checkpoints() -> tuple[list[CheckpointInfo], list[str]]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _load(path: str, stamp: float) -> tuple[VAE, CheckpointInfo]:
+def _load(path: str, stamp: float) -> tuple[LatentModel, CheckpointInfo]:
     return load_checkpoint(path)
 
 
-def load_model(info: CheckpointInfo) -> VAE:
+def load_model(info: CheckpointInfo) -> LatentModel:
     return _load(str(info.path), _stamp(info.path))[0]
 
 
@@ -98,7 +98,7 @@ class Selection:
     """The model chosen in the picker, with its data and the test set's encodings."""
 
     info: CheckpointInfo
-    model: VAE
+    model: LatentModel
     data: ImageDataset | None  # None when the model's dataset is not to be had: pages then show decoder-only views
     data_notice: str | None  # why the data is missing
     mu: np.ndarray | None  # (N, d) posterior means of the test set

@@ -15,8 +15,9 @@ from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, megabytes,
                          save_checkpoint)
-from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DATASETS, DatasetUnavailable, load_dataset, load_test_set
+from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, ConfigError, ModelConfig,
+                     TrainConfig)
+from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
 from .evaluate import evaluate
 from .models import LatentModel
 
@@ -49,35 +50,49 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m vae_core", description="Train, evaluate and list Latent Explorer VAEs.")
+    parser = _Parser(prog="python -m vae_core",
+                     description="Train, evaluate and list Latent Explorer models (AE, denoising AE, VAE, conditional VAE).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    m, tc = ModelConfig, TrainConfig  # the one source of every default
 
-    t = sub.add_parser("train", help="train a VAE and save it as one checkpoint file")
+    t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
     t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
     t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
-    t.add_argument("--arch", default="mlp", help="mlp or conv")
-    t.add_argument("--latent-dim", type=int, default=2)
-    t.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 512 256; conv uses the first)")
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
-    t.add_argument("--likelihood", default="bernoulli", help="bernoulli or gaussian")
-    t.add_argument("--mc-samples", type=int, default=1, help="Monte-Carlo samples of z per input")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--lr-schedule", default="constant", help="constant, or cosine (decays to 0 over the run)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--kind", default=m.kind, help=f"{', '.join(KINDS)} (default {m.kind})")
+    t.add_argument("--noise", default=None, help=f"dae only: mask:ν or gauss:σ (default {DEFAULT_NOISE})")
+    t.add_argument("--sparsity", type=float, default=m.sparsity, help="ae/dae only: λ of an L1 penalty on the code")
+    t.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
+    t.add_argument("--latent-dim", type=int, default=m.latent_dim)
+    t.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
+                        f"default {DEFAULT_HIDDEN['conv'][0]})")
+    t.add_argument("--beta", type=float, default=tc.beta)
+    t.add_argument("--kl-warmup", type=int, default=tc.kl_warmup, help="epochs of linear KL warm-up")
+    t.add_argument("--likelihood", default=m.likelihood, help=" or ".join(LIKELIHOODS))
+    t.add_argument("--mc-samples", type=int, default=tc.mc_samples, help="Monte-Carlo samples of z per input")
+    t.add_argument("--epochs", type=int, default=tc.epochs)
+    t.add_argument("--batch-size", type=int, default=tc.batch_size)
+    t.add_argument("--lr", type=float, default=tc.lr)
+    t.add_argument("--lr-schedule", default=tc.lr_schedule, help="constant, or cosine (decays to 0 over the run)")
+    t.add_argument("--seed", type=int, default=tc.seed)
+    t.add_argument("--device", default=tc.device, help="auto, cpu or cuda")
     t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
     t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
 
-    e = sub.add_parser("evaluate", help="test −ELBO, importance-weighted log p(x) and active units")
+    e = sub.add_parser("evaluate", help="test reconstruction, and for vae/cvae −ELBO, IW log p(x) and active units")
     e.add_argument("file")
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-dir")
     e.add_argument("--iw-samples", type=_positive_int, default=100)
     e.add_argument("--device", default="auto")
+
+    c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
+    c.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    c.add_argument("--data-dir")
+    c.add_argument("--epochs", type=_positive_int, default=3)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/mnist_classifier.pt")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("dir", nargs="?", default="checkpoints")
@@ -143,8 +158,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     _check_data_dir(args.data_dir)
-    hidden = tuple(args.hidden) if args.hidden else ((512, 256) if args.arch == "mlp" else (256,))
-    model_config = ModelConfig(arch=args.arch, latent_dim=args.latent_dim, hidden=hidden, likelihood=args.likelihood)
+    model_config = ModelConfig(
+        kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
+        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(args.arch, ModelConfig.hidden),
+        n_classes=len(class_names(args.dataset)) if args.kind == "cvae" else 0,
+        noise=args.noise if args.noise is not None else DEFAULT_NOISE if args.kind == "dae" else "",
+        sparsity=args.sparsity,
+    )
     train_config = TrainConfig(
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
         kl_warmup=args.kl_warmup, mc_samples=args.mc_samples, seed=args.seed, device=args.device,
@@ -170,12 +190,10 @@ def _train(args: argparse.Namespace) -> int:
         bar.refresh()
 
     def on_epoch(m, _model) -> None:
-        bar.write(
-            f"epoch {m.epoch:3d}  train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  "
-            f"(recon {m.test_recon:7.2f}  KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}  "
-            f"{m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s",
-            file=sys.stdout,
-        )
+        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
+                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if model.probabilistic else
+                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
+        bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
 
     # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
     stop = threading.Event()
@@ -198,8 +216,10 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     last = result.history[-1] if result.history else {}
     metrics = {key: last[f"test_{key}"] for key in ("elbo", "recon", "kl") if f"test_{key}" in last}
+    if not model.probabilistic:
+        metrics = {"recon": metrics["recon"]} if "recon" in metrics else {}
     if args.iw_samples > 0:
-        metrics = evaluate(result.model, dataset.test_images, iw_samples=args.iw_samples)
+        metrics = evaluate(result.model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
 
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
@@ -225,17 +245,39 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_data_dir(args.data_dir)
     model, info = load_checkpoint(args.file, device)
     dataset = load_test_set(args.dataset, args.data_dir)
-    metrics = evaluate(model, dataset.test_images, iw_samples=args.iw_samples)
+    metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
     broken = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if broken:  # finite but extreme weights; JSON has no NaN or infinity, so there is nothing honest to print
         raise CheckpointError(f"{args.file}: the model's test metrics on {dataset.name} are not finite ({broken}); "
                               "the weights are unusable")
     metrics.update(dataset=dataset.name, checkpoint=str(args.file), trained_on=info.dataset, beta=info.beta,
                    latent_dim=info.model_config.latent_dim)
-    print(f"{info.name}: test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}), "
-          f"IW log p(x) {metrics['iw_logpx']:.2f} (k={args.iw_samples}), active units {metrics['active_units']}",
-          file=sys.stderr)
+    summary = (f"test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}), "
+               f"IW log p(x) {metrics['iw_logpx']:.2f} (k={args.iw_samples}), active units {metrics['active_units']}"
+               if model.probabilistic else f"test reconstruction {metrics['recon']:.2f} nats")
+    print(f"{info.name} ({model.kind}): {summary}", file=sys.stderr)
     print(json.dumps(metrics))
+    return 0
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from .classifier import accuracy, fit_classifier, save_classifier
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    _check_data_dir(args.data_dir)
+    out = Path(args.out)
+    _check_out(out)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    print(f"training the classifier on {dataset.source}", file=sys.stderr)
+    model = fit_classifier(dataset, epochs=args.epochs, seed=args.seed,
+                           on_epoch=lambda e, acc: print(f"epoch {e}  test accuracy {acc:.4f}", flush=True))
+    test_accuracy = accuracy(model, dataset.test_images, dataset.test_labels)
+    failure = _save_or_rescue(out, lambda path: save_classifier(path, model, dataset.name, test_accuracy))
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"dataset": dataset.name, "test_accuracy": test_accuracy, "out": str(out)}))
     return 0
 
 
@@ -244,11 +286,14 @@ def _list(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
     infos, errors = list_checkpoints(folder)
-    print(f"{'name':28s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} {'test -ELBO':>10s}")
+    print(f"{'name':28s} {'kind':5s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} "
+          f"{'test -ELBO':>10s} {'recon':>8s}")
     for info in infos:
         elbo = f"{info.test_elbo:10.2f}" if info.test_elbo is not None else f"{'-':>10s}"
-        print(f"{info.name:28s} {info.dataset:14s} {info.model_config.arch:5s} {info.model_config.latent_dim:3d} "
-              f"{info.beta:5g} {len(info.history):6d} {elbo}")
+        recon = info.metrics.get("recon")
+        print(f"{info.name:28s} {info.model_config.kind:5s} {info.dataset:14s} {info.model_config.arch:5s} "
+              f"{info.model_config.latent_dim:3d} {info.beta:5g} {len(info.history):6d} {elbo} "
+              + (f"{recon:8.2f}" if recon is not None else f"{'-':>8s}"))
     for line in errors:
         print(f"skipped: {line}", file=sys.stderr)
     return 0
@@ -257,7 +302,7 @@ def _list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "list": _list}[args.command](args)
+        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "list": _list}[args.command](args)
     except (UsageError, ConfigError, DatasetUnavailable, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

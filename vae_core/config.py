@@ -11,6 +11,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 LR_SCHEDULES = ("constant", "cosine")
 KINDS = ("ae", "dae", "vae", "cvae")  # vae_core.models.KINDS builds each; a checkpoint without a kind is a vae
 NOISE_KINDS = ("mask", "gauss")
+DEFAULT_NOISE = "mask:0.5"  # a dae's corruption unless another is asked for
+DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (256,)}  # the conv model uses one dense width
 MAX_CLASSES = 100
 
 # The one place for size limits: the CLI, the app's form and the checkpoint loader all check these, so a typo or a

@@ -59,6 +59,15 @@ class ImageDataset:
         return self.name == SAMPLE
 
 
+def class_names(name: str) -> tuple[str, ...]:
+    """The class names of a dataset, known without loading it (a conditional model is sized by their number)."""
+    if name == SAMPLE:
+        return _DIGITS
+    if name not in TORCHVISION_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return TORCHVISION_DATASETS[name][2]
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """--data-dir, else $VAE_DATA_DIR, else ./data."""
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()

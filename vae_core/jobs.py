@@ -34,7 +34,7 @@ from . import evaluate
 from .checkpoint import SUFFIX, CheckpointWriteError, DiskFullError, megabytes, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
-from .model import VAE
+from .models import LatentModel
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
 from .train import EpochMetrics, StepMetrics, device_label, fit, pick_device, prepare_model
 
@@ -363,7 +363,7 @@ class TrainingJob:
             s.progress = 1.0 if s.state == FINISHED else s.progress
             s.eta = 0.0 if s.state == FINISHED else None
 
-    def _train(self, index: int, run: RunSpec, model: VAE, data: ImageDataset) -> tuple[str, str]:
+    def _train(self, index: int, run: RunSpec, model: LatentModel, data: ImageDataset) -> tuple[str, str]:
         n_runs = len(self.spec.runs)
         map_idx = map_indices(len(data.test_images))
         example_idx = example_indices(data.test_labels)
@@ -387,7 +387,7 @@ class TrainingJob:
                 s.epoch = m.epoch
                 s.phase = f"training {run.label}" + (f" ({index + 1} of {n_runs})" if n_runs > 1 else "")
 
-        def on_epoch(m: EpochMetrics, trained: VAE) -> None:
+        def on_epoch(m: EpochMetrics, trained: LatentModel) -> None:
             with self._lock:
                 self._state.history.append(m.to_dict())
             if time.monotonic() - last_snapshot >= self._snapshot_interval:

@@ -46,11 +46,6 @@ def reconstruction_nll(
     return nll.flatten(1).sum(dim=1)
 
 
-def vae_loss(model, x: torch.Tensor, kl_weight: float = 1.0, mc_samples: int = 1) -> LossTerms:
-    """The model's own objective on unlabelled x (being replaced by `model.objective` in the trainer)."""
-    return model.objective(x, kl_weight=kl_weight, mc_samples=mc_samples)
-
-
 def kl_weight(beta: float, warmup_epochs: int, epoch_progress: float) -> float:
     """Linear KL warm-up: the weight rises from 0 to β over `warmup_epochs` (progress counted in epochs, fractional)."""
     if warmup_epochs <= 0:

@@ -12,8 +12,8 @@ from . import evaluate
 from .checkpoint import load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import ImageDataset, to_float
-from .loss import kl_weight, vae_loss
-from .model import VAE, build_model
+from .loss import kl_weight
+from .models import LatentModel, build_model
 
 LOG_EVERY = 10  # steps between metric reads: each read syncs the device, so not every step
 
@@ -83,7 +83,7 @@ class EpochMetrics:
 
 @dataclass
 class TrainResult:
-    model: VAE
+    model: LatentModel
     history: list[dict[str, float]]
     status: str  # "finished", "stopped" or "diverged"
     message: str = ""
@@ -92,13 +92,13 @@ class TrainResult:
 
 
 def fit(
-    model: VAE,
+    model: LatentModel,
     dataset: ImageDataset,
     config: TrainConfig,
     *,
     history: list[dict[str, float]] | None = None,
     on_step: Callable[[StepMetrics], None] | None = None,
-    on_epoch: Callable[[EpochMetrics, VAE], None] | None = None,
+    on_epoch: Callable[[EpochMetrics, LatentModel], None] | None = None,
     stop: StopFlag | None = None,
     evaluate_each_epoch: bool = True,
 ) -> TrainResult:
@@ -113,6 +113,9 @@ def fit(
     first_epoch = len(history)
     train_images = dataset.train_images.to(device)
     test_images = dataset.test_images.to(device)
+    # labels go along only where the model takes them (a conditional model), so the others stay as fast as before
+    train_labels = dataset.train_labels.to(device) if model.conditional else None
+    test_labels = dataset.test_labels.to(device) if model.conditional else None
     n = len(train_images)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -140,7 +143,8 @@ def fit(
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
             x = to_float(train_images[idx])
             weight = kl_weight(config.beta, config.kl_warmup, epoch + step / steps_per_epoch)
-            terms = vae_loss(model, x, weight, config.mc_samples)
+            y = None if train_labels is None else train_labels[idx]
+            terms = model.objective(x, y, kl_weight=weight, mc_samples=config.mc_samples)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
@@ -179,7 +183,7 @@ def fit(
         if status == "diverged" or epoch_seen == 0:
             break
         train_recon, train_kl = (epoch_sums / epoch_seen).tolist()
-        test = evaluate.elbo(model, test_images) if evaluate_each_epoch else {"elbo": math.nan, "recon": math.nan, "kl": math.nan}
+        test = evaluate.elbo(model, test_images, test_labels) if evaluate_each_epoch else {"elbo": math.nan, "recon": math.nan, "kl": math.nan}
         model.train()
         elapsed = time.perf_counter() - start
         metrics = EpochMetrics(
@@ -202,13 +206,13 @@ def fit(
     )
 
 
-def _snapshot(model: VAE) -> dict[str, torch.Tensor]:
+def _snapshot(model: LatentModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def prepare_model(
     model_config: ModelConfig, train_config: TrainConfig, resume_from: str | None = None
-) -> tuple[VAE, list[dict[str, float]]]:
+) -> tuple[LatentModel, list[dict[str, float]]]:
     """A fresh seeded model, or the model and history of a checkpoint to resume (its stored architecture wins)."""
     if resume_from:
         model, info = load_checkpoint(resume_from)
