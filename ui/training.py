@@ -4,31 +4,65 @@ The worker threads live in vae_core.jobs; this module only reads their `view()` 
 """
 from __future__ import annotations
 
+import functools
+import logging
 import math
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from plotly.subplots import make_subplots
 
 from ui.plots import latent_map
 from vae_core import inference
 from vae_core.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
-from vae_core.data import SAMPLE, available_datasets
+from vae_core.data import SAMPLE, ImageDataset, available_datasets, load_dataset
 from vae_core.jobs import (
     SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob, parse_hidden, smooth,
 )
+from vae_core.train import pick_device
+
+log = logging.getLogger(__name__)
 
 POLL_S = 1.0
+STOP_WAIT_S = 10.0
 SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 PIXEL_SCALE = 3  # images are upscaled with nearest-neighbour pixels so the browser does not blur them
 
 
+def warm_up() -> None:
+    """Pay, once per server and before anyone presses Start, what the first training would otherwise wait for:
+    parsing the sample dataset (~2.5 s cold), the optimiser's first construction (it imports torch._dynamo, ~2 s)
+    and the device's first use (CUDA's context)."""
+    try:
+        load_dataset(SAMPLE)
+        torch.optim.Adam([torch.zeros(1, device=pick_device("auto"), requires_grad=True)])
+    except Exception:  # a job meeting the same failure reports it to the user; a warm-up has no one to tell
+        log.debug("training warm-up failed", exc_info=True)
+
+
+@functools.cache
+def warm_up_thread() -> threading.Thread:
+    thread = threading.Thread(target=warm_up, name="vae-train-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def load_when_warm(name: str) -> ImageDataset:
+    """The jobs' loader: waits for a warm-up under way rather than parsing the same files beside it at half speed."""
+    warm_up_thread().join()
+    return load_dataset(name)
+
+
 @st.cache_resource
 def registry() -> JobRegistry:
-    """One registry per server process: jobs outlive page switches, reloads and browser tabs."""
+    """One registry per server process: jobs outlive page switches, reloads and browser tabs. Made when a page
+    that trains is first shown, which starts the warm-up while the user chooses the settings."""
+    warm_up_thread()
     return JobRegistry()
 
 
@@ -40,7 +74,7 @@ def start_button(column, label: str, key: str, job_key: str, settings_error: str
     try:
         if settings_error:
             raise JobError(f"fix the settings first ({settings_error})")
-        st.session_state[job_key] = registry().submit(TrainingJob(make_spec())).id
+        st.session_state[job_key] = registry().submit(TrainingJob(make_spec(), loader=load_when_warm)).id
     except (JobError, ConfigError) as exc:
         return f"Not started: {exc}"
     st.rerun()  # redraw from the top: the settings fold away and the live view moves up
@@ -52,6 +86,10 @@ def stop_button(column, key: str, help: str) -> None:
     if column.button("Stop", key=key, disabled=jobs.active() is None, width="stretch", help=help):
         if (active := jobs.active()) is not None:
             active.stop()
+            # A stopped run is saved within seconds; waiting here and redrawing from the top shows it saved and
+            # selected at once, rather than after the next poll and a second rerun. A slower end is left to the poll.
+            if active.join(STOP_WAIT_S):
+                st.rerun()
 
 
 def widget_key(name: str) -> str:
