@@ -6,8 +6,8 @@ Cold, a UMAP fit of 10,000 points spent ~90 % of its time compiling numba kernel
 45–80 s of the 2-core development machine, and numba cannot cache it), all while holding the GIL, so the app
 stalled when it ran in a server thread. Here the neighbours are found exactly with numpy (10,000 × 20 takes
 about a second, in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its remaining
-kernels are cached on disk by numba, and the fit runs in a spawned process at a low priority with one numba
-thread, which exits when the server does.
+kernels are cached on disk by numba, and the fit runs in a child process at a low priority with one thread,
+which exits when the server does.
 
 Embeddings are stored as compressed .npz files whose `key` names what they were made from: the checkpoint
 file's bytes, the test images' bytes and the UMAP settings (`embedding_key`), so a retrained model or other
@@ -16,13 +16,14 @@ to the checkpoints of FOLDER (in FOLDER/umap/<model>.npz).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
 import json
-import multiprocessing as mp
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+_ROOT = Path(__file__).resolve().parent.parent
 KEY_FORMAT = "umap-exact-knn-1"  # part of every key: changing how embeddings are made invalidates the stored ones
 SHIPPED_SUBDIR = "umap"
 NICE = 10  # the server's threads win the CPU whenever both want it
@@ -151,19 +153,38 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _child(points: np.ndarray, params: UmapParams, conn) -> None:
-    os.environ["NUMBA_NUM_THREADS"] = "1"  # read when numba loads, which is later, in fit_umap
+def _npy(array: np.ndarray) -> bytes:
+    """.npy bytes, for a pipe: np.save itself would ask a pipe for its file position."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _child_main() -> None:
+    """The child's side of `UmapJob`: points as .npy on stdin; JSON lines on stdout, then the embedding as .npy."""
     try:
         os.nice(NICE)
     except OSError:
         pass
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the protocol
+
+    def send(**message) -> None:
+        channel.write(json.dumps(message).encode() + b"\n")
+        channel.flush()
+
     try:
-        conn.send(("done", fit_umap(points, params, lambda progress, message: conn.send(("progress", progress, message)))))
+        points = np.load(io.BytesIO(sys.stdin.buffer.read()), allow_pickle=False)  # np.load seeks
+        params = UmapParams(**json.loads(sys.argv[2]))
+        embedding = fit_umap(points, params, lambda progress, message: send(kind="progress", progress=progress,
+                                                                            message=message))
     except Exception as exc:  # the parent shows it instead of the map
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
+        send(kind="error", message=f"{type(exc).__name__}: {exc}")
+        return
+    send(kind="done")
+    channel.write(_npy(embedding))
+    channel.flush()
 
 
 @dataclass(frozen=True)
@@ -175,7 +196,8 @@ class JobStatus:
 
 
 class UmapJob:
-    """A 2-D UMAP of `points` fitted once in a child process; poll `status()`, read `embedding` when done.
+    """A 2-D UMAP of `points` fitted once in a child process (`python -m vae_core.umap_view --fit`); poll
+    `status()`, read `embedding` when done.
 
     `on_done(embedding)` runs in the job's relay thread once the fit succeeds (the app stores it there);
     if it raises OSError the job still succeeds and says what could not be saved.
@@ -205,14 +227,16 @@ class UmapJob:
     def start(self) -> "UmapJob":
         with self._lock:
             if self._state == "pending":
-                ctx = mp.get_context("spawn")  # fork would copy the server's threads and locks
-                receive, send = ctx.Pipe(duplex=False)
-                self._process = ctx.Process(target=_child, args=(self.points, self.params, send), daemon=True,
-                                            name="umap-fit")
+                # A fresh interpreter, not multiprocessing: under Streamlit, __main__ is the page script, which a
+                # spawned child would run again. The thread limits are read when the libraries load.
+                env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                       "MKL_NUM_THREADS": "1",
+                       "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "vae_core.umap_view", "--fit", json.dumps(asdict(self.params))],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
                 self._state, self._started, self._message = "running", time.monotonic(), "starting"
-                self._process.start()
-                send.close()  # the child holds the only sending end, so its death reads as EOF here
-                self._relay = threading.Thread(target=self._listen, args=(receive,), name="umap-relay", daemon=True)
+                self._relay = threading.Thread(target=self._listen, name="umap-relay", daemon=True)
                 self._relay.start()
         return self
 
@@ -237,26 +261,34 @@ class UmapJob:
             for name, value in changes.items():
                 setattr(self, f"_{name}", value)
 
-    def _listen(self, conn) -> None:
+    def _listen(self) -> None:
+        process = self._process
         try:
-            while True:
-                kind, *rest = conn.recv()
-                if kind == "progress":
-                    self._set(progress=rest[0], message=rest[1])
-                    continue
-                if kind == "done":
-                    self._succeed(rest[0])
+            process.stdin.write(_npy(self.points))
+            process.stdin.close()
+            while line := process.stdout.readline():
+                message = json.loads(line)
+                if message["kind"] == "progress":
+                    self._set(progress=message["progress"], message=message["message"])
+                elif message["kind"] == "done":
+                    self._succeed(np.load(io.BytesIO(process.stdout.read()), allow_pickle=False))
+                    return
                 else:
-                    self.error = rest[0]
-                    self._set(state="failed", message=f"UMAP failed: {self.error}", finished=time.monotonic())
-                return
-        except EOFError:
-            self._process.join(timeout=5)
-            self.error = f"the UMAP process ended unexpectedly (exit code {self._process.exitcode})"
-            self._set(state="failed", message=f"UMAP failed: {self.error}", finished=time.monotonic())
+                    self._fail(message["message"])
+                    return
+            self._fail(f"the UMAP process ended unexpectedly (exit code {process.wait()})")
+        except (OSError, ValueError) as exc:  # a broken pipe or a garbled message: that child is of no more use
+            process.kill()
+            self._fail(f"the UMAP process ended unexpectedly ({type(exc).__name__}: {exc})")
         finally:
-            conn.close()
-            self._process.join(timeout=5)
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            process.stdout.close()
+            process.wait()
+
+    def _fail(self, error: str) -> None:
+        self.error = error
+        self._set(state="failed", message=f"UMAP failed: {error}", finished=time.monotonic())
 
     def _succeed(self, embedding: np.ndarray) -> None:
         self.embedding = embedding
@@ -353,6 +385,9 @@ def build_shipped(folder: str | os.PathLike, data_dir: str | None = None, log=pr
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
+    if sys.argv[1:2] == ["--fit"]:
+        _child_main()
+    elif len(sys.argv) in (2, 3):
+        build_shipped(*sys.argv[1:])
+    else:
         sys.exit("usage: python -m vae_core.umap_view CHECKPOINT_FOLDER [DATA_DIR]")
-    build_shipped(*sys.argv[1:])
