@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from ui.plots import png_data_uri
-from ui.shared import Selection, _stamp, shown_path, trained_dir
+from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
 from vae_core.preprocess import to_png_bytes
 from vae_core.projection import PCA, LatentPlane, fit_pca, latents_csv, plane_grid
@@ -25,7 +25,7 @@ GRID_PAD = 2  # pixels between cells of the downloadable grid
 
 
 def model_key(sel: Selection) -> tuple[str, int, str]:
-    return str(sel.info.path), _stamp(sel.info.path), sel.info.dataset
+    return str(sel.info.path), stamp(sel.info.path), sel.info.dataset
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -98,7 +98,7 @@ def _stored_or_started(sel: Selection, key: str) -> UmapJob:
     computed = umap_cache_dir() / f"{key}.npz"
     for path in (umap_view.shipped_path(sel.info.path), computed):
         embedding = umap_view.load_embedding(path, key)
-        if embedding is not None and len(embedding) == len(sel.mu):
+        if embedding is not None:
             return UmapJob.loaded(embedding, shown_path(path))
     return UmapJob(sel.mu, on_done=partial(umap_view.save_embedding, computed, key, model=sel.info.path.name,
                                            dataset=sel.data.name)).start()
