@@ -1,4 +1,4 @@
-"""The Compare β page through AppTest: table, rate–distortion plot and side-by-side views; metrics measured when
+"""The Compare page through AppTest: table, rate–distortion plot and side-by-side views; metrics measured when
 a checkpoint lacks them; a sweep trained from the page; the shipped sweep when it is there."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Compare_Beta.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Compare.py")
 TINY = ModelConfig(latent_dim=3, hidden=(32,))
 
 
@@ -72,7 +72,7 @@ def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoint
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # rate–distortion + one latent map per model
     assert len(at.get("image")) == 2 * 3  # per model: decoded grid, prior samples, reconstructions
-    assert [m.value for m in at.markdown if m.value.startswith("#### β")] == ["#### β = 0.5", "#### β = 4"]
+    assert [m.value for m in at.markdown if m.value.startswith("####")] == ["#### VAE · β = 0.5", "#### VAE · β = 4"]
     assert not at.warning  # same dataset, architecture and size: nothing to warn about
 
 
@@ -87,7 +87,7 @@ def test_missing_metrics_are_measured_and_mismatches_flagged(beta_checkpoints, u
     stored = load_checkpoint(beta_checkpoints / "tiny_beta4.pt")[1].metrics  # same weights as bare.pt
     assert row["test −ELBO"] == pytest.approx(stored["elbo"], rel=1e-4)
     at.multiselect(key="_w.compare.models").set_value(["tiny_beta4", "bare"]).run()
-    assert any("share the same β" in w.value for w in at.warning)
+    assert any("share the same kind and β" in w.value for w in at.warning)
     at.multiselect(key="_w.compare.models").set_value(["bare"]).run()
     assert "Pick at least two models" in at.info[0].value and not at.dataframe
 

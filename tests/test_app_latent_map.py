@@ -83,7 +83,7 @@ def test_home_shows_the_model_the_data_and_the_tour(app, app_checkpoints):
     assert metrics["Dataset"] == dataset and "nats" in metrics["Test −ELBO"]
     assert any("[-3, 3]²" in caption for caption in _images(at))  # the decoded tour grid
     assert [link.label for link in at.get("page_link")] == ["Latent Map", "Interpolate", "Reconstruct", "Train",
-                                                            "Compare β"]
+                                                            "Compare"]
     # the data in use is the model's own test split (bundled when the full data is absent), said once
     n_test = len(load_test_set(dataset).test_images)
     assert [c.value for c in at.caption if c.value.startswith("Data in use")] == [

@@ -38,7 +38,7 @@ def test_the_picker_shows_whole_model_names(shipped_folder):
 
 def test_compare_has_the_picker_and_starts_from_the_chosen_models_sweep(shipped_folder):
     shipped_checkpoint("mnist_z10_beta4")
-    at = AppTest.from_file(str(ROOT / "pages/5_Compare_Beta.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "pages/5_Compare.py"), default_timeout=180)
     at.session_state[shared.SELECTED_KEY] = "mnist_z10_beta4"
     at.run()
     assert not at.exception

@@ -12,7 +12,7 @@ from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS
 
 PAGES = ("app.py", "pages/1_Latent_Map.py", "pages/2_Interpolate.py", "pages/3_Reconstruct.py",
-         "pages/5_Compare_Beta.py")
+         "pages/5_Compare.py")
 
 
 @pytest.fixture
@@ -58,14 +58,14 @@ def test_a_clothing_model_is_shown_clothes_offline(folder):
 def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder, page):
     at = run(page, "kmnist_z2")
     assert not at.exception
-    if page == "pages/5_Compare_Beta.py":  # compares the models chosen on the page
+    if page == "pages/5_Compare.py":  # compares the models chosen on the page
         at.multiselect(key="_w.compare.models").set_value(["fashion_z2", "kmnist_z2"]).run()
         assert not at.exception
-        assert [m.value for m in at.markdown if m.value.startswith("#### β")] == ["#### β = 1"]  # fashion only
+        assert [m.value for m in at.markdown if m.value.startswith("####")] == ["#### VAE · β = 1"]  # fashion only
     notices = [w.value for w in at.warning if "kmnist" in w.value]
     assert len(notices) == 1 and "not available" in notices[0]
     assert len([w for w in at.warning if "not available" in w.value]) == 1  # said once, not once per use
-    if page != "pages/5_Compare_Beta.py":  # (Compare also says that these two models differ in more than β)
+    if page != "pages/5_Compare.py":  # (Compare also says that these two models differ in more than β)
         assert len(at.warning) == 1, [w.value for w in at.warning]
     if page == "pages/1_Latent_Map.py":
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)

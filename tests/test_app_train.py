@@ -164,8 +164,8 @@ def test_settings_survive_a_page_switch(checkpoint_dir):
     at.number_input(key="_w.train.latent").set_value(5)
     at.text_input(key="_w.train.hidden").set_value("48, 24")
     at.text_input(key="_w.train.name").set_value("kept").run()
-    at.switch_page("pages/5_Compare_Beta.py").run()
-    assert not at.exception and at.title[0].value == "Compare β"
+    at.switch_page("pages/5_Compare.py").run()
+    assert not at.exception and at.title[0].value == "Compare models"
     assert "_w.train.latent" not in at.session_state  # Streamlit dropped the Train page's widget state
     at.switch_page("pages/4_Train.py").run()
     assert not at.exception

@@ -89,8 +89,8 @@ def test_training_goes_on_across_page_switches_and_stops(streamlit_server_factor
         assert not page.get_by_test_id("stStatusWidget").is_visible()
         page.wait_for_timeout(100)
 
-    click(page, page.get_by_role("link", name="Compare Beta"))
-    page.get_by_role("heading", name="Compare β").wait_for(timeout=60_000)
+    click(page, page.get_by_role("link", name="Compare"))
+    page.get_by_role("heading", name="Compare models").wait_for(timeout=60_000)
     page.get_by_text("Training in the background").wait_for(timeout=30_000)
     page.wait_for_timeout(2000)
 

@@ -29,7 +29,7 @@ PAGES = (
     PageSpec("pages/2_Interpolate.py", "Interpolate", "Interpolate", ":material/linear_scale:"),
     PageSpec("pages/3_Reconstruct.py", "Reconstruct", "Reconstruct", ":material/upload:"),
     PageSpec("pages/4_Train.py", "Train", "Train", ":material/model_training:"),
-    PageSpec("pages/5_Compare_Beta.py", "Compare β", "Compare_Beta", ":material/compare:"),
+    PageSpec("pages/5_Compare.py", "Compare", "Compare", ":material/compare:"),
 )
 
 

@@ -6,6 +6,7 @@ lands on the plane beneath (the invisible click overlay).
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -126,6 +127,23 @@ def clear_of_points(ox: np.ndarray, oy: np.ndarray, xy: np.ndarray, clearance: f
 
     near = np.isfinite(cKDTree(xy).query(np.column_stack([ox, oy]), distance_upper_bound=clearance)[0])
     return np.where(near, np.nan, ox), np.where(near, np.nan, oy)
+
+
+def code_extent(xy: np.ndarray) -> float:
+    """A square extent holding every point: GRID_EXTENT for codes that live in the prior's square, more for an
+    autoencoder's codes (which nothing keeps near 0), rounded up to a half unit."""
+    reach = float(np.abs(np.asarray(xy)).max()) if len(xy) else 0.0
+    return max(GRID_EXTENT, math.ceil(reach * 1.05 * 2) / 2)
+
+
+def add_prior_box(fig: go.Figure, extent: float = GRID_EXTENT) -> go.Figure:
+    """The square [-extent, extent]² where N(0, I) puts nearly all its mass, dashed: on an autoencoder's map it shows
+    which codes a prior sample could land on, and the holes between the clusters there."""
+    fig.add_shape(type="rect", x0=-extent, y0=-extent, x1=extent, y1=extent, layer="above",
+                  line=dict(color=MARK_COLOR, width=1.5, dash="dash"))
+    fig.add_annotation(x=-extent, y=extent, xanchor="left", yanchor="bottom", showarrow=False,
+                       text=f"[-{extent:g}, {extent:g}]²: the prior's mass", font=dict(size=11, color=MARK_COLOR))
+    return fig
 
 
 def add_path(fig: go.Figure, xy: np.ndarray, name: str, color: str = PATH_COLOR, show_steps: bool = True) -> go.Figure:

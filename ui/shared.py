@@ -12,7 +12,8 @@ import numpy as np
 import streamlit as st
 
 from vae_core import inference
-from vae_core.checkpoint import CheckpointInfo, list_checkpoints, load_checkpoint
+from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
+from vae_core.classifier import Classifier, load_classifier
 from vae_core.data import DatasetUnavailable, ImageDataset, load_test_set
 from vae_core.models import LatentModel
 
@@ -20,11 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints"))
 TRAINED_SUBDIR = "trained"  # git-ignored: models trained in the app must not dirty the working tree
 DEFAULT_MODEL = "mnist_z2"
+CLASSIFIER_PATH = ROOT / "checkpoints" / "classifier" / "mnist.pt"
+CLASSIFIER_DATASETS = ("mnist", "mnist-sample")  # what it can judge: it reads digits
 SELECTED_KEY = "selected_model"  # a plain key, not a widget key, so the choice survives page switches
 PICKER_KEY = "_model_picker"  # the widget's key; it follows SELECTED_KEY, which the user's choice updates first
 
 
-def _stamp(path: Path) -> float:
+def stamp(path: Path) -> float:
     try:
         return path.stat().st_mtime_ns
     except OSError:
@@ -36,7 +39,7 @@ def _folder_stamp(folder: Path) -> tuple:
 
     Cached functions take it as `stamp`, not `_stamp`: Streamlit leaves parameters starting with '_' out of the cache key.
     """
-    return tuple(sorted((p.name, _stamp(p)) for p in folder.glob("*.pt"))) if folder.is_dir() else ()
+    return tuple(sorted((p.name, stamp(p)) for p in folder.glob("*.pt"))) if folder.is_dir() else ()
 
 
 @st.cache_data(show_spinner=False)
@@ -73,7 +76,7 @@ def _load(path: str, stamp: float) -> tuple[LatentModel, CheckpointInfo]:
 
 
 def load_model(info: CheckpointInfo) -> LatentModel:
-    return _load(str(info.path), _stamp(info.path))[0]
+    return _load(str(info.path), stamp(info.path))[0]
 
 
 @st.cache_resource(show_spinner="Loading data…")
@@ -89,8 +92,8 @@ def dataset(name: str) -> tuple[ImageDataset | None, str | None]:
 
 @st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
 def _encode(path: str, stamp: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
-    model = _load(path, stamp)[0]
-    return inference.encode(model, dataset(dataset_name)[0].test_images)
+    model, data = _load(path, stamp)[0], dataset(dataset_name)[0]
+    return inference.encode(model, data.test_images, data.test_labels)  # labels: a cvae is told each image's class
 
 
 @dataclass
@@ -109,10 +112,40 @@ class Selection:
         return self.info.model_config.latent_dim
 
 
+KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE"}
+
+
+def kind_label(info: CheckpointInfo) -> str:
+    """What kind of model, with the setting that defines it: "VAE β = 4", "denoising AE (mask:0.5)", …"""
+    c = info.model_config
+    label = KIND_TITLES[c.kind]
+    if c.kind in ("vae", "cvae") and info.beta != 1:
+        label += f" β = {info.beta:g}"
+    if c.noise:
+        label += f" ({c.noise})"
+    if c.sparsity:
+        label += f" (L1 λ = {c.sparsity:g})"
+    return label
+
+
 def describe(info: CheckpointInfo) -> str:
-    elbo = f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured"
-    return (f"{info.dataset} · {info.model_config.arch.upper()} · d = {info.model_config.latent_dim} · "
-            f"β = {info.beta:g} · test −ELBO {elbo}")
+    c = info.model_config
+    if c.kind in ("vae", "cvae"):
+        elbo = f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured"
+        score = f"test −ELBO {elbo}"
+    else:
+        recon = info.metrics.get("recon")
+        score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
+    return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}"
+
+
+@st.cache_resource(show_spinner=False)
+def classifier() -> Classifier | None:
+    """The shipped MNIST classifier that judges decoded images, or None when its file is missing or unusable."""
+    try:
+        return load_classifier(CLASSIFIER_PATH)[0]
+    except CheckpointError:
+        return None
 
 
 def _picked() -> None:
@@ -158,7 +191,7 @@ def current_selection() -> Selection | None:
     if data is None:
         show_missing_data(info.dataset, notice)
         return Selection(info=info, model=model, data=None, data_notice=notice, mu=None, sigma=None)
-    mu, sigma = _encode(str(info.path), _stamp(info.path), data.name)
+    mu, sigma = _encode(str(info.path), stamp(info.path), data.name)
     return Selection(info=info, model=model, data=data, data_notice=None, mu=mu, sigma=sigma)
 
 

@@ -75,9 +75,11 @@ def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: n
     )
 
 
-def decode_plane(model: LatentModel, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT) -> np.ndarray:
-    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]²; row 0 is the top (largest y)."""
+def decode_plane(model: LatentModel, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT,
+                 label: int | None = None) -> np.ndarray:
+    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]² (of class `label` for a conditional
+    model); row 0 is the top (largest y)."""
     if model.latent_dim < 2:
         raise ValueError("a 2-D grid needs a latent size of at least 2")
-    images = inference.decode(model, plane_grid(plane, n, extent))
+    images = inference.decode(model, plane_grid(plane, n, extent), label)
     return images.reshape(n, n, *images.shape[1:])

@@ -1,0 +1,285 @@
+"""Compare: two to six models side by side on the same axes (AE vs VAE, denoising, a β sweep) and what each can measure."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import model_panels, shared, training
+from ui.plots import CLASS_COLORS
+from vae_core import evaluate
+from vae_core.checkpoint import CheckpointInfo
+from vae_core.classifier import CONFIDENT
+from vae_core.config import ConfigError
+from vae_core.jobs import parse_betas, sweep_spec
+
+st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
+
+MODE_COMPARE, MODE_SWEEP = "Compare trained models", "Train a β sweep"
+MODELS_KEY = "compare.models"
+JOB_KEY = "compare.job_id"
+ANNOUNCED_KEY = "compare.announced"
+SHIPPED_SWEEP = "mnist_z10"  # mnist_z10_beta{0.5,1,4,8}.pt
+PRESETS = {  # the contrasts that explain the VAE, with the shipped models that show them
+    "AE vs VAE (same size)": ("mnist_ae_z2", "mnist_z2"),
+    "Denoising": ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2"),
+    "Conditional": ("mnist_z2", "mnist_cvae_z2"),
+}
+BETA_PRESET = "β sweep"
+MAX_MODELS = 6
+MIN_COLUMNS = 4
+SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
+
+registry = training.registry()
+
+
+def beta_groups(infos: list[CheckpointInfo]) -> dict[str, list[CheckpointInfo]]:
+    """Checkpoints named <prefix>_beta<B> (as a sweep saves them), by prefix, in β order; groups of two or more."""
+    groups: dict[str, list[CheckpointInfo]] = {}
+    for info in infos:
+        if found := re.fullmatch(r"(.+)_beta[0-9.eE+-]+", info.name):
+            groups.setdefault(found.group(1), []).append(info)
+    return {p: sorted(m, key=lambda i: i.beta) for p, m in groups.items() if len(m) >= 2}
+
+
+def default_models(infos: list[CheckpointInfo], selected: str | None = None) -> list[str]:
+    """The sweep the model chosen in the sidebar belongs to, else the shipped sweep, else the newest group of
+    checkpoints named <prefix>_beta<B>, else the first preset whose models are all there."""
+    groups = beta_groups(infos)
+    mine = [p for p, members in groups.items() if selected in {i.name for i in members}]
+    if mine or groups:
+        prefix = (mine[0] if mine else SHIPPED_SWEEP if SHIPPED_SWEEP in groups
+                  else max(groups, key=lambda p: max(shared.stamp(i.path) for i in groups[p])))
+        return [i.name for i in groups[prefix]]
+    names = {i.name for i in infos}
+    return next((list(m) for m in PRESETS.values() if set(m) <= names), [])
+
+
+def presets(infos: list[CheckpointInfo]) -> dict[str, list[str]]:
+    """The presets whose models are all there, and the shipped β sweep."""
+    names = {i.name for i in infos}
+    found = {label: list(models) for label, models in PRESETS.items() if set(models) <= names}
+    sweep = beta_groups(infos).get(SHIPPED_SWEEP)
+    if sweep:
+        found[BETA_PRESET] = [i.name for i in sweep]
+    return found
+
+
+def _shape(info: CheckpointInfo) -> tuple:
+    c = info.model_config
+    return info.dataset, c.arch, c.latent_dim, tuple(c.hidden), c.likelihood
+
+
+def header(info: CheckpointInfo) -> str:
+    c = info.model_config
+    beta = f" · β = {info.beta:g}" if c.kind in ("vae", "cvae") else ""
+    return f"#### {shared.KIND_TITLES[c.kind]}{beta}"
+
+
+def rate_distortion_figure(rows: list[dict]) -> go.Figure:
+    """Recon (distortion) against KL (rate), one labelled point per model with a posterior, joined in β order."""
+    rows = sorted((r for r in rows if r["KL"] is not None), key=lambda r: r["β"])
+    fig = go.Figure(go.Scatter(
+        x=[r["KL"] for r in rows], y=[r["recon"] for r in rows], mode="lines+markers+text",
+        text=[f"β = {r['β']:g}" for r in rows], textposition="top center", cliponaxis=False,
+        marker=dict(size=10, color="#1f77b4"),
+        line=dict(color="#9ecae1", dash="dot"), customdata=[r["model"] for r in rows],
+        hovertemplate="%{customdata}<br>KL %{x:.1f} nats<br>recon %{y:.1f} nats<extra></extra>",
+    ))
+    fig.update_layout(height=360, margin=dict(l=10, r=40, t=40, b=10), title="Rate–distortion",
+                      xaxis_title="rate: KL(q(z|x) ‖ p(z)) in nats", yaxis_title="distortion: −log p(x|z) in nats")
+    return fig
+
+
+def show_column(info: CheckpointInfo, panel: model_panels.Panel, class_names: tuple[str, ...], tint: bool) -> None:
+    st.markdown(header(info))
+    st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}")
+    snap = panel.snapshot
+    st.plotly_chart(model_panels.map_figure(info, snap, class_names), key=f"map-{info.name}")
+    if info.model_config.kind in ("ae", "dae"):
+        st.caption("Codes on their own extent (nothing pulls them into N(0, I)); the dashed square is [-3, 3]².")
+    if panel.grid is not None:
+        st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
+                 caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane")
+    share = "" if panel.confident_share is None else f"; {panel.confident_share:.0%} of 1,000 read as a digit"
+    st.image(training.pixels(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), scale=2), width="stretch",
+             caption=f"samples from the prior N(0, I) (the same z for every model){share}")
+    st.image(training.pixels(np.stack([snap.originals, snap.reconstructions]), scale=2), width="stretch",
+             caption="the same 8 test inputs (top) and their reconstructions")
+
+
+def compare_section(selected: str | None) -> None:
+    infos, _ = shared.checkpoints()  # the sidebar picker already reports unusable files
+    if not infos:
+        st.info(f"No checkpoints in {shared.CHECKPOINT_DIR}: train a β sweep with **{MODE_SWEEP}** above.")
+        return
+    by_name = {i.name: i for i in infos}
+    names = list(by_name)
+    widget = training.remembered(MODELS_KEY, default_models(infos, selected), names)
+    offered = presets(infos)
+    if offered:
+        def use_preset() -> None:
+            choice = st.session_state.get("compare.preset")
+            if choice:
+                st.session_state[widget] = offered[choice]
+
+        st.pills("Presets", list(offered), key="compare.preset", on_change=use_preset,
+                 help="AE vs VAE: the same network with and without the KL term. Denoising: trained on corrupted "
+                      "inputs. Conditional: the label as an input. β sweep: the same VAE with β = 0.5, 1, 4, 8.")
+    chosen = st.multiselect(
+        "Models to compare", names, key=widget, max_selections=MAX_MODELS,
+        format_func=lambda n: f"{n} ({shared.kind_label(by_name[n])}, d = {by_name[n].model_config.latent_dim}, "
+                              f"{by_name[n].dataset})",
+        help="Two to six models. By default the β sweep of the model chosen in the sidebar, else the shipped one.",
+    )
+    if len(chosen) < 2:
+        st.info("Pick at least two models (for example a preset above, or train a β sweep with "
+                f"**{MODE_SWEEP}**).")
+        return
+    models = [by_name[n] for n in chosen]
+    if len({i.model_config.kind for i in models}) == 1:
+        models.sort(key=lambda i: i.beta)
+    differ = [label for k, label in enumerate(SAME) if len({_shape(i)[k] for i in models}) > 1]
+    if differ:
+        st.warning(f"These models differ in more than their objective ({', '.join(differ)}), so the comparison "
+                   "mixes several effects.")
+    probabilistic = [i for i in models if i.model_config.kind in ("vae", "cvae")]
+    if len({(i.model_config.kind, i.beta) for i in probabilistic}) < len(probabilistic):
+        st.warning("Some of the chosen models share the same kind and β.")
+
+    c_tint, c_label = st.columns([2, 2])
+    tint = c_tint.toggle("Colour the grids by the classifier's confidence", key="compare.tint",
+                         help=f"Cells the shipped MNIST classifier does not read as one digit with probability ≥ "
+                              f"{CONFIDENT:g} are tinted red: the holes of the latent space.")
+    label = (c_label.selectbox("Class the conditional VAE draws", range(10), key="compare.label")
+             if any(i.model_config.kind == "cvae" for i in models) else None)
+
+    rows, panels, missing = [], [], {}
+    for info in models:
+        data, notice = shared.dataset(info.dataset)
+        if data is None:
+            missing.setdefault(info.dataset, (notice, []))[1].append(info.name)
+        metrics, source = model_panels.metrics(info, data)
+        panel = model_panels.panel(info, data, label) if data is not None else None
+        if metrics is not None:
+            posterior = info.model_config.kind in ("vae", "cvae")
+            rows.append({
+                "model": info.name, "kind": shared.kind_label(info), "β": info.beta if posterior else None,
+                "test −ELBO": metrics["elbo"] if posterior else None, "recon": metrics["recon"],
+                "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
+                "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
+                "prior samples read as digits": None if panel is None else panel.confident_share,
+                "metrics": source})
+        if panel is not None:
+            panels.append((info, panel, data.class_names))
+    for name, (notice, members) in missing.items():  # one notice per missing dataset, not one per model
+        st.warning(f"The test images of **{name}** are not available here, so {', '.join(members)} "
+                   "cannot be drawn side by side.")
+        with st.expander("How to get the data"):
+            st.markdown(notice)
+
+    st.markdown("**Test metrics** (nats per image; −ELBO at β = 1 whatever β the model was trained with; an "
+                "autoencoder has no posterior, so only its reconstruction). Measured on each model's own test split, "
+                "the same images the pictures below use.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "β": st.column_config.NumberColumn(format="%g"),
+        **{c: st.column_config.NumberColumn(format="%.1f") for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+        "prior samples read as digits": st.column_config.ProgressColumn(
+            format="percent", min_value=0.0, max_value=1.0,
+            help=f"Share of 1,000 samples from N(0, I), decoded, that the shipped classifier reads as one digit "
+                 f"with probability ≥ {CONFIDENT:g}: how much of the prior's mass decodes to something digit-like."),
+    })
+    text_col, plot_col = st.columns([2, 3], gap="large")
+    with text_col:
+        st.caption("Active units: latent dims whose posterior mean varies across test images (variance > "
+                   f"{evaluate.ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input.")
+        st.caption("An autoencoder puts its codes wherever reconstruction is easiest, so a sample from N(0, I) often "
+                   "lands in a hole and decodes to a non-digit; the VAE's KL term pulls the codes into the prior's "
+                   "mass, so its samples look like digits.")
+    with plot_col:
+        if sum(r["KL"] is not None for r in rows) >= 2:
+            st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
+    if not panels:
+        return
+
+    d = {i.model_config.latent_dim for i, _, _ in panels}
+    st.markdown("**Side by side.** Each column is one model. " + (
+        "Maps and grids use the latent axes z0, z1." if d == {2} else
+        "For d > 2 each model is drawn on the plane of its own top two principal components (its latent space is its "
+        "own); grids always span [-3, 3]², so spread and holes compare directly."))
+    class_names = panels[0][2]
+    st.html(" ".join(f'<span style="color:{CLASS_COLORS[k % len(CLASS_COLORS)]}">&#9679;</span>&nbsp;{name}'
+                     for k, name in enumerate(class_names)))
+    # at least MIN_COLUMNS slots, so two models do not get half the page each and huge grids
+    for col, (info, panel, names) in zip(st.columns(max(len(panels), MIN_COLUMNS)), panels):
+        with col:
+            show_column(info, panel, names, tint)
+
+
+def sweep_section() -> None:
+    st.markdown("Train one model per β with otherwise equal settings, one after the other, as one background job. "
+                "Each is saved as `<name>_beta<β>.pt` and appears in **Compare trained models** (and every model picker).")
+    with st.expander("Sweep settings", expanded=registry.active() is None):
+        try:
+            model_config, train_config = training.settings_form(
+                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, with_beta=False)
+            settings_error = None
+        except ConfigError as exc:
+            model_config = train_config = None
+            settings_error = str(exc)
+            st.error(settings_error)
+    c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    betas_text = c1.text_input("β values", key=training.remembered("sweep.betas", "0.5, 1, 2, 4, 8"),
+                               help="Comma-separated; each one trains a model.")
+    name = c2.text_input("Name", key=training.remembered("sweep.name", "sweep"))
+    replace = c3.checkbox("Replace existing models of these names", key=training.remembered("sweep.replace", False))
+
+    start_col, stop_col, _ = st.columns([1, 1, 4])
+    refused = training.start_button(
+        start_col, "Start sweep", "start-sweep", JOB_KEY, settings_error,
+        lambda: sweep_spec(name, shared.trained_dir(), model_config, train_config, parse_betas(betas_text),
+                           replace_existing=replace))
+    training.stop_button(stop_col, "stop-sweep",
+                         "Stops the model being trained (it is saved as it is) and skips the rest.")
+    if refused:
+        st.error(refused)
+    job = registry.active() or registry.get(st.session_state.get(JOB_KEY, ""))
+    if job is not None:
+        training.live_view(job.id, job.running)
+
+
+mine = registry.get(st.session_state.get(JOB_KEY, ""))
+if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY) != mine.id:
+    st.session_state[ANNOUNCED_KEY] = mine.id
+    saved = [m.path.stem for m in mine.view().saved]
+    if len(saved) >= 2:  # preselect the new sweep for comparison
+        st.session_state[MODELS_KEY] = saved
+        st.session_state.pop(training.widget_key(MODELS_KEY), None)
+
+chosen_info = shared.model_picker()
+st.title("Compare models")
+st.markdown(
+    "The same networks trained with different objectives. A plain **autoencoder** learns a code per image and "
+    "nothing else: its latent space has holes, and a point between the codes decodes to garbage. A **denoising** "
+    "autoencoder learns to undo corruption. The **VAE** adds a KL term that fills the space, so any point of "
+    "N(0, I) decodes to something plausible; a **conditional VAE** is also given the class, so z keeps only the "
+    "style.\n\n"
+    "The β-VAE objective is reconstruction + **β**·KL. β sets the price of information in the latent code. "
+    "**Small β** (< 1) lets the encoder spend many nats: reconstructions are sharp, but the clusters spread out "
+    "and leave holes between them, so prior samples that land in a hole decode to blur or non-digits. "
+    "**Large β** squeezes every posterior toward N(0, I): the map becomes smooth and prior-like and samples look "
+    "typical, but reconstructions blur and, past a point, whole latent dims stop carrying information "
+    "(posterior collapse: the number of active units drops). The rate–distortion plot shows the trade: "
+    "moving along it, the KL (rate) falls as the reconstruction error (distortion) rises."
+)
+mode = st.radio("Mode", (MODE_COMPARE, MODE_SWEEP), horizontal=True, label_visibility="collapsed",
+                key=training.remembered("compare.mode", MODE_COMPARE, (MODE_COMPARE, MODE_SWEEP)))
+if mode == MODE_SWEEP:
+    sweep_section()
+else:
+    if (active := registry.active()) is not None:
+        st.info(f"Training in the background: {active.view().title}. Follow it under **{MODE_SWEEP}** or on the Train page.")
+    compare_section(chosen_info.name if chosen_info else None)

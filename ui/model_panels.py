@@ -1,0 +1,107 @@
+"""One model at a glance, for side-by-side comparisons: its latent map, decoded grid, prior samples,
+reconstructions and numbers, with the shipped classifier as the judge of what the decoder draws.
+
+Cached by checkpoint path and modification time, so a model is drawn once per server however often it is compared."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from torchvision.utils import make_grid
+
+from ui import shared
+from ui.plots import add_prior_box, code_extent, latent_map
+from vae_core import evaluate, inference
+from vae_core.checkpoint import CheckpointInfo
+from vae_core.classifier import CONFIDENT, probabilities
+from vae_core.data import ImageDataset
+from vae_core.snapshots import Snapshot, decode_plane, example_indices, map_indices, take_snapshot
+
+GRID_N = 12
+PRIOR_DRAWS = 1000  # prior samples the classifier judges per model: the share's standard error stays under 1.6 %
+IW_SAMPLES = 50
+POSTERIOR_METRICS = ("elbo", "kl", "iw_logpx", "active_units")
+
+
+@dataclass(frozen=True)
+class Panel:
+    snapshot: Snapshot  # map points, reconstructions of the fixed inputs, 16 prior samples
+    grid: np.ndarray | None  # (n, n, 28, 28) decoded over [-3, 3]² of the snapshot's plane; None for d = 1
+    grid_confidence: np.ndarray | None  # (n, n) the classifier's top class probability per cell
+    confident_share: float | None  # share of PRIOR_DRAWS prior samples the classifier reads with ≥ CONFIDENT
+
+
+def judged(dataset: str) -> bool:
+    """Whether the shipped classifier can judge this dataset's images (it reads digits)."""
+    return dataset in shared.CLASSIFIER_DATASETS and shared.classifier() is not None
+
+
+@st.cache_data(show_spinner="Drawing the models…", max_entries=64)
+def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: CheckpointInfo,
+           _data: ImageDataset) -> Panel:
+    model = shared.load_model(_info)
+    snap = take_snapshot(model, _data, len(_info.history), map_indices(len(_data.test_images)),
+                         example_indices(_data.test_labels))
+    grid = decode_plane(model, snap.plane, GRID_N, label=label) if model.latent_dim >= 2 else None
+    confidence = share = None
+    if judged(dataset):
+        judge = shared.classifier()
+        if grid is not None:
+            confidence = probabilities(judge, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
+        draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)
+        share = float((probabilities(judge, draws).max(1) >= CONFIDENT).mean())
+    return Panel(snap, grid, confidence, share)
+
+
+def panel(info: CheckpointInfo, data: ImageDataset, label: int | None = None) -> Panel:
+    """The model's panel on its own test split; `label` picks the class a conditional model's grid draws."""
+    return _panel(str(info.path), shared.stamp(info.path), info.dataset,
+                  label if info.model_config.kind == "cvae" else None, info, data)
+
+
+@st.cache_data(show_spinner="Measuring test metrics…", max_entries=64)
+def _metrics(path: str, stamp: float, dataset: str, _info: CheckpointInfo,
+             _data: ImageDataset | None) -> tuple[dict[str, float] | None, str]:
+    stored = _info.metrics
+    wanted = ("recon", *POSTERIOR_METRICS) if _info.model_config.kind in ("vae", "cvae") else ("recon",)
+    if all(isinstance(stored.get(k), (int, float)) and math.isfinite(stored[k]) for k in wanted):
+        k = stored.get("iw_samples")
+        return dict(stored), f"stored at training (k = {k})" if k and "iw_logpx" in wanted else "stored at training"
+    if _data is None:
+        return None, "not measured: no test images"
+    measured = evaluate.evaluate(shared.load_model(_info), _data.test_images, _data.test_labels, iw_samples=IW_SAMPLES)
+    return measured, f"measured here (k = {IW_SAMPLES})" if "iw_logpx" in wanted else "measured here"
+
+
+def metrics(info: CheckpointInfo, data: ImageDataset | None) -> tuple[dict[str, float] | None, str]:
+    """The metrics this kind has: stored in the checkpoint when complete, else measured on the model's own test
+    split (None when that is missing), and where they came from."""
+    return _metrics(str(info.path), shared.stamp(info.path), info.dataset, info, data)
+
+
+def map_figure(info: CheckpointInfo, snap: Snapshot, class_names: tuple[str, ...], height: int = 330) -> go.Figure:
+    """The snapshot's latent map; an autoencoder's codes on their own extent with the prior's square drawn on top."""
+    probabilistic = info.model_config.kind in ("vae", "cvae")
+    extent = None if probabilistic else code_extent(snap.points)
+    fig, _ = latent_map(snap.points, snap.labels, class_names, axis_titles=snap.plane.labels,
+                        extent=3.0 if probabilistic else extent, clickable=False, height=height)
+    if not probabilistic:
+        add_prior_box(fig)
+    fig.update_layout(showlegend=False, margin=dict(l=40, r=5, t=5, b=35))
+    return fig
+
+
+def grid_picture(grid: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
+    """The decoded grid as one RGB picture (H, W, 3) with 1-px white gaps; cells the classifier does not read with
+    confidence (top probability < CONFIDENT) tinted red, when `confidence` is given."""
+    n = grid.shape[0]
+    tiles = torch.as_tensor(grid, dtype=torch.float32).reshape(n * n, 1, *grid.shape[2:]).repeat(1, 3, 1, 1)
+    if confidence is not None:
+        doubtful = torch.as_tensor(confidence.reshape(-1) < CONFIDENT)[:, None, None, None]
+        tint = torch.tensor([0.9, 0.1, 0.1])[None, :, None, None]
+        tiles = torch.where(doubtful, 0.55 * tiles + 0.45 * tint, tiles)
+    return make_grid(tiles, nrow=n, padding=1, pad_value=1.0).permute(1, 2, 0).numpy()
