@@ -7,8 +7,9 @@ import numpy as np
 import streamlit as st
 
 from ui import latent_views, shared
-from ui.plots import latent_map
+from ui.plots import add_prior_box, code_extent, latent_map
 from vae_core import inference
+from vae_core.data import class_names as dataset_classes
 from vae_core.preprocess import to_png_bytes
 from vae_core.projection import (
     OVERLAY_NODES, LatentPlane, click_from_selection, dims_by_variance, node_index, pca_plane, slice_plane,
@@ -23,15 +24,14 @@ MAX_RECENT = 10
 FROM_CHART_KEY = "latent_map_from_chart"  # set by the callback: which chart the click of this rerun came from
 MARKS_KEY = "latent_map_marks"  # chart key -> (inputs, marks) it was last drawn with
 MAX_POINTS = 10_000
-CLICK_STEP = 2 * inference.GRID_EXTENT / (OVERLAY_NODES - 1)
 VIEWS = ("Two dims", "PCA", "UMAP")
 
 
-def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane) -> None:
+def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane, extent: float) -> None:
     """Store the click before the rerun (a chart drawn anew starts with no selection)."""
     event = st.session_state.get(chart_key)
     points = event["selection"]["points"] if event else []
-    click = click_from_selection(points, overlay_curve)
+    click = click_from_selection(points, overlay_curve, extent=extent)
     if click is None:
         return
     st.session_state[FROM_CHART_KEY] = chart_key
@@ -58,8 +58,9 @@ def chart_marks(chart_key: str, inputs: tuple, marks: tuple) -> tuple:
     return marks
 
 
-def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane) -> None:
-    st.plotly_chart(fig, key=key, on_select=partial(on_select, key, overlay_curve, plane), selection_mode="points",
+def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane, extent: float) -> None:
+    st.plotly_chart(fig, key=key, on_select=partial(on_select, key, overlay_curve, plane, extent),
+                    selection_mode="points",
                     config={"displaylogo": False, "scrollZoom": False})
 
 
@@ -137,9 +138,19 @@ if plane_kind == "Two dims" and d > 2:
 c_n, c_bg = c_grid.columns([3, 2], vertical_alignment="bottom") if d == 2 else (c_grid, c_grid)
 n_grid = c_n.slider("Decoded grid size (n × n)", 5, 30, 15, key="lm_n")
 show_background = c_bg.toggle("Show the grid under the points", value=True, key="lm_bg")
+kind = sel.info.model_config.kind
+drawn_class = None
+if kind == "cvae":
+    names = class_names or dataset_classes(sel.info.dataset)
+    drawn_class = st.selectbox("Class the decoder draws", range(len(names)), format_func=lambda c: names[c],
+                               key="lm_class", help="A conditional VAE decodes z together with a class, so z holds "
+                                                    "only the style: the grid draws this class across the style plane.")
 
 plane = slice_plane(d, dims, base) if plane_kind == "Two dims" else pca_plane(latent_views.pca(sel))
-grid_png, grid_uri = latent_views.decoded_grid(sel, plane, n_grid)
+# An autoencoder's codes go wherever reconstruction is easiest, far outside [-3, 3]²: its map spans them.
+autoencoder = kind in ("ae", "dae")
+extent = code_extent(plane.project(mu)) if autoencoder else inference.GRID_EXTENT
+grid_png, grid_uri = latent_views.decoded_grid(sel, plane, n_grid, extent, drawn_class)
 
 umap_xy = None
 if view == "UMAP":
@@ -158,7 +169,7 @@ if click is not None and len(click["z"]) == d:
     z_click = np.asarray(click["z"], np.float32)
 
 # --- map and side panel ---------------------------------------------------------------------------------------
-clicked_node = node_index(*plane.project(z_click[None])[0]) if z_click is not None else None
+clicked_node = node_index(*plane.project(z_click[None])[0], extent=extent) if z_click is not None else None
 view_inputs = (latent_views.model_key(sel), view, latent_views.plane_key(plane), n_grid)
 left, right = st.columns([5, 3], gap="medium")
 with left:
@@ -166,15 +177,21 @@ with left:
         _, marked = chart_marks("lm_chart_umap", view_inputs, (None, picked))
         fig, _ = latent_map(umap_xy, labels, class_names, axis_titles=("UMAP 1", "UMAP 2"), extent=None,
                             clickable=False, marked_index=marked)
-        show_chart(fig, "lm_chart_umap", None, plane)
+        show_chart(fig, "lm_chart_umap", None, plane, extent)
         st.caption("UMAP is a view only: it has no fast inverse, so click a test image here to pick it, and click "
                    f"empty space on the {plane_kind} plane at the right to decode it.")
     else:
         node, marked = chart_marks("lm_chart", (*view_inputs, show_background), (clicked_node, picked))
-        fig, overlay = latent_map(plane.project(mu), labels, class_names, axis_titles=plane.labels,
+        fig, overlay = latent_map(plane.project(mu), labels, class_names, axis_titles=plane.labels, extent=extent,
                                   background=(grid_uri, n_grid) if show_background else None,
                                   marked_node=node, marked_index=marked)
-        show_chart(fig, "lm_chart", overlay, plane)
+        if autoencoder:
+            add_prior_box(fig)
+        show_chart(fig, "lm_chart", overlay, plane, extent)
+        if autoencoder:
+            st.caption(f"An autoencoder's codes are not pulled toward N(0, I), so this map spans them (±{extent:g}). "
+                       "The dashed square is [-3, 3]², where a VAE's prior puts its mass: click between the clusters "
+                       "to see what the decoder draws in the holes.")
     c_png, c_csv, c_tip = st.columns([2, 2, 3], vertical_alignment="center")
     c_png.download_button("Grid as PNG", grid_png, file_name=f"{sel.info.name}_grid_{n_grid}.png", mime="image/png",
                           on_click="ignore", width="stretch")
@@ -187,9 +204,9 @@ with right:
     if umap_xy is not None:
         node, _ = chart_marks("lm_plane_chart", view_inputs, (clicked_node, None))
         plane_fig, overlay = latent_map(axis_titles=plane.labels, background=(grid_uri, n_grid), height=360,
-                                        background_opacity=1.0, marked_node=node)
+                                        background_opacity=1.0, marked_node=node, extent=extent)
         plane_fig.update_layout(showlegend=False)
-        show_chart(plane_fig, "lm_plane_chart", overlay, plane)
+        show_chart(plane_fig, "lm_plane_chart", overlay, plane, extent)
 
     c_decoded, c_near = st.columns([3, 2])
     with c_decoded:
@@ -197,10 +214,14 @@ with right:
         if z_click is None:
             st.info("Click anywhere on the plane to decode that spot.")
         else:
-            image(inference.decode(sel.model, z_click)[0], caption="decoded", scale=7)
+            image(inference.decode(sel.model, z_click, drawn_class)[0], caption="decoded", scale=7)
             axes = " / ".join(label.split(" (")[0] for label in click["plane"])
             st.markdown(f"clicked at (x, y) = ({click['x']:.3f}, {click['y']:.3f}) on the {axes} plane",
-                        help=f"Clicks snap to a lattice with a step of {CLICK_STEP:.2f}.")
+                        help=f"Clicks snap to a lattice with a step of {2 * extent / (OVERLAY_NODES - 1):.2f}.")
+            if drawn_class is not None:
+                n_classes = sel.info.model_config.n_classes
+                every = inference.decode(sel.model, np.repeat(z_click[None], n_classes, 0), np.arange(n_classes))
+                st.image(to_png_bytes(inference.tile(every, 2), 2), caption="every class in this style")
             if d > 2:
                 st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
     with c_near:
@@ -213,7 +234,8 @@ with right:
             st.markdown("**Picked point**")
             image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
 
-    st.markdown(f"**Decoded manifold** · {n_grid} × {n_grid} over [-3, 3]² of {plane.labels[0]} / {plane.labels[1]}"
+    st.markdown(f"**Decoded manifold** · {n_grid} × {n_grid} over [-{extent:g}, {extent:g}]² of {plane.labels[0]} / "
+                f"{plane.labels[1]}"
                 + ("" if plane_kind == "PCA" or d == 2 else
                    f", other dims at {'the picked μ' if base is not None else 'zero'}")
                 + (" (the clickable plane above)" if umap_xy is not None else ""))

@@ -18,7 +18,8 @@ from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import PCA, LatentPlane, fit_pca, latents_csv, plane_grid
+from vae_core.projection import PCA, LatentPlane, fit_pca, latents_csv
+from vae_core.snapshots import decode_plane
 from vae_core.umap_view import UmapJob
 
 GRID_PAD = 2  # pixels between cells of the downloadable grid
@@ -56,16 +57,18 @@ def plane_key(plane: LatentPlane) -> tuple[bytes, bytes]:
 
 
 @st.cache_data(show_spinner="Decoding the grid…", max_entries=64)
-def _grid(key: tuple, plane_id: tuple, n: int, _sel: Selection, _plane: LatentPlane) -> tuple[bytes, str]:
-    images = inference.decode(_sel.model, plane_grid(_plane, n)).reshape(n, n, 28, 28)
+def _grid(key: tuple, plane_id: tuple, n: int, extent: float, label: int | None, _sel: Selection,
+          _plane: LatentPlane) -> tuple[bytes, str]:
+    images = decode_plane(_sel.model, _plane, n, extent, label)
     return to_png_bytes(inference.tile(images, GRID_PAD)), png_data_uri(1.0 - inference.tile(images))
 
 
-def decoded_grid(sel: Selection, plane: LatentPlane, n: int) -> tuple[bytes, str]:
-    """The n×n grid over [-3, 3]² of `plane`: (PNG with thin gaps between cells, PNG data URI without gaps and
-    inverted, dark on white, for a plot background under coloured points). Encoded once per plane and size,
-    so reruns do not re-encode the images."""
-    return _grid(model_key(sel), plane_key(plane), n, sel, plane)
+def decoded_grid(sel: Selection, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT,
+                 label: int | None = None) -> tuple[bytes, str]:
+    """The n×n grid over [-extent, extent]² of `plane` (of class `label` for a conditional model): (PNG with thin
+    gaps between cells, PNG data URI without gaps and inverted, dark on white, for a plot background under coloured
+    points). Encoded once per plane and size, so reruns do not re-encode the images."""
+    return _grid(model_key(sel), plane_key(plane), n, float(extent), label, sel, plane)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

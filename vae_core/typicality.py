@@ -45,7 +45,6 @@ def _nelbo(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, eps: tor
     return recon + gaussian_kl(q.mean, q.logvar)
 
 
-@torch.no_grad()
 def per_image_nelbo(
     model: LatentModel, images: np.ndarray | torch.Tensor, samples: int = DEFAULT_SAMPLES, seed: int = 0,
     batch_size: int = 500,
@@ -58,6 +57,31 @@ def per_image_nelbo(
     with others, and uploads and the test set are scored with the same draws (common random numbers).
     The price: the Monte-Carlo noise of a set's *mean* does not shrink with the set's size.
     """
+    if model.conditional:
+        per_class = torch.as_tensor(per_class_nelbo(model, images, samples, seed, batch_size))
+        k = per_class.shape[1]
+        return (-(torch.logsumexp(-per_class, dim=1) - np.log(k))).numpy()
+    return _scores(model, images, samples, seed, batch_size, None)[:, 0]
+
+
+def per_class_nelbo(model: LatentModel, images: np.ndarray | torch.Tensor, samples: int = DEFAULT_SAMPLES,
+                    seed: int = 0, batch_size: int = 500) -> np.ndarray:
+    """−ELBO(x | y) of each image under each class y of a conditional model, float64 (N, classes)."""
+    if not model.conditional:
+        raise ValueError(f"a {model.title} takes no class")
+    return _scores(model, images, samples, seed, batch_size, model.config.n_classes)
+
+
+def likely_labels(model: LatentModel, images: np.ndarray | torch.Tensor) -> np.ndarray | None:
+    """For a conditional model, the class under which each image costs the fewest nats (what to condition an
+    unlabelled upload on); None for the other kinds, which take no class."""
+    return per_class_nelbo(model, images).argmin(axis=1) if model.conditional else None
+
+
+@torch.no_grad()
+def _scores(model: LatentModel, images: np.ndarray | torch.Tensor, samples: int, seed: int, batch_size: int,
+            n_classes: int | None) -> np.ndarray:
+    """(N, n_classes) −ELBO under each class, or (N, 1) unconditioned, with shared draws."""
     if samples < 1:
         raise ValueError("samples must be at least 1")
     x_all = _as_input(images)
@@ -67,15 +91,9 @@ def per_image_nelbo(
     with eval_mode(model):
         for start in range(0, len(x_all), batch_size):
             x = x_all[start : start + batch_size].to(device)
-            if model.conditional:
-                k = model.config.n_classes
-                per_class = torch.stack([_nelbo(model, x, torch.full((len(x),), c, device=device), eps)
-                                         for c in range(k)])
-                cost = -(torch.logsumexp(-per_class, dim=0) - np.log(k))
-            else:
-                cost = _nelbo(model, x, None, eps)
-            out.append(cost.double().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0)
+            labels = [None] if n_classes is None else [torch.full((len(x),), c, device=device) for c in range(n_classes)]
+            out.append(torch.stack([_nelbo(model, x, y, eps) for y in labels], dim=1).double().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, n_classes or 1))
 
 
 def percentile_among(reference: np.ndarray, values: np.ndarray | float) -> np.ndarray:
