@@ -7,7 +7,7 @@ import streamlit as st
 from ui import map_overlays
 from ui.plots import add_path
 from ui.shared import Selection, current_selection
-from vae_core import inference, preprocess
+from vae_core import inference, preprocess, typicality
 
 CLICKED_KEY = "clicked_latents"  # written by the Latent Map page: recent clicked latents, most recent last
 SOURCES = ("Test images", "Points clicked on the Latent Map", "Uploaded images")
@@ -52,7 +52,7 @@ def _test_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]]:
     return ends
 
 
-def _clicked_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
+def _clicked_endpoints(sel: Selection, drawn_class: int | None) -> list[tuple[np.ndarray, str]] | None:
     clicked = [np.asarray(z, np.float32) for z in st.session_state.get(CLICKED_KEY) or []]
     usable = [z for z in clicked if z.shape == (sel.latent_dim,)]
     if len(usable) < 2:
@@ -65,7 +65,7 @@ def _clicked_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
     for column, (z, label), side in zip(columns, ends, "AB"):
         with column:
             st.markdown(f"**{side}**")
-            _thumbnail(inference.decode(sel.model, z)[0], f"{label}: {map_overlays.vector_text(z)}")
+            _thumbnail(inference.decode(sel.model, z, drawn_class)[0], f"{label}: {map_overlays.vector_text(z)}")
     return ends
 
 
@@ -84,7 +84,8 @@ def _upload_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
             for message in errors:
                 st.error(message)
             if results:
-                mu, _ = inference.encode(sel.model, results[0].image[None])
+                image = results[0].image[None]
+                mu, _ = inference.encode(sel.model, image, typicality.likely_labels(sel.model, image))
                 _thumbnail(results[0].image, f"{upload.name}, preprocessed")
                 ends.append((mu[0], upload.name))
     if len(ends) < 2:
@@ -104,10 +105,16 @@ def main() -> None:
 
     sources = SOURCES if sel.data is not None else SOURCES[1:]  # no test images without the model's data
     source = st.radio("Endpoints", sources, horizontal=True, key="interp_source")
+    drawn_class = None
+    if sel.conditional:  # z holds only the style: the path is drawn in one class
+        drawn_class = st.selectbox("Class drawn along the path", range(len(sel.class_names)), key="interp_class",
+                                   format_func=lambda c: sel.class_names[c],
+                                   help="A conditional VAE decodes z together with a class; the ends' styles are "
+                                        "blended, the class stays.")
     if source == SOURCES[0]:
         ends = _test_endpoints(sel)
     elif source == SOURCES[1]:
-        ends = _clicked_endpoints(sel)
+        ends = _clicked_endpoints(sel, drawn_class)
     else:
         ends = _upload_endpoints(sel)
 
@@ -119,7 +126,7 @@ def main() -> None:
     (z0, label0), (z1, label1) = ends
 
     path = inference.interpolate(z0, z1, steps, method)
-    frames = inference.decode(sel.model, path)
+    frames = inference.decode(sel.model, path, drawn_class)
     strip = inference.tile(frames, padding=2)
     strip_png = preprocess.to_png_bytes(strip, scale=STRIP_SCALE)
     st.subheader(f"{label0} → {label1}")

@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
-from ui import map_overlays
+from ui import map_overlays, shared
 from ui.shared import Selection, current_selection
 from vae_core import inference, preprocess, typicality
+from vae_core.checkpoint import CheckpointInfo
+from vae_core.corruption import corrupt
 from vae_core.ellipses import ellipse, projected_covariances
 
 EXAMPLES_KEY = "recon_examples"
@@ -20,6 +23,8 @@ OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
 SHOW_SCALE = 4
 THUMB = 104  # px, the height of each preprocessing step
 DOWNLOAD_SCALE = 8
+NOISES = ("none", "mask ν", "Gaussian σ")
+CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2")  # the denoising picture, when the shipped models are there
 
 
 @st.cache_data(show_spinner="Scoring the test set once for this model…", max_entries=16)
@@ -68,8 +73,34 @@ def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
         st.success(f"{line}: typical for this model.")
 
 
-def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+def noise_control() -> str:
+    """"" or the corruption asked for, as vae_core.corruption reads it ("mask:0.5", "gauss:0.3")."""
+    c_kind, c_level, _ = st.columns([2, 2, 3])
+    kind = c_kind.radio("Corrupt the inputs", NOISES, horizontal=True, key="recon_noise",
+                        help="The same corruption a denoising autoencoder is trained on; every model below gets the "
+                             "same corrupted pixels.")
+    if kind == NOISES[0]:
+        return ""
+    if kind == NOISES[1]:
+        return f"mask:{c_level.slider('ν: share of pixels zeroed', 0.1, 0.9, 0.5, 0.05, key='recon_nu'):g}"
+    return f"gauss:{c_level.slider('σ of the added noise', 0.1, 1.0, 0.3, 0.05, key='recon_sigma'):g}"
+
+
+def other_models(sel: Selection) -> list[CheckpointInfo]:
+    """Models of the same dataset to reconstruct with as well; the shipped AE and denoising AE by default."""
+    infos = [i for i in shared.checkpoints()[0] if i.dataset == sel.info.dataset and i.name != sel.info.name]
+    names = [i.name for i in infos]
+    chosen = st.multiselect("Also reconstruct with", names, key="recon_others",
+                            default=[n for n in CONTRASTS if n in names],
+                            format_func=lambda n: f"{n} ({shared.kind_label(next(i for i in infos if i.name == n))})",
+                            help="AE vs denoising AE vs VAE on the same (corrupted) inputs: the denoising picture.")
+    return [i for i in infos if i.name in chosen]
+
+
+def _card(number: int, result: preprocess.PreprocessResult, corrupted: np.ndarray | None, noise: str,
+          recons: list[tuple[np.ndarray, str]], mu: np.ndarray, sigma: np.ndarray,
           score: typicality.Typicality | None, ood_percentile: float) -> None:
+    recon = recons[0][0]
     with st.container(border=True):
         st.markdown(f"**{number}. {result.name}**")
         steps = [
@@ -77,7 +108,8 @@ def _card(number: int, result: preprocess.PreprocessResult, recon: np.ndarray, m
             (result.grayscale, "grayscale, inverted" if result.inverted else "grayscale", None),
             (result.cropped, "cropped", None),
             (result.image, "28×28 input", SHOW_SCALE),
-            (recon, "reconstruction", SHOW_SCALE),
+            *([(corrupted, f"corrupted ({noise})", SHOW_SCALE)] if corrupted is not None else []),
+            *((image, caption, SHOW_SCALE) for image, caption in recons),
         ]
         *image_columns, text_column = st.columns([1] * len(steps) + [3])
         for column, (image, caption, scale) in zip(image_columns, steps):
@@ -146,9 +178,21 @@ def main() -> None:
     if not results:
         st.stop()
 
-    images = np.stack([r.image for r in results])
-    mu, sigma = inference.encode(sel.model, images)
-    recons = inference.decode(sel.model, mu)
+    clean = np.stack([r.image for r in results])
+    noise = noise_control()
+    # one seeded corruption shared by every model, so they are compared on the same pixels
+    images = (corrupt(torch.as_tensor(clean), noise, torch.Generator().manual_seed(0)).numpy() if noise else clean)
+    labels = typicality.likely_labels(sel.model, images)  # what a conditional model is told: its likeliest class
+    mu, sigma = inference.encode(sel.model, images, labels)
+    recons = inference.decode(sel.model, mu, labels)
+    others = other_models(sel)
+    mine = shared.kind_label(sel.info) if others else "reconstruction"
+    by_model = [[(r, mine + ("" if labels is None else f", as {sel.class_names[c]}")) for r, c in
+                 zip(recons, labels if labels is not None else [None] * len(recons))]]
+    for info in others:
+        model = shared.load_model(info)
+        their_labels = typicality.likely_labels(model, images)
+        by_model.append([(r, shared.kind_label(info)) for r in inference.reconstruct(model, images, their_labels)])
 
     left, right = st.columns(2)
     ood_percentile = left.select_slider("Flag as unusual above this percentile of the test set's −ELBO",
@@ -185,8 +229,9 @@ def main() -> None:
                            "reconstructions.png", "image/png", key="recon_dl_all",
                            on_click="ignore")
 
-    for number, row in enumerate(zip(results, recons, mu, sigma, scores), start=1):
-        _card(number, *row, ood_percentile)
+    for number, (result, *row) in enumerate(zip(results, images, zip(*by_model), mu, sigma, scores), start=1):
+        corrupted, recon_row, *rest = row
+        _card(number, result, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile)
 
 
 main()

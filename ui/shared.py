@@ -14,7 +14,7 @@ import streamlit as st
 from vae_core import inference
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
 from vae_core.classifier import Classifier, load_classifier
-from vae_core.data import DatasetUnavailable, ImageDataset, load_test_set
+from vae_core.data import DatasetUnavailable, ImageDataset, class_names, load_test_set
 from vae_core.models import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +110,15 @@ class Selection:
     @property
     def latent_dim(self) -> int:
         return self.info.model_config.latent_dim
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The dataset's class names, known even when its images are not."""
+        return class_names(self.info.dataset)
+
+    @property
+    def conditional(self) -> bool:
+        return self.model.conditional
 
 
 KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE"}
