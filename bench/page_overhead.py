@@ -9,11 +9,16 @@ drift in the machine's load hits both sides alike; each side's figure is the mea
 Same settings both ways: the shipped mnist_z2 model (MLP 512-256, d = 2, batch 128), full MNIST when
 $VAE_DATA_DIR has it, else the embedded sample.
 
+Read the ratio with the load average it prints: the direct run is alone in its process, so libgomp's workers
+spin between kernels, which is faster on an idle machine and several times slower when other processes share
+the cores; the job's thread makes a second OpenMP pool, whose workers sleep instead (see the README).
+
 Usage: VAE_DATA_DIR=../shared/data python bench/page_overhead.py [--epochs 2] [--rounds 1]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -83,6 +88,7 @@ def main() -> None:
     name = args.dataset or ("mnist" if "mnist" in available_datasets() else SAMPLE)
     data = load_dataset(name)
     config = TrainConfig(dataset=data.name, epochs=args.epochs, batch_size=128, seed=0)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"data: {data.source}; {len(data.train_images):,} training images × {args.epochs} epochs per run")
     print(f"model: MLP {MODEL.hidden}, d = {MODEL.latent_dim}, batch {config.batch_size}; "
           f"device: {device_label(pick_device('auto'))}")
@@ -104,6 +110,7 @@ def main() -> None:
     print(f"fit directly : {fit_speed:10,.0f} images/s (mean of {len(results['direct'])})")
     print(f"through a job: {job_speed:10,.0f} images/s (mean of {len(results['job'])})")
     print(f"ratio job/direct = {ratio:.3f}  (target ≥ {TARGET:.2f}: {'ok' if ratio >= TARGET else 'MISSED'})")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from vae_core.train import pick_device
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
+START_WAIT_S = 1.5
 STOP_WAIT_S = 10.0
 SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
@@ -74,9 +76,15 @@ def start_button(column, label: str, key: str, job_key: str, settings_error: str
     try:
         if settings_error:
             raise JobError(f"fix the settings first ({settings_error})")
-        st.session_state[job_key] = registry().submit(TrainingJob(make_spec(), loader=load_when_warm)).id
+        job = registry().submit(TrainingJob(make_spec(), loader=load_when_warm))
     except (JobError, ConfigError) as exc:
         return f"Not started: {exc}"
+    st.session_state[job_key] = job.id
+    # The first progress usually comes within a second once warm: waiting for it here draws it in the redraw
+    # below, rather than at the live view's next poll after that.
+    deadline = time.monotonic() + START_WAIT_S
+    while job.running and not job.view().epoch and time.monotonic() < deadline:
+        time.sleep(0.05)
     st.rerun()  # redraw from the top: the settings fold away and the live view moves up
 
 
