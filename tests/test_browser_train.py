@@ -113,3 +113,18 @@ def test_training_goes_on_across_page_switches_and_stops(streamlit_server_factor
     expect(page.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer").first).to_contain_text("mnist-sample")
     log = Path(server.log.name).read_text()
     assert not [line for line in log.splitlines() if any(noise in line for noise in LOG_NOISE)]
+
+
+def test_a_server_shut_down_mid_training_saves_the_model_and_exits_cleanly(streamlit_server_factory, browser_page,
+                                                                            tmp_path):
+    if not (ROOT / "app.py").exists():
+        pytest.skip("app.py (the multipage entry point) is not there yet")
+    from vae_core.checkpoint import read_info
+
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(tmp_path), "VAE_OFFLINE": "1"})
+    start_training(browser_page, server.url, "shut down")
+    progress(browser_page)
+    server.proc.terminate()  # SIGTERM, as a service manager or Ctrl-C ends the server
+    assert server.proc.wait(60) == 0
+    assert read_info(tmp_path / "trained" / "shut_down.pt").extra["status"] == "stopped"
+    assert "terminate called" not in Path(server.log.name).read_text()

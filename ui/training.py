@@ -4,6 +4,7 @@ The worker threads live in vae_core.jobs; this module only reads their `view()` 
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
@@ -65,7 +66,12 @@ def registry() -> JobRegistry:
     """One registry per server process: jobs outlive page switches, reloads and browser tabs. Made when a page
     that trains is first shown, which starts the warm-up while the user chooses the settings."""
     warm_up_thread()
-    return JobRegistry()
+    jobs = JobRegistry()
+    # A server shut down (Ctrl-C, SIGTERM) stops its training at the next step and saves the weights reached, rather
+    # than losing them and aborting ("terminate called without an active exception") as the interpreter tears the
+    # thread down mid-kernel. kill -9 runs nothing: the thread dies with the process.
+    atexit.register(jobs.clear, STOP_WAIT_S)
+    return jobs
 
 
 def start_button(column, label: str, key: str, job_key: str, settings_error: str | None,
