@@ -1,0 +1,96 @@
+"""Every page with every kind of model selected: the shipped mnist_{ae,dae,cvae}_z2 when present, else tiny ones
+trained here by the CLI on mnist-sample."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, SHIPPED
+
+PAGES = ("app.py", "pages/1_Latent_Map.py", "pages/2_Interpolate.py", "pages/3_Reconstruct.py", "pages/4_Train.py",
+         "pages/5_Compare.py")
+KINDS = {"ae": [], "dae": ["--noise", "mask:0.5"], "cvae": []}
+
+
+@pytest.fixture(scope="module")
+def kind_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kinds")
+    for name in ("mnist_z2",):
+        if (SHIPPED / f"{name}.pt").exists():
+            (folder / f"{name}.pt").symlink_to(SHIPPED / f"{name}.pt")
+    for kind, extra in KINDS.items():
+        shipped = SHIPPED / f"mnist_{kind}_z2.pt"
+        if shipped.exists():
+            (folder / shipped.name).symlink_to(shipped)
+        else:
+            subprocess.run([sys.executable, "-m", "vae_core", "train", "--dataset", "mnist-sample", "--kind", kind,
+                            *extra, "--epochs", "1", "--hidden", "64", "--out", str(folder / f"tiny_{kind}_z2.pt")],
+                           cwd=ROOT, check=True, capture_output=True, env={"VAE_OFFLINE": "1", "PATH": "/usr/bin"})
+    return folder
+
+
+@pytest.fixture
+def run(kind_folder, monkeypatch):
+    import ui.shared
+
+    monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", kind_folder)
+
+    def run_page(page: str, kind: str) -> AppTest:
+        model = next(p.stem for p in kind_folder.glob(f"*_{kind}_z2.pt"))
+        at = AppTest.from_file(str(ROOT / page), default_timeout=180)
+        at.session_state["selected_model"] = model
+        return at.run()
+
+    return run_page
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_with_every_kind(run, page, kind):
+    at = run(page, kind)
+    assert not at.exception, at.exception
+    assert not at.error
+
+
+def _spec(at: AppTest) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+@pytest.mark.parametrize("kind", ["ae", "dae"])
+def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
+    at = run("pages/1_Latent_Map.py", kind)
+    layout = _spec(at)["layout"]
+    extent = layout["xaxis"]["range"][1]
+    assert extent >= 3 and layout["xaxis"]["range"] == [-extent, extent]
+    box = [s for s in layout.get("shapes", []) if s["type"] == "rect"]
+    assert len(box) == 1 and (box[0]["x0"], box[0]["x1"]) == (-3, 3)
+    assert any("not pulled toward N(0, I)" in c.value for c in at.caption)
+
+
+def test_a_cvae_draws_the_class_picked_and_a_clicked_style_in_every_class(run):
+    at = run("pages/1_Latent_Map.py", "cvae")
+    picker = at.selectbox(key="lm_class")
+    first = at.get("image")[-1].value
+    picker.set_value(7).run()
+    assert not at.exception and at.get("image")[-1].value != first  # the grid now draws sevens
+    at.session_state["latent_map_click"] = {"x": 0.5, "y": -0.5, "z": [0.5, -0.5], "plane": ("z0", "z1")}
+    at.run()
+    captions = [c for element in at.get("image") for c in element.captions]
+    assert "every class in this style" in captions and "decoded" in captions
+
+
+def test_reconstruct_corrupts_once_and_shows_every_models_reconstruction(run, kind_folder):
+    at = run("pages/3_Reconstruct.py", "dae")
+    at.button(key="recon_try").click().run()
+    others = at.multiselect(key="recon_others")
+    others.set_value([o for o in others.options if "_ae_" in o or o == "mnist_z2"]).run()
+    at.radio(key="recon_noise").set_value("mask ν").run()
+    assert not at.exception
+    captions = [c for element in at.get("image") for c in element.captions]
+    assert captions.count("corrupted (mask:0.5)") == 3  # three example digits
+    assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3
