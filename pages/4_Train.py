@@ -25,7 +25,7 @@ if mine is not None and not mine.running:
 
 shared.model_picker()
 
-st.title("Train a VAE")
+st.title("Train a model")
 st.caption(f"Training runs on **{device_label(pick_device('auto'))}** (a CUDA GPU is used automatically when present). "
            "It goes on in the background: switch pages or reload, and come back to watch.")
 

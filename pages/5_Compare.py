@@ -14,7 +14,8 @@ from vae_core import evaluate
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT
 from vae_core.config import ConfigError
-from vae_core.jobs import parse_betas, sweep_spec
+from ui.forms import parse_betas
+from vae_core.jobs import sweep_spec
 
 st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
 
@@ -225,7 +226,7 @@ def sweep_section() -> None:
     with st.expander("Sweep settings", expanded=registry.active() is None):
         try:
             model_config, train_config = training.settings_form(
-                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, with_beta=False)
+                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, kinds=("vae",), with_beta=False)
             settings_error = None
         except ConfigError as exc:
             model_config = train_config = None

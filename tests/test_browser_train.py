@@ -95,7 +95,7 @@ def test_training_goes_on_across_page_switches_and_stops(streamlit_server_factor
     page.wait_for_timeout(2000)
 
     click(page, page.get_by_role("link", name="Train", exact=True))
-    page.get_by_role("heading", name="Train a VAE").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Train a model").wait_for(timeout=60_000)
     deadline = time.monotonic() + 60
     while (epoch_after := progress(page)[1]) <= epoch_before:
         assert time.monotonic() < deadline, "the training did not advance while the page was away"

@@ -69,18 +69,6 @@ def test_target_path_refuses_shipped_names_and_needs_confirmation_to_replace(tmp
     assert jobs.target_path(tmp_path, "other") == tmp_path / "other.pt"
 
 
-def test_parse_hidden_and_betas():
-    assert jobs.parse_hidden("512, 256") == (512, 256)
-    assert jobs.parse_hidden(" 64 ") == (64,)
-    assert jobs.parse_betas("0.5, 1 2,4, 1") == (0.5, 1.0, 2.0, 4.0)
-    for bad in ("", "a, 3", "0", "-4"):
-        with pytest.raises(ConfigError):
-            jobs.parse_hidden(bad)
-    for bad in ("", "x", "-1", "nan"):
-        with pytest.raises(ConfigError):
-            jobs.parse_betas(bad)
-
-
 def test_job_trains_saves_and_reports_metrics_and_snapshots(tmp_path):
     spec = jobs.training_spec("first try", tmp_path, TINY, tiny_train(epochs=2), iw_samples=5)
     view = run(spec)
@@ -299,9 +287,3 @@ def test_fixed_examples_and_map_subset():
     assert len(idx) == 2000 and len(set(idx)) == 2000 and (np.diff(idx) > 0).all()
     assert np.array_equal(idx, map_indices(10_000, 2000))
     assert np.array_equal(map_indices(500, 2000), np.arange(500))
-
-
-def test_smooth_is_bias_corrected():
-    assert np.allclose(jobs.smooth([5.0] * 20), 5.0)
-    out = jobs.smooth([10.0, 0.0, 0.0], weight=0.5)
-    assert out[0] == 10.0 and out[1] < out[0] and out[2] < out[1]

@@ -18,13 +18,17 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
+from ui.forms import parse_hidden, smooth
 from ui.plots import latent_map
+from ui.shared import KIND_TITLES
 from vae_core import inference
-from vae_core.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
-from vae_core.data import SAMPLE, ImageDataset, available_datasets, load_dataset
+from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, MAX_LATENT_DIM,
+                             ConfigError, ModelConfig, TrainConfig)
+from vae_core.data import SAMPLE, ImageDataset, available_datasets, class_names, load_dataset
 from vae_core.jobs import (
-    SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob, parse_hidden, smooth,
+    SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob,
 )
+from vae_core.models import KINDS as MODEL_KINDS
 from vae_core.train import pick_device
 
 log = logging.getLogger(__name__)
@@ -129,8 +133,13 @@ def remembered(name: str, default: Any, options: Sequence[Any] | None = None) ->
     return key
 
 
-def settings_form(prefix: str, defaults: dict[str, Any], with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:
-    """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values."""
+def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = KINDS,
+                  with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:
+    """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values.
+
+    Defaults come from the config dataclasses (the one source the CLI reads too); `defaults` holds the few a page
+    sets otherwise (latent, hidden, epochs)."""
+    m, tc = ModelConfig, TrainConfig
     datasets = available_datasets()
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -138,25 +147,52 @@ def settings_form(prefix: str, defaults: dict[str, Any], with_beta: bool = True)
         dataset = st.selectbox("Dataset", datasets, key=remembered(f"{prefix}.dataset", SAMPLE, datasets),
                                help="Full datasets appear when their files are on disk; the 5,000-digit sample always works.")
         arch = st.radio("Architecture", ARCHITECTURES, horizontal=True, format_func=str.upper,
-                        key=remembered(f"{prefix}.arch", defaults.get("arch", "mlp"), ARCHITECTURES))
-        latent = st.number_input("Latent size d", 1, 64, step=1, key=remembered(f"{prefix}.latent", defaults.get("latent", 2)))
-        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", defaults.get("hidden", "512, 256")),
+                        key=remembered(f"{prefix}.arch", defaults.get("arch", m.arch), ARCHITECTURES))
+        latent = st.number_input("Latent size d", 1, MAX_LATENT_DIM, step=1,
+                                 key=remembered(f"{prefix}.latent", defaults.get("latent", m.latent_dim)))
+        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", defaults.get(
+                                        "hidden", ", ".join(map(str, DEFAULT_HIDDEN[m.arch])))),
                                     help="Comma-separated layer widths of the MLP; the conv model uses the first as its dense layer.")
     with c2:
         st.markdown("**Objective**")
-        beta = (st.number_input("β (weight of the KL term)", 0.0, 100.0, step=0.5, format="%.2f",
-                                key=remembered(f"{prefix}.beta", defaults.get("beta", 1.0))) if with_beta else 1.0)
-        warmup = st.number_input("KL warm-up (epochs)", 0, 100, step=1, key=remembered(f"{prefix}.warmup", 0),
-                                 help="The KL weight rises linearly from 0 to β over these epochs.")
-        likelihood = st.radio("Likelihood", LIKELIHOODS, horizontal=True, key=remembered(f"{prefix}.likelihood", "bernoulli", LIKELIHOODS))
+        kind = (st.radio("Kind of model", kinds, format_func=KIND_TITLES.get, horizontal=True,
+                         key=remembered(f"{prefix}.kind", m.kind, kinds),
+                         help="The same networks, other objectives: an autoencoder (reconstruction only), a denoising "
+                              "one (trained on corrupted inputs), a VAE (+ β·KL) or a conditional VAE (told the class).")
+                if len(kinds) > 1 else kinds[0])
+        beta, warmup, noise, sparsity = tc.beta, tc.kl_warmup, m.noise, m.sparsity
+        if kind in ("vae", "cvae"):
+            if with_beta:
+                beta = st.number_input("β (weight of the KL term)", 0.0, 100.0, step=0.5, format="%.2f",
+                                       key=remembered(f"{prefix}.beta", defaults.get("beta", tc.beta)))
+            warmup = st.number_input("KL warm-up (epochs)", 0, 100, step=1,
+                                     key=remembered(f"{prefix}.warmup", tc.kl_warmup),
+                                     help="The KL weight rises linearly from 0 to β over these epochs.")
+        if kind == "dae":
+            default_kind, default_level = DEFAULT_NOISE.split(":")
+            noise_kind = st.radio("Corruption", ("mask", "gauss"), horizontal=True,
+                                  format_func={"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ"}.get,
+                                  key=remembered(f"{prefix}.noise_kind", default_kind, ("mask", "gauss")))
+            level = st.slider("ν or σ", 0.05, 0.95, step=0.05,
+                              key=remembered(f"{prefix}.noise_level", float(default_level)))
+            noise = f"{noise_kind}:{level:g}"
+        if kind in ("ae", "dae"):
+            sparsity = st.number_input("L1 penalty λ on the code", 0.0, 10.0, step=0.01, format="%.3f",
+                                       key=remembered(f"{prefix}.sparsity", m.sparsity),
+                                       help="A sparse autoencoder: λ·Σ|z_j| is added to the loss.")
+        likelihood = st.radio("Likelihood", LIKELIHOODS, horizontal=True,
+                              key=remembered(f"{prefix}.likelihood", m.likelihood, LIKELIHOODS))
     with c3:
         st.markdown("**Optimisation**")
-        epochs = st.number_input("Epochs", 1, 500, step=1, key=remembered(f"{prefix}.epochs", defaults.get("epochs", 10)))
-        batch = st.number_input("Batch size", 8, 4096, step=32, key=remembered(f"{prefix}.batch", 128))
+        epochs = st.number_input("Epochs", 1, 500, step=1,
+                                 key=remembered(f"{prefix}.epochs", defaults.get("epochs", tc.epochs)))
+        batch = st.number_input("Batch size", 8, 4096, step=32, key=remembered(f"{prefix}.batch", tc.batch_size))
         lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
-                              key=remembered(f"{prefix}.lr", 1e-3, LEARNING_RATES))
-        seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", 0))
-    model_config = ModelConfig(arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text), likelihood=likelihood)
+                              key=remembered(f"{prefix}.lr", tc.lr, LEARNING_RATES))
+        seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", tc.seed))
+    model_config = ModelConfig(kind=kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
+                               likelihood=likelihood, noise=noise, sparsity=float(sparsity),
+                               n_classes=len(class_names(dataset)) if kind == "cvae" else 0)
     train_config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr), beta=float(beta),
                                kl_warmup=int(warmup), seed=int(seed))
     return model_config, train_config
@@ -170,35 +206,41 @@ def pixels(images: np.ndarray, scale: int = PIXEL_SCALE) -> np.ndarray:
     return np.clip(np.kron(tiled, np.ones((scale, scale), dtype=tiled.dtype)), 0.0, 1.0)
 
 
+CURVE_TITLES = {"elbo": "−ELBO (β = 1)", "recon": "reconstruction −log p(x|z)", "kl": "KL(q(z|x) ‖ p(z))"}
+
+
 def curves_figure(view: JobView, height: int = 300) -> go.Figure:
-    """−ELBO, reconstruction and KL in nats: smoothed per-step train curve, and per-epoch train and test points."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("−ELBO (β = 1)", "reconstruction −log p(x|z)", "KL(q(z|x) ‖ p(z))"),
+    """The curves this kind of model has, in nats (−ELBO, reconstruction and KL; an autoencoder's reconstruction
+    alone): smoothed per-step train curve, and per-epoch train and test points."""
+    keys = MODEL_KINDS[view.kind].curves
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[CURVE_TITLES[k] for k in keys],
                         horizontal_spacing=0.07)
     steps = np.asarray(view.steps, dtype=np.float64).reshape(-1, 4)
     epochs = [h["epoch"] for h in view.history]
-    for col, key in enumerate(("elbo", "recon", "kl"), start=1):
+    for col, key in enumerate(keys, start=1):
         first = col == 1
+        column = ("elbo", "recon", "kl").index(key) + 1  # of the (epoch, −ELBO, recon, KL) step records
         if len(steps):
-            fig.add_trace(go.Scatter(x=steps[:, 0], y=smooth(steps[:, col]), mode="lines", name="train (per step, smoothed)",
+            fig.add_trace(go.Scatter(x=steps[:, 0], y=smooth(steps[:, column]), mode="lines", name="train (per step, smoothed)",
                                      line=dict(color="#9ecae1", width=1.5), legendgroup="step", showlegend=first), row=1, col=col)
         for split, color in (("train", "#1f77b4"), ("test", "#ff7f0e")):
             values = [h[f"{split}_{key}"] for h in view.history]
             fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=f"{split} (per epoch)",
                                      line=dict(color=color), legendgroup=split, showlegend=first), row=1, col=col)
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
-    for col in (1, 2, 3):
-        fig.update_yaxes(range=_focus(steps, view.history, col), row=1, col=col)
+    for col, key in enumerate(keys, start=1):
+        fig.update_yaxes(range=_focus(steps, view.history, key), row=1, col=col)
     fig.update_yaxes(title_text="nats", row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
 
-def _focus(steps: np.ndarray, history: Sequence[dict[str, float]], col: int) -> list[float] | None:
+def _focus(steps: np.ndarray, history: Sequence[dict[str, float]], key: str) -> list[float] | None:
     """A y range that leaves out the first epoch's steep fall once there is more to see, so later progress is not
     flattened against the axis; None (autorange) before that."""
-    key = ("elbo", "recon", "kl")[col - 1]
-    later = [v for x, v in zip(steps[:, 0], steps[:, col]) if x >= 1.0]
+    column = ("elbo", "recon", "kl").index(key) + 1
+    later = [v for x, v in zip(steps[:, 0], steps[:, column]) if x >= 1.0]
     later += [h[f"{split}_{key}"] for h in history[1:] for split in ("train", "test")]
     later = [v for v in later if math.isfinite(v)]
     if len(history) < 3 or not later:

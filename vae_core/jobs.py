@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import evaluate
@@ -82,30 +81,6 @@ def target_path(folder: str | os.PathLike, name: str, replace_existing: bool = F
     if not replace_existing and path.exists():
         raise JobError(f"a model named '{name}' already exists; choose another name, or confirm that it may be replaced.")
     return path
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """'512, 256' -> (512, 256)."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    try:
-        sizes = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"hidden sizes must be whole numbers separated by commas, e.g. 512, 256 (got {text!r})") from None
-    if not sizes or any(s < 1 or s > 8192 for s in sizes):
-        raise ConfigError(f"hidden sizes must be between 1 and 8192, e.g. 512, 256 (got {text!r})")
-    return sizes
-
-
-def parse_betas(text: str) -> tuple[float, ...]:
-    """'0.5, 1, 2' -> (0.5, 1.0, 2.0): non-negative, duplicates dropped, in the order given."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    try:
-        betas = tuple(dict.fromkeys(float(p) for p in parts))
-    except ValueError:
-        raise ConfigError(f"β values must be numbers separated by commas, e.g. 0.5, 1, 2, 4, 8 (got {text!r})") from None
-    if not betas or any(not (math.isfinite(b) and b >= 0) for b in betas):
-        raise ConfigError(f"give at least one β, each a non-negative number (got {text!r})")
-    return betas
 
 
 def sweep_member_name(name: str, beta: float) -> str:
@@ -196,6 +171,7 @@ class JobView:
     run_index: int  # 0-based index of the model being trained
     n_runs: int
     run_label: str
+    kind: str  # the kind of model being trained, so the page draws the curves it has
     epochs: int  # epochs asked for per model
     epoch: int  # the epoch being trained, 1-based; 0 before the first step
     progress: float  # 0..1 over the whole job
@@ -298,7 +274,7 @@ class TrainingJob:
             unsaved = tuple(model for model, _ in s.unsaved.values())
             return JobView(
                 id=self.id, title=self.spec.title, state=s.state, phase=s.phase, run_index=s.run_index,
-                n_runs=len(self.spec.runs), run_label=run.label, epochs=run.train_config.epochs, epoch=s.epoch,
+                n_runs=len(self.spec.runs), run_label=run.label, kind=run.model_config.kind, epochs=run.train_config.epochs, epoch=s.epoch,
                 progress=s.progress, eta=s.eta, images_per_s=s.images_per_s, device=s.device,
                 class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history), snapshot=s.snapshot,
                 saved=tuple(s.saved), unsaved=unsaved, error=s.error, message=_outcome(s.state, s.saved, unsaved),
@@ -495,14 +471,3 @@ class JobRegistry:
             job.stop()
         for job in jobs:
             job.join(timeout)
-
-
-def smooth(values: np.ndarray | list[float], weight: float = 0.9) -> np.ndarray:
-    """Exponential moving average with bias correction (as TensorBoard draws it): the first points are not pulled to 0."""
-    values = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(values)
-    avg = 0.0
-    for i, v in enumerate(values):
-        avg = weight * avg + (1 - weight) * v
-        out[i] = avg / (1 - weight ** (i + 1))
-    return out
