@@ -58,7 +58,8 @@ def test_sanitize_name_rejects_names_with_nothing_usable(text):
 
 
 def test_target_path_refuses_shipped_names_and_needs_confirmation_to_replace(tmp_path):
-    for name in jobs.SHIPPED_MODELS:
+    assert {"mnist_z2", "mnist_z20", "fashion_z2", "mnist_z10_beta1"} <= jobs.shipped_names()
+    for name in jobs.shipped_names():
         for replace in (False, True):  # the app saves elsewhere: the new file would shadow the shipped model
             with pytest.raises(jobs.JobError, match="shipped with the app; choose another name"):
                 jobs.target_path(tmp_path, name, replace_existing=replace)

@@ -39,9 +39,7 @@ from .train import EpochMetrics, StepMetrics, device_label, fit, pick_device, pr
 
 log = logging.getLogger(__name__)
 
-SHIPPED_MODELS = frozenset(
-    {"mnist_z2", "mnist_z20", "fashion_z2", "mnist_z10_beta0.5", "mnist_z10_beta1", "mnist_z10_beta4", "mnist_z10_beta8"}
-)
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"  # the models that ship with the repository
 SNAPSHOT_INTERVAL_S = 2.0  # the live view never costs the training thread more than one snapshot per 2 s
 IW_SAMPLES = 50  # importance samples for the stored log p(x) of a finished run: modest, so it takes seconds
 MAX_NAME_LENGTH = 80
@@ -72,10 +70,16 @@ def sanitize_name(text: str) -> str:
     return name
 
 
+def shipped_names() -> frozenset[str]:
+    """The names of the models shipped in the repository's checkpoints folder, read from it (so a model added there
+    is protected without a list to keep up)."""
+    return frozenset(p.stem for p in SHIPPED_DIR.glob(f"*{SUFFIX}"))
+
+
 def target_path(folder: str | os.PathLike, name: str, replace_existing: bool = False) -> Path:
     """Where a model named `name` is saved. A shipped model's name is always refused: the app saves elsewhere, so the
     new file would sit beside the shipped one under the same name in the picker. Replacing a trained model must be asked for."""
-    if name in SHIPPED_MODELS:
+    if name in shipped_names():
         raise JobError(f"'{name}' is the name of a model shipped with the app; choose another name.")
     path = Path(folder) / f"{name}{SUFFIX}"
     if not replace_existing and path.exists():
