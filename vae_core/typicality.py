@@ -37,12 +37,7 @@ def _nelbo(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, eps: tor
     q = model.encode(x, y)
     if q.logvar is None:
         return model.recon_nll(model.decode(q.mean, y), x)
-    samples = len(eps)
-    z = q.mean + q.std * eps  # (samples, B, d)
-    x_rep = x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
-    y_rep = None if y is None else y.repeat(samples)
-    recon = model.recon_nll(model.decode(z.flatten(0, 1), y_rep), x_rep).view(samples, -1).mean(0)
-    return recon + gaussian_kl(q.mean, q.logvar)
+    return model.sampled_recon_nll(q, x, y, eps).mean(0) + gaussian_kl(q.mean, q.logvar)
 
 
 def per_image_nelbo(

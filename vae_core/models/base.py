@@ -92,6 +92,16 @@ class LatentModel(nn.Module):
         """−log p(x|z) per image in nats, summed over pixels, for this model's likelihood."""
         return reconstruction_nll(logits, x, self.config.likelihood, getattr(self, "log_var_x", None))
 
+    def sampled_recon_nll(self, q: Posterior, x: torch.Tensor, y: torch.Tensor | None,
+                          eps: torch.Tensor) -> torch.Tensor:
+        """−log p(x|z) (k, B) for the k codes z = μ + σ·ε of each input, ε (k, B, d) or (k, 1, d) drawn by the
+        caller (how it draws them is what differs between training, evaluation and typicality)."""
+        k = len(eps)
+        z = q.mean + q.std * eps
+        x_rep = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
+        y_rep = None if y is None else torch.as_tensor(y, device=x.device).reshape(-1).repeat(k)
+        return self.recon_nll(self.decode(z.flatten(0, 1), y_rep), x_rep).view(k, -1)
+
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, kl_weight: float = 1.0,
                   mc_samples: int = 1) -> LossTerms:
         """Batch means per image of what training minimises, and its parts."""
