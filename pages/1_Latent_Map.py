@@ -7,13 +7,12 @@ import numpy as np
 import streamlit as st
 
 from ui import latent_views, shared
+from ui.clicks import OVERLAY_NODES, click_from_selection, node_index
 from ui.plots import add_prior_box, code_extent, latent_map
 from vae_core import inference
 from vae_core.data import class_names as dataset_classes
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import (
-    OVERLAY_NODES, LatentPlane, click_from_selection, dims_by_variance, node_index, pca_plane, slice_plane,
-)
+from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
 st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.clicks import click_from_selection, overlay_nodes
 from vae_core import inference, umap_view
 from vae_core.checkpoint import load_checkpoint, read_info
 from vae_core.data import load_test_set
-from vae_core.projection import click_from_selection, fit_pca, overlay_nodes, pca_plane, slice_plane
+from vae_core.projection import fit_pca, pca_plane, slice_plane
 
 HOME = "../app.py"
 PAGE = "../pages/1_Latent_Map.py"

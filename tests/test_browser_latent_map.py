@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from ui.clicks import OVERLAY_NODES
 from vae_core.inference import GRID_EXTENT
-from vae_core.projection import OVERLAY_NODES
 
 STEP = 2 * GRID_EXTENT / (OVERLAY_NODES - 1)  # one step of the click lattice in plane units
 MAIN_CHART = ".st-key-lm_chart .js-plotly-plot"

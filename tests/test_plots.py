@@ -1,11 +1,12 @@
-"""The latent-map figure: test points must win the pointer over the invisible click lattice."""
+"""The latent-map figure: the decoded grid under its nodes, and test points winning the pointer over the click lattice."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from ui.plots import MARGINS, POINT_SIZE, clear_of_points, latent_map, node_clearance
-from vae_core.inference import GRID_EXTENT
-from vae_core.projection import OVERLAY_NODES, node_index, overlay_nodes
+from ui.clicks import OVERLAY_NODES, node_index, overlay_nodes
+from ui.plots import MARGINS, POINT_SIZE, clear_of_points, grid_image_bounds, latent_map, node_clearance
+from vae_core.inference import GRID_EXTENT, grid_axis
 
 
 def test_no_lattice_node_lies_within_two_marker_radii_of_a_point():
@@ -34,3 +35,12 @@ def test_the_figure_clears_nodes_under_points_and_keeps_the_lattice_size():
     cleared = [k for k, x in enumerate(nodes.x) if x is None or not np.isfinite(x)]
     assert node_index(0.0, 0.0) in cleared and node_index(1.0, -1.0) in cleared
     assert node_index(2.0, 2.0) not in cleared
+
+
+def test_grid_image_bounds_put_cell_centres_on_grid_nodes():
+    n = 5
+    left, top, size = grid_image_bounds(n)
+    step = size / n
+    centres = left + step / 2 + step * np.arange(n)
+    assert np.allclose(centres, grid_axis(n))
+    assert top - step / 2 == pytest.approx(GRID_EXTENT)

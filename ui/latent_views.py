@@ -12,13 +12,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import PCA, LatentPlane, fit_pca, latents_csv
+from vae_core.projection import PCA, LatentPlane, fit_pca
 from vae_core.snapshots import decode_plane
 from vae_core.umap_view import UmapJob
 
@@ -69,6 +70,15 @@ def decoded_grid(sel: Selection, plane: LatentPlane, n: int, extent: float = inf
     gaps between cells, PNG data URI without gaps and inverted, dark on white, for a plot background under coloured
     points). Encoded once per plane and size, so reruns do not re-encode the images."""
     return _grid(model_key(sel), plane_key(plane), n, float(extent), label, sel, plane)
+
+
+def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:
+    """index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1}: one row per test image."""
+    d = mu.shape[1]
+    names = [*(f"mu_{k}" for k in range(d)), *(f"sigma_{k}" for k in range(d))]
+    table = pd.DataFrame(np.hstack([mu, sigma]), columns=names)
+    table.insert(0, "label", np.asarray(labels))
+    return table.to_csv(index_label="index", float_format="%.6g", lineterminator="\n").encode()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from ui.clicks import OVERLAY_NODES, overlay_nodes
 from vae_core.inference import GRID_EXTENT
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import OVERLAY_NODES, grid_image_bounds, overlay_nodes
 
 # Plotly's D3 palette: ten well separated hues, one per class
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -51,7 +51,7 @@ def latent_map(
     to [-extent, extent] (None: fit the points, e.g. for UMAP). `background` = (PNG data URI of an n×n decoded
     grid, n) lays the grid under the points, each cell centred on its grid node. With `clickable`, an invisible
     lattice over the square makes empty space selectable; returns the figure and that overlay's curve number
-    (for `vae_core.projection.click_from_selection`), or None.
+    (for `ui.clicks.click_from_selection`), or None.
 
     Clicked spots are marked by plotly's own selection styling (a black × on the overlay node, a black dot on a
     data point), so the browser shows a click at once without a new figure. `marked_node` (index in
@@ -109,6 +109,14 @@ def latent_map(
     return fig, overlay_curve
 
 
+def grid_image_bounds(n: int, extent: float = GRID_EXTENT) -> tuple[float, float, float]:
+    """(left, top, size) in plane units of an n×n tile image whose cell centres sit on the grid nodes."""
+    if n < 2:
+        raise ValueError("a grid needs at least 2 nodes per axis")
+    step = 2 * extent / (n - 1)
+    return -extent - step / 2, extent + step / 2, n * step
+
+
 def node_clearance(extent: float, height: int) -> float:
     """Plane distance within which a click-lattice node would compete with a test point for the pointer.
 
@@ -122,7 +130,7 @@ def node_clearance(extent: float, height: int) -> float:
 
 def clear_of_points(ox: np.ndarray, oy: np.ndarray, xy: np.ndarray, clearance: float) -> tuple[np.ndarray, np.ndarray]:
     """The lattice with every node closer than `clearance` to a point set to NaN: plotly skips NaN markers
-    in hover and clicks, while the other nodes keep their indices (`projection.node_index`)."""
+    in hover and clicks, while the other nodes keep their indices (`ui.clicks.node_index`)."""
     from scipy.spatial import cKDTree  # scipy comes with scikit-learn; imported here as only this needs it
 
     near = np.isfinite(cKDTree(xy).query(np.column_stack([ox, oy]), distance_upper_bound=clearance)[0])

@@ -1,20 +1,17 @@
-"""2-D views of the latent space and the way back from a click to a latent vector.
+"""2-D views of the latent space and the way back from a spot on a view to a latent vector.
 
 A view is a `LatentPlane`: an affine plane z = origin + x·u + y·v with orthonormal u, v. A slice through two
 chosen dims and the plane of the top two principal components are both planes, so one mapping serves
-the scatter (project μ onto the plane), the decoded grid (plane coordinates → latents) and clicks.
+the scatter (project μ onto the plane), the decoded grid and clicks (plane coordinates → latents).
 UMAP has no cheap inverse, so it is only a view; it is fitted and stored by `umap_view`.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 
-from .inference import GRID_EXTENT, grid_axis, grid_latents
-
-OVERLAY_NODES = 121  # invisible click targets per axis: a step of 0.05 over [-3, 3], ~5 px on a 600 px plot
+from .inference import GRID_EXTENT, grid_latents
 
 
 @dataclass(frozen=True)
@@ -120,79 +117,3 @@ def plane_grid(plane: LatentPlane, n: int, extent: float = GRID_EXTENT) -> np.nd
     """(n·n, d) latents on an n×n grid over [-extent, extent]² of the plane, in `inference.grid_latents` order
     (row 0 = top = largest y), so the decoded images reshape to (n, n) like the plot."""
     return plane.to_latent(grid_latents(n, 2, extent=extent))
-
-
-def grid_image_bounds(n: int, extent: float = GRID_EXTENT) -> tuple[float, float, float]:
-    """(left, top, size) in plane units of an n×n tile image whose cell centres sit on the grid nodes."""
-    if n < 2:
-        raise ValueError("a grid needs at least 2 nodes per axis")
-    step = 2 * extent / (n - 1)
-    return -extent - step / 2, extent + step / 2, n * step
-
-
-def overlay_nodes(n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of an n_nodes × n_nodes lattice over [-extent, extent]²: invisible markers that make empty
-    space clickable (a plotly selection only ever reports markers)."""
-    xs, ys = np.meshgrid(grid_axis(n_nodes, extent), grid_axis(n_nodes, extent))
-    return xs.ravel(), ys.ravel()
-
-
-def snap(x: float, y: float, n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> tuple[float, float]:
-    """The lattice node nearest to (x, y), clipped to the square; removes the float noise of a round trip
-    through the browser so shown coordinates are the node's."""
-    step = 2 * extent / (n_nodes - 1)
-
-    def one(v: float) -> float:
-        k = int(round((float(np.clip(v, -extent, extent)) + extent) / step))
-        return round(-extent + k * step, 10)
-
-    return one(x), one(y)
-
-
-def node_index(x: float, y: float, n_nodes: int = OVERLAY_NODES, extent: float = GRID_EXTENT) -> int | None:
-    """Index in `overlay_nodes` order of the node nearest (x, y), or None when (x, y) lies outside the lattice."""
-    step = 2 * extent / (n_nodes - 1)
-    col, row = (int(round((v + extent) / step)) for v in (x, y))
-    return row * n_nodes + col if 0 <= col < n_nodes and 0 <= row < n_nodes else None
-
-
-@dataclass(frozen=True)
-class Click:
-    """A click on the map: on empty space of the plane ("plane", decode x, y) or on a data point ("point", index)."""
-
-    kind: str
-    x: float
-    y: float
-    index: int | None = None
-
-
-def click_from_selection(points: list[dict], overlay_curve: int | None, n_nodes: int = OVERLAY_NODES,
-                         extent: float = GRID_EXTENT) -> Click | None:
-    """Read a plotly selection event's points (as Streamlit reports them).
-
-    Data points carry their test-set index as customdata; a point of the overlay trace is a click on empty
-    space. Anything else (paths, markers drawn by other pages) is not a click target.
-    """
-    for point in points:
-        x, y = point.get("x"), point.get("y")
-        if x is None or y is None:
-            continue
-        if overlay_curve is not None and point.get("curve_number") == overlay_curve:
-            return Click("plane", *snap(x, y, n_nodes, extent))
-        custom = point.get("customdata")
-        if isinstance(custom, list | tuple):
-            custom = custom[0] if custom else None
-        if custom is not None:
-            return Click("point", float(x), float(y), int(custom))
-    return None
-
-
-def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:
-    """index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1}: one row per test image."""
-    mu, sigma = np.asarray(mu), np.asarray(sigma)
-    d = mu.shape[1]
-    header = ",".join(["index", "label", *(f"mu_{k}" for k in range(d)), *(f"sigma_{k}" for k in range(d))])
-    table = np.column_stack([np.arange(len(mu)), np.asarray(labels), mu, sigma])
-    buf = io.StringIO()
-    np.savetxt(buf, table, delimiter=",", header=header, comments="", fmt=["%d", "%d"] + ["%.6g"] * (2 * d))
-    return buf.getvalue().encode()
