@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -499,36 +500,6 @@ def _shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(_fit(Image.fromarray(arr), size))
 
 
-def _running_max(a: np.ndarray, size: int) -> np.ndarray:
-    """Centred running maximum of odd ``size`` along axis 0, zero padded.
-
-    Doubling trick: O(log size) array passes, so thickening a stroke by
-    dozens of pixels on a 1k image stays cheap without scipy.
-    """
-    r = size // 2
-    pad = [(r, r)] + [(0, 0)] * (a.ndim - 1)
-    m = np.pad(a, pad)
-    n = a.shape[0]
-    w = 1
-    while 2 * w <= size:
-        m = np.maximum(m[:-w], m[w:])
-        w *= 2
-    if w < size:
-        m = np.maximum(m[: m.shape[0] - (size - w)], m[size - w :])
-    return m[:n]
-
-
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 mean (edge-replicated)."""
-    p = np.pad(a, 1, mode="edge")
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
-
-
-def _dilate(a: np.ndarray, size: int) -> np.ndarray:
-    return _running_max(_running_max(a, size).T, size).T
-
-
 def _fit_border_plane(g: np.ndarray) -> tuple[np.ndarray, float]:
     """Background estimate: a plane fitted to the border pixels, and the noise around it.
 
@@ -578,14 +549,8 @@ def _stroke_width(mask: np.ndarray) -> float:
     area = int(mask.sum())
     if area == 0:
         return 0.0
-    interior = mask.copy()
-    interior[1:] &= mask[:-1]
-    interior[:-1] &= mask[1:]
-    interior[:, 1:] &= mask[:, :-1]
-    interior[:, :-1] &= mask[:, 1:]
-    interior[0, :] = interior[-1, :] = False
-    interior[:, 0] = interior[:, -1] = False
-    boundary = area - int((interior & mask).sum())
+    # A pixel on the image's edge counts as boundary (border_value=0).
+    boundary = area - int(ndimage.binary_erosion(mask).sum())
     return 2.0 * area / max(boundary, 1)
 
 
@@ -619,7 +584,7 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     # Blank test on a 3x3 average: in a photo of empty paper the brightest
     # noise pixel easily reaches 5 sigma, but real strokes survive averaging
     # while noise does not.
-    if _box3(flat).max() < max(_MIN_CONTRAST, _NOISE_SIGMAS * sigma):
+    if ndimage.uniform_filter(flat, 3, mode="nearest").max() < max(_MIN_CONTRAST, _NOISE_SIGMAS * sigma):
         raise _Noise if sigma > _MIN_CONTRAST else _Blank
     floor = min(max(_MIN_FLOOR, _NOISE_SIGMAS * sigma / contrast), _MAX_FLOOR)
     level = np.clip((flat / contrast - floor) / (1.0 - floor), 0.0, 1.0)
@@ -642,7 +607,7 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
             (_TARGET_STROKE_PX * long_side - _BOX * width) / (2 * _BOX - 2 * _TARGET_STROKE_PX)
         )
         if radius > 0:
-            thick = _dilate(np.pad(crop, radius), 2 * radius + 1)
+            thick = ndimage.maximum_filter(np.pad(crop, radius), 2 * radius + 1, mode="constant")
 
     th, tw = thick.shape
     scale = _BOX / max(th, tw)
@@ -658,8 +623,7 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     # MNIST: put the box in the field, then translate so the centre of mass
     # is at the centre. Whole-pixel shifts keep the strokes as sharp as the
     # originals; clamping keeps a lopsided digit (a "7") from being cut off.
-    cy = float((small.sum(axis=1) * np.arange(nh)).sum()) / mass
-    cx = float((small.sum(axis=0) * np.arange(nw)).sum()) / mass
+    cy, cx = ndimage.center_of_mass(small)
     top = int(np.clip(math.floor(_COM_TARGET - cy + 0.5), 0, _SIZE - nh))
     left = int(np.clip(math.floor(_COM_TARGET - cx + 0.5), 0, _SIZE - nw))
     image = np.zeros((_SIZE, _SIZE), dtype=np.float32)
