@@ -4,6 +4,7 @@ import torch
 
 from vae_core import inference
 from vae_core.config import ModelConfig
+from vae_core.data import as_model_input
 from vae_core.models import build_model
 
 
@@ -47,6 +48,16 @@ def test_encode_and_reconstruct_uint8_and_float_agree(model):
     assert mu.shape == sigma.shape == (7, 4) and np.all(sigma > 0)
     recon = inference.reconstruct(model, images)
     np.testing.assert_allclose(recon, inference.decode(model, mu), atol=1e-6)
+
+
+def test_as_model_input_scales_uint8_and_clamps_floats_without_rounding():
+    x = as_model_input(np.array([[0, 51, 255]], np.uint8))  # one 2-D image
+    assert x.shape == (1, 1, 1, 3) and x.dtype == torch.float32
+    np.testing.assert_allclose(x.flatten(), [0.0, 0.2, 1.0])
+    y = as_model_input(torch.tensor([[[-0.5, 0.5 / 255, 2.0]]], dtype=torch.float64))
+    np.testing.assert_array_equal(y.flatten().numpy(), np.float32([0.0, 0.5 / 255, 1.0]))
+    with pytest.raises(ValueError):
+        as_model_input(np.zeros((2, 1, 28, 28), np.float32))
 
 
 def test_linear_and_spherical_interpolation_end_at_the_inputs():

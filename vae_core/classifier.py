@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, load_payload, write_payload
-from .data import ImageDataset, to_float
+from .data import ImageDataset, as_model_input, to_float
 from .evaluate import eval_mode
 
 FORMAT = "latent-explorer-classifier"
@@ -59,8 +59,7 @@ def fit_classifier(data: ImageDataset, epochs: int = 3, batch_size: int = 128, l
 @torch.no_grad()
 def probabilities(model: Classifier, images: np.ndarray | torch.Tensor, batch_size: int = 2000) -> np.ndarray:
     """(N, classes) class probabilities of float images (N, 28, 28) in [0, 1] or uint8 images."""
-    x = torch.as_tensor(np.asarray(images))
-    x = to_float(x) if x.dtype == torch.uint8 else x.float().unsqueeze(1)
+    x = as_model_input(images)
     with eval_mode(model):
         return torch.cat([F.softmax(model(x[s:s + batch_size]), dim=1) for s in range(0, len(x), batch_size)]).numpy()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import to_float
+from .data import as_model_input
 from .evaluate import device_of, eval_mode
 from .models import LatentModel
 
@@ -26,16 +26,10 @@ def _labels(model: LatentModel, labels: Labels, n: int) -> torch.Tensor | None:
     return (y.expand(n) if len(y) == 1 else y).to(device_of(model))
 
 
-def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28), or float in [0, 1] taken as it is (an upload is not rounded to 256 grey levels)."""
-    x = torch.as_tensor(np.asarray(images))
-    return to_float(x) if x.dtype == torch.uint8 else x.float().clamp(0, 1).unsqueeze(1)
-
-
 def encode(model: LatentModel, images: torch.Tensor | np.ndarray, labels: Labels = None,
            batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """(μ, σ) as float32 arrays (N, d) for images (N, 28, 28), uint8 or float in [0, 1]; σ = 0 for a point code."""
-    x = _as_input(images)
+    x = as_model_input(images)
     y = _labels(model, labels, len(x))
     mus, sigmas = [], []
     with torch.no_grad(), eval_mode(model):
@@ -61,7 +55,7 @@ def decode(model: LatentModel, z: np.ndarray | torch.Tensor, labels: Labels = No
 def reconstruct(model: LatentModel, images: np.ndarray | torch.Tensor, labels: Labels = None,
                 sample: bool = False) -> np.ndarray:
     """Decode the posterior mean (or one sample) of each image; float images in [0, 1] or uint8."""
-    x = _as_input(images).to(device_of(model))
+    x = as_model_input(images).to(device_of(model))
     y = _labels(model, labels, len(x))
     with eval_mode(model):
         q = model.encode(x, y)

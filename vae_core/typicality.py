@@ -12,23 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import as_model_input
 from .evaluate import device_of, eval_mode
 from .loss import gaussian_kl
 from .models import LatentModel
 
 DEFAULT_SAMPLES = 4
 OOD_PERCENTILE = 99.0
-
-
-def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) or float in [0, 1] -> float (N, 1, 28, 28), the model's input."""
-    x = torch.as_tensor(np.asarray(images))
-    if x.ndim == 2:
-        x = x.unsqueeze(0)
-    if x.ndim != 3:
-        raise ValueError(f"expected images shaped (N, H, W), got {tuple(x.shape)}")
-    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float().clamp(0.0, 1.0)
-    return x.unsqueeze(1)
 
 
 def _nelbo(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor) -> torch.Tensor:
@@ -79,7 +69,7 @@ def _scores(model: LatentModel, images: np.ndarray | torch.Tensor, samples: int,
     """(N, n_classes) −ELBO under each class, or (N, 1) unconditioned, with shared draws."""
     if samples < 1:
         raise ValueError("samples must be at least 1")
-    x_all = _as_input(images)
+    x_all = as_model_input(images)
     device = device_of(model)
     eps = torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     out = []
