@@ -153,7 +153,7 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert not at.exception and "decoded" in _images(at)
     z_text = next(c.value for c in at.caption if c.value.startswith("z = ["))
     z_shown = np.array([float(v) for v in z_text[5:-1].split(",")])
-    assert z_shown == pytest.approx(pca.inverse(np.array([[0.5, -0.5]]))[0], abs=0.01)
+    assert z_shown == pytest.approx(pca.inverse_transform(np.array([[0.5, -0.5]]))[0], abs=0.01)
 
     at.radio(key="lm_view").set_value("Two dims").run()
     assert not at.exception

@@ -21,32 +21,37 @@ def test_pca_matches_covariance_eigenvectors_and_round_trips():
     pca = fit_pca(x, n_components=x.shape[1])
     vals, vecs = np.linalg.eigh(np.cov(x, rowvar=False))
     top = vecs[:, ::-1][:, :2].T
-    assert np.allclose(np.abs(pca.components[:2] @ top.T), np.eye(2), atol=1e-6)
-    assert np.allclose(pca.explained_variance_ratio[:2], vals[::-1][:2] / vals.sum(), atol=1e-6)
+    assert np.allclose(np.abs(pca.components_[:2] @ top.T), np.eye(2), atol=1e-6)
+    assert np.allclose(pca.explained_variance_ratio_[:2], vals[::-1][:2] / vals.sum(), atol=1e-6)
     # all components: the inverse is exact
-    assert np.allclose(pca.inverse(pca.transform(x)), x, atol=1e-4)
+    assert np.allclose(pca.inverse_transform(pca.transform(x)), x, atol=1e-4)
 
 
 def test_pca_inverse_on_two_components_is_the_orthogonal_projection_onto_the_plane():
     x = _cloud()
     pca = fit_pca(x, 2)
-    back = pca.inverse(pca.transform(x))
+    back = pca.inverse_transform(pca.transform(x))
     residual = x - back
-    assert np.allclose(residual @ pca.components.T, 0, atol=1e-4)  # nothing left along the two PCs
+    assert np.allclose(residual @ pca.components_.T, 0, atol=1e-4)  # nothing left along the two PCs
     assert np.allclose(pca.transform(back), pca.transform(x), atol=1e-4)
     # a point given by PC coordinates: mean + coords @ components, other PC coefficients 0
-    expected = pca.mean + 1.5 * pca.components[0] - 0.5 * pca.components[1]
-    assert np.allclose(pca.inverse(np.array([[1.5, -0.5]])), expected, atol=1e-5)
+    expected = pca.mean_ + 1.5 * pca.components_[0] - 0.5 * pca.components_[1]
+    assert np.allclose(pca.inverse_transform(np.array([[1.5, -0.5]])), expected, atol=1e-5)
 
 
 def test_pca_sign_is_stable_and_rejects_bad_sizes():
     x = _cloud()
     a, b = fit_pca(x), fit_pca(x[::-1].copy())
-    assert np.allclose(a.components, b.components, atol=1e-6)
+    assert np.allclose(a.components_, b.components_, atol=1e-6)
+    assert np.allclose(a.components_ @ a.components_.T, np.eye(2), atol=1e-9)
+    largest = a.components_[[0, 1], np.abs(a.components_).argmax(axis=1)]
+    assert (largest > 0).all()
     with pytest.raises(ValueError):
         fit_pca(x, 7)
     with pytest.raises(ValueError):
         fit_pca(x[:1], 1)
+    # identical points: nothing to explain, but still a plane to draw
+    assert np.array_equal(fit_pca(np.ones((5, 3))).explained_variance_ratio_, [0.0, 0.0])
 
 
 def test_pca_plane_maps_plane_coordinates_through_the_inverse_projection():
@@ -54,7 +59,7 @@ def test_pca_plane_maps_plane_coordinates_through_the_inverse_projection():
     pca = fit_pca(x, 2)
     plane = pca_plane(pca)
     xy = np.array([[0.3, -2.0], [2.5, 1.0]])
-    assert np.allclose(plane.to_latent(xy), pca.inverse(xy), atol=1e-5)
+    assert np.allclose(plane.to_latent(xy), pca.inverse_transform(xy), atol=1e-5)
     assert np.allclose(plane.project(x), pca.transform(x), atol=1e-4)
     assert plane.labels[0].startswith("PC1")
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from sklearn.decomposition import PCA
 
 from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
 from vae_core.preprocess import to_png_bytes
-from vae_core.projection import PCA, LatentPlane, fit_pca
+from vae_core.projection import LatentPlane, fit_pca
 from vae_core.snapshots import decode_plane
 from vae_core.umap_view import UmapJob
 

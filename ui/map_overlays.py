@@ -36,7 +36,7 @@ def view_note(sel: Selection) -> str | None:
         return None
     if sel.mu is None:
         return f"d = {sel.latent_dim}: drawn in the plane of z0 and z1 (the other dims at 0)."
-    share = float(np.sum(latent_views.pca(sel).explained_variance_ratio[:2]))
+    share = float(np.sum(latent_views.pca(sel).explained_variance_ratio_[:2]))
     return (f"d = {sel.latent_dim}: drawn in the plane of the test set's top two principal components "
             f"({share:.0%} of the variance of its posterior means), as on the Latent Map's PCA view.")
 

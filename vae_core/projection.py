@@ -8,48 +8,31 @@ UMAP has no cheap inverse, so it is only a view; it is fitted and stored by `uma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .inference import GRID_EXTENT, grid_latents
 
-
-@dataclass(frozen=True)
-class PCA:
-    """Principal components of a point cloud: `components` (k, d) are orthonormal rows, largest variance first."""
-
-    mean: np.ndarray  # (d,)
-    components: np.ndarray  # (k, d)
-    explained_variance_ratio: np.ndarray  # (k,)
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """(N, d) -> (N, k) coordinates along the components."""
-        return ((np.asarray(x, np.float64) - self.mean) @ self.components.T).astype(np.float32)
-
-    def inverse(self, coords: np.ndarray) -> np.ndarray:
-        """(N, j) coordinates on the first j ≤ k components -> (N, d); the other coefficients are taken as 0."""
-        coords = np.atleast_2d(np.asarray(coords, np.float64))
-        return (self.mean + coords @ self.components[: coords.shape[1]]).astype(np.float32)
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 
 def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
-    """PCA by SVD of the centred data. Each component's sign is fixed (largest loading positive) so the view
-    does not flip between fits of the same data."""
+    """scikit-learn's PCA of `x` (rows of `components_` orthonormal, largest variance first) with each component's
+    sign fixed (largest loading positive), so the view does not flip between fits of the same data; fixed here
+    because scikit-learn before 1.5 fixes signs by the scores instead."""
+    from sklearn.decomposition import PCA  # here, not at the top: it adds ~1.5 s to every import of vae_core
+
     x = np.asarray(x, np.float64)
-    n, d = x.shape
-    if not 1 <= n_components <= d:
-        raise ValueError(f"n_components must be in 1..{d}, got {n_components}")
-    if n < 2:
+    if len(x) < 2:
         raise ValueError("PCA needs at least 2 points")
-    mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    components = vt[:n_components]
-    signs = np.sign(components[np.arange(n_components), np.abs(components).argmax(axis=1)])
-    components = components * signs[:, None]
-    variance = s**2
-    total = variance.sum()
-    ratio = variance[:n_components] / total if total > 0 else np.zeros(n_components)
-    return PCA(mean=mean, components=components, explained_variance_ratio=ratio)
+    with np.errstate(invalid="ignore"):  # identical points have no variance to share out: a ratio of 0, not NaN
+        pca = PCA(n_components, svd_solver="full").fit(x)
+    np.nan_to_num(pca.explained_variance_ratio_, copy=False)
+    loadings = pca.components_
+    loadings *= np.sign(loadings[np.arange(len(loadings)), np.abs(loadings).argmax(axis=1)])[:, None]
+    return pca
 
 
 @dataclass(frozen=True)
@@ -100,10 +83,10 @@ def dims_by_variance(mu: np.ndarray) -> np.ndarray:
 
 def pca_plane(pca: PCA) -> LatentPlane:
     """The plane of the first two principal components, through the data mean (other PC coefficients 0)."""
-    if len(pca.components) < 2:
+    if len(pca.components_) < 2:
         raise ValueError("the PCA plane needs two components")
-    r = pca.explained_variance_ratio
-    return LatentPlane(origin=pca.mean.astype(np.float64), axes=pca.components[:2].astype(np.float64),
+    r = pca.explained_variance_ratio_
+    return LatentPlane(origin=pca.mean_.astype(np.float64), axes=pca.components_[:2].astype(np.float64),
                        labels=(f"PC1 ({r[0]:.0%} of variance)", f"PC2 ({r[1]:.0%} of variance)"))
 
 
