@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import map_overlays
+from ui import latent_views, map_overlays
+from ui.images import tile, to_gif_bytes, to_png_bytes
 from ui.plots import add_path
 from ui.shared import Selection, current_selection
 from vae_core import inference, preprocess, typicality
@@ -18,7 +19,7 @@ GIF_FRAME_MS = 120
 
 
 def _thumbnail(image: np.ndarray, caption: str) -> None:
-    st.image(preprocess.to_png_bytes(image, scale=4), caption=caption, width=112)
+    st.image(to_png_bytes(image, scale=4), caption=caption, width=112)
 
 
 def _test_endpoint(sel: Selection, side: str, default_index: int) -> tuple[np.ndarray, str]:
@@ -127,11 +128,11 @@ def main() -> None:
 
     path = inference.interpolate(z0, z1, steps, method)
     frames = inference.decode(sel.model, path, drawn_class)
-    strip = inference.tile(frames, padding=2)
-    strip_png = preprocess.to_png_bytes(strip, scale=STRIP_SCALE)
+    strip = tile(frames, padding=2)
+    strip_png = to_png_bytes(strip, scale=STRIP_SCALE)
     st.subheader(f"{label0} → {label1}")
     st.image(strip_png, caption=f"{steps} steps, {method}")
-    gif = preprocess.to_gif_bytes(list(frames), scale=GIF_SCALE, duration_ms=GIF_FRAME_MS)
+    gif = to_gif_bytes(list(frames), scale=GIF_SCALE, duration_ms=GIF_FRAME_MS)
 
     map_col, side_col = st.columns([3, 2], gap="medium")
     with side_col:
@@ -145,10 +146,10 @@ def main() -> None:
         st.caption(f"‖z‖ along the path: {norms.min():.2f} – {norms.max():.2f} "
                    f"(under the prior N(0, I) a typical ‖z‖ is about √d = {np.sqrt(sel.latent_dim):.2f}).")
     with map_col:
-        plane = map_overlays.plane_for(sel)
-        if plane is None:
+        if sel.latent_dim < 2:
             st.caption("A 1-D latent space has no plane to draw the path on.")
         else:
+            plane = latent_views.default_plane(sel)
             fig = add_path(map_overlays.latent_figure(sel, plane), plane.project(path), name=f"{method} path, A → B")
             st.plotly_chart(fig, key="interp_map")
             note = map_overlays.view_note(sel)

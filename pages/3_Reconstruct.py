@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui import map_overlays, shared
+from ui import latent_views, map_overlays, shared
+from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
 from ui.shared import Selection, current_selection
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
@@ -55,9 +56,9 @@ def example_files(sel: Selection) -> list[tuple[str, bytes]]:
         digit = sel.data.test_images[i].numpy()
         name = f"test #{i} ({sel.data.class_names[labels[i]]})"
         if n == 1:
-            files.append((f"{name} as ink on paper.png", preprocess.to_png_bytes(255 - np.pad(digit, 10), scale=8)))
+            files.append((f"{name} as ink on paper.png", to_png_bytes(255 - np.pad(digit, 10), scale=8)))
         else:
-            files.append((f"{name}.png", preprocess.to_png_bytes(digit)))
+            files.append((f"{name}.png", to_png_bytes(digit)))
     return files
 
 
@@ -115,13 +116,13 @@ def _card(number: int, result: preprocess.PreprocessResult, corrupted: np.ndarra
         for column, (image, caption, scale) in zip(image_columns, steps):
             h, w = image.shape[:2]
             # same height for every step: a tall crop is shown narrower rather than taller
-            column.image(preprocess.to_png_bytes(image, scale=scale) if scale else image, caption=caption,
+            column.image(to_png_bytes(image, scale=scale) if scale else image, caption=caption,
                          width=max(8, round(THUMB * min(1.0, w / h))))
         with text_column:
             if score is not None:
                 _verdict(score, ood_percentile)
             st.caption(f"μ = {map_overlays.vector_text(mu)}, σ = {map_overlays.vector_text(sigma)}")
-            st.download_button("Reconstruction (PNG)", preprocess.to_png_bytes(recon, scale=DOWNLOAD_SCALE),
+            st.download_button("Reconstruction (PNG)", to_png_bytes(recon, scale=DOWNLOAD_SCALE),
                                f"reconstruction_{number}.png", "image/png", key=f"recon_dl_{number}", on_click="ignore")
 
 
@@ -202,12 +203,12 @@ def main() -> None:
     scores = ([None] * len(images) if reference is None else
               typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile))
 
-    plane = map_overlays.plane_for(sel)
     map_col, hist_col = st.columns([3, 2])
     with map_col:
-        if plane is None:
+        if sel.latent_dim < 2:
             st.caption("A 1-D latent space has no plane to draw on.")
         else:
+            plane = latent_views.default_plane(sel)
             centres = plane.project(mu)
             fig = map_overlays.latent_figure(sel, plane)
             if k:
@@ -224,8 +225,8 @@ def main() -> None:
             st.plotly_chart(_histogram(reference, scores), key="recon_hist")
             st.caption(f"Test set: {len(reference):,} images, median −ELBO {np.median(reference):.1f} nats. "
                        "A VAE's −ELBO is only a heuristic out-of-distribution score.")
-        grid = preprocess.images_to_grid(np.stack([images, recons], axis=1).reshape(-1, 28, 28), nrow=2)
-        st.download_button("All inputs and reconstructions (PNG)", preprocess.to_png_bytes(grid, scale=DOWNLOAD_SCALE),
+        grid = tile(np.stack([images, recons], axis=1), padding=1, pad_value=GRID_PAD_VALUE)
+        st.download_button("All inputs and reconstructions (PNG)", to_png_bytes(grid, scale=DOWNLOAD_SCALE),
                            "reconstructions.png", "image/png", key="recon_dl_all",
                            on_click="ignore")
 

@@ -98,6 +98,13 @@ def test_plane_grid_agrees_with_the_decode_grid_of_inference():
 
 def test_default_plane_is_the_latent_axes_for_d2_and_pca_beyond():
     mu2 = _cloud(d=2)
-    assert np.allclose(default_plane(mu2).project(mu2), mu2)
+    assert np.allclose(default_plane(2, mu2).project(mu2), mu2)
     mu6 = _cloud(d=6)
-    assert np.allclose(default_plane(mu6).project(mu6), fit_pca(mu6).transform(mu6), atol=1e-4)
+    assert np.allclose(default_plane(6, mu6).project(mu6), fit_pca(mu6).transform(mu6), atol=1e-4)
+    assert np.allclose(default_plane(6).axes, slice_plane(6).axes)  # no μ to fit a PCA on
+    mu = np.random.default_rng(0).normal(size=(500, 5)) * np.array([3.0, 1.0, 0.3, 0.1, 0.1])
+    plane = default_plane(5, mu)
+    assert np.allclose(plane.axes @ plane.axes.T, np.eye(2), atol=1e-6)
+    assert abs(plane.axes[0, 0]) > 0.99  # the first PC follows the widest dim
+    line = default_plane(1, mu[:, :1])
+    assert np.allclose(line.project(mu[:, :1])[:, 0], mu[:, 0], atol=1e-5)

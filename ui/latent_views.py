@@ -16,10 +16,10 @@ import pandas as pd
 import streamlit as st
 from sklearn.decomposition import PCA
 
+from ui.images import tile, to_png_bytes
 from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
-from vae_core.preprocess import to_png_bytes
 from vae_core.projection import LatentPlane, fit_pca
 from vae_core.snapshots import decode_plane
 from vae_core.umap_view import UmapJob
@@ -43,14 +43,13 @@ def pca(sel: Selection) -> PCA:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _default_plane(key: tuple, _mu: np.ndarray) -> LatentPlane:
-    return projection.default_plane(_mu)
+    return projection.default_plane(_mu.shape[1], _mu)
 
 
 def default_plane(sel: Selection) -> LatentPlane:
-    """The shared starting view: the latent axes for d = 2, else the PCA plane of the test set's μ (the first
-    two axes when there is no test set to fit it on)."""
-    if sel.mu is None:
-        return projection.slice_plane(sel.latent_dim)
+    """projection.default_plane of the test set's μ, fitted once per model."""
+    if sel.mu is None:  # nothing fitted, so nothing worth caching
+        return projection.default_plane(sel.latent_dim)
     return _default_plane(model_key(sel), sel.mu)
 
 
@@ -62,7 +61,7 @@ def plane_key(plane: LatentPlane) -> tuple[bytes, bytes]:
 def _grid(key: tuple, plane_id: tuple, n: int, extent: float, label: int | None, _sel: Selection,
           _plane: LatentPlane) -> tuple[bytes, str]:
     images = decode_plane(_sel.model, _plane, n, extent, label)
-    return to_png_bytes(inference.tile(images, GRID_PAD)), png_data_uri(1.0 - inference.tile(images))
+    return to_png_bytes(tile(images, GRID_PAD)), png_data_uri(1.0 - tile(images))
 
 
 def decoded_grid(sel: Selection, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT,

@@ -1,7 +1,7 @@
 """The test set's latent map (ui.plots) with things drawn on top: encoded uploads, numbered, and their posterior ellipses.
 
-Overlays use the Latent Map's own views: the latent axes for d = 2, else the plane of the test μ's top two
-principal components (cached in ui.latent_views), so a point sits where it would on the Latent Map.
+Overlays are drawn in `latent_views.default_plane`, the Latent Map's starting view (the latent axes for d = 2,
+else the plane of the test μ's top two principal components), so a point sits where it would on the Latent Map.
 Also what the two pages that draw on it (Interpolate, Reconstruct) share: the accepted upload types and
 how a latent vector is written out.
 """
@@ -21,13 +21,6 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # what vae_core.pre
 def vector_text(v: np.ndarray, shown: int = 4) -> str:
     """(0.12, -1.30, …): the first few coordinates of a latent vector."""
     return "(" + ", ".join(f"{x:.2f}" for x in v[:shown]) + (", …" if len(v) > shown else "") + ")"
-
-
-def plane_for(sel: Selection) -> LatentPlane | None:
-    """The view overlays are drawn in, or None for a 1-D latent space (nothing to draw a plane of)."""
-    if sel.latent_dim < 2:
-        return None
-    return latent_views.default_plane(sel)
 
 
 def view_note(sel: Selection) -> str | None:

@@ -90,10 +90,14 @@ def pca_plane(pca: PCA) -> LatentPlane:
                        labels=(f"PC1 ({r[0]:.0%} of variance)", f"PC2 ({r[1]:.0%} of variance)"))
 
 
-def default_plane(mu: np.ndarray) -> LatentPlane:
-    """The view every page starts from: the latent axes themselves for d = 2, else the PCA plane of `mu`."""
-    d = np.asarray(mu).shape[1]
-    return slice_plane(d) if d == 2 else pca_plane(fit_pca(mu, 2))
+def default_plane(latent_dim: int, mu: np.ndarray | None = None) -> LatentPlane:
+    """The view every map starts from: the latent axes themselves for d = 2, else the PCA plane of the posterior
+    means `mu` (the first two axes when there are none to fit it on); for d = 1 the line z0, drawn along x."""
+    if latent_dim == 1:
+        return LatentPlane(origin=np.zeros(1), axes=np.array([[1.0], [0.0]]), labels=("z0", "(d = 1)"))
+    if latent_dim == 2 or mu is None:
+        return slice_plane(latent_dim)
+    return pca_plane(fit_pca(mu, 2))
 
 
 def plane_grid(plane: LatentPlane, n: int, extent: float = GRID_EXTENT) -> np.ndarray:

@@ -20,14 +20,6 @@ N_SAMPLES = 16
 PRIOR_SEED = 0
 
 
-def view_plane(mu: np.ndarray) -> LatentPlane:
-    """The plane a map is drawn on: projection.default_plane (the latent axes for d = 2, else the PCA plane of the
-    posterior means, fitted anew per snapshot with fixed signs), and for d = 1 the line drawn along x."""
-    if np.asarray(mu).shape[1] == 1:
-        return LatentPlane(origin=np.zeros(1), axes=np.array([[1.0], [0.0]]), labels=("z0", "(d = 1)"))
-    return default_plane(mu)
-
-
 def map_indices(n_total: int, n: int = MAP_POINTS, seed: int = 0) -> np.ndarray:
     """A fixed, sorted random subset of the test set for the latent map."""
     if n >= n_total:
@@ -51,7 +43,7 @@ class Snapshot:
     epoch: int
     points: np.ndarray  # (N, 2) projected posterior means of the map subset
     labels: np.ndarray  # (N,) class of each point
-    plane: LatentPlane
+    plane: LatentPlane  # projection.default_plane of the posterior means
     originals: np.ndarray  # (8, 28, 28) in [0, 1]
     reconstructions: np.ndarray  # (8, 28, 28)
     samples: np.ndarray  # (16, 28, 28) decoded from the same seeded z every time
@@ -62,7 +54,7 @@ def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: n
     """Everything the live view draws, as numpy arrays (inference leaves the model in the mode it found it in)."""
     map_idx, example_idx = torch.as_tensor(map_idx), torch.as_tensor(example_idx)
     mu, _ = inference.encode(model, data.test_images[map_idx], data.test_labels[map_idx])
-    plane = view_plane(mu)
+    plane = default_plane(model.latent_dim, mu)  # a PCA plane is fitted anew per snapshot, its signs fixed
     originals = data.test_images[example_idx]
     return Snapshot(
         epoch=epoch,
