@@ -3,25 +3,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import shared, training
+from ui import session_keys, shared, training
 from vae_core.config import ConfigError
 from vae_core.jobs import JobError, sanitize_name, target_path, training_spec
 from vae_core.train import device_label, pick_device
 
 st.set_page_config(page_title="Train · Latent Explorer", layout="wide")
 
-JOB_KEY = "train.job_id"  # the job this session started, to select its model once it is saved
 ANNOUNCED_KEY = "train.announced"
 
 registry = training.registry()
 
-mine = registry.get(st.session_state.get(JOB_KEY, ""))
+mine = registry.get(st.session_state.get(session_keys.TRAIN_JOB, ""))
 if mine is not None and not mine.running:
     saved = mine.view().saved
     # Counted, not only the job: a model saved later by "Save again" (after a full disk) is announced too.
     if saved and st.session_state.get(ANNOUNCED_KEY) != (mine.id, len(saved)):
         st.session_state[ANNOUNCED_KEY] = (mine.id, len(saved))
-        st.session_state[shared.SELECTED_KEY] = saved[-1].path.stem  # the current model on every page from now on
+        st.session_state[session_keys.SELECTED_MODEL] = saved[-1].path.stem  # shown on every page from now on
 
 shared.model_picker()
 
@@ -51,7 +50,7 @@ except JobError as exc:
 
 start_col, stop_col, _ = st.columns([1, 1, 4])
 refused = training.start_button(
-    start_col, "Start training", "start", JOB_KEY, settings_error,
+    start_col, "Start training", "start", session_keys.TRAIN_JOB, settings_error,
     lambda: training_spec(name, shared.trained_dir(), model_config, train_config, replace_existing=replace))
 training.stop_button(stop_col, "stop", "Stops at the next step and saves the weights reached so far.")
 if refused:

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, SHIPPED, shipped_checkpoint
-from ui import shared
+from ui import session_keys, shared
 from ui.navigation import HOME, PAGES
 
 
@@ -39,7 +39,7 @@ def test_the_picker_shows_whole_model_names(shipped_folder):
 def test_compare_has_the_picker_and_starts_from_the_chosen_models_sweep(shipped_folder):
     shipped_checkpoint("mnist_z10_beta4")
     at = AppTest.from_file(str(ROOT / "pages/5_Compare.py"), default_timeout=180)
-    at.session_state[shared.SELECTED_KEY] = "mnist_z10_beta4"
+    at.session_state[session_keys.SELECTED_MODEL] = "mnist_z10_beta4"
     at.run()
     assert not at.exception
     assert at.sidebar.selectbox[0].value == "mnist_z10_beta4"

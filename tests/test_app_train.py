@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ui import shared, training
+from ui import session_keys, shared, training
 from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint
 
@@ -76,7 +76,7 @@ def test_start_trains_saves_and_the_picker_offers_the_model(checkpoint_dir):
     picker = at.sidebar.selectbox(key="_model_picker")
     assert any(o.startswith("my_tiny_model") for o in picker.options)
     assert picker.value == "my_tiny_model"  # the new model becomes the current one
-    assert at.session_state[shared.SELECTED_KEY] == "my_tiny_model"
+    assert at.session_state[session_keys.SELECTED_MODEL] == "my_tiny_model"
     assert f"{info.test_elbo:.1f} nats" in at.sidebar.caption[0].value
 
 

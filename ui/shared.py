@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ui.session_keys import MODEL_PICKER, SELECTED_MODEL
 from vae_core import inference
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
 from vae_core.classifier import Classifier, load_classifier
@@ -23,8 +24,6 @@ TRAINED_SUBDIR = "trained"  # git-ignored: models trained in the app must not di
 DEFAULT_MODEL = "mnist_z2"
 CLASSIFIER_PATH = ROOT / "checkpoints" / "classifier" / "mnist.pt"
 CLASSIFIER_DATASETS = ("mnist", "mnist-sample")  # what it can judge: it reads digits
-SELECTED_KEY = "selected_model"  # a plain key, not a widget key, so the choice survives page switches
-PICKER_KEY = "_model_picker"  # the widget's key; it follows SELECTED_KEY, which the user's choice updates first
 
 
 def stamp(path: Path) -> float:
@@ -158,7 +157,7 @@ def classifier() -> Classifier | None:
 
 
 def _picked() -> None:
-    st.session_state[SELECTED_KEY] = st.session_state[PICKER_KEY]
+    st.session_state[SELECTED_MODEL] = st.session_state[MODEL_PICKER]
 
 
 def model_picker() -> CheckpointInfo | None:
@@ -168,18 +167,18 @@ def model_picker() -> CheckpointInfo | None:
         st.sidebar.error(f"No checkpoints in {CHECKPOINT_DIR}. Train one on the Train page.")
         return None
     names = [i.name for i in infos]
-    current = st.session_state.get(SELECTED_KEY)
+    current = st.session_state.get(SELECTED_MODEL)
     if current not in names:
         current = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-    st.session_state[SELECTED_KEY] = current
+    st.session_state[SELECTED_MODEL] = current
     by_name = {i.name: i for i in infos}
-    if st.session_state.get(PICKER_KEY) != current:
+    if st.session_state.get(MODEL_PICKER) != current:
         # Chosen elsewhere (a page selecting the model it just trained, a removed file): seeded through the Session
         # State API, the only way Streamlit sends a keyed widget's new value to a browser that still shows the old one
         # (a new `index` is ignored once the widget exists, so the picker and the caption below would disagree).
-        st.session_state[PICKER_KEY] = current
+        st.session_state[MODEL_PICKER] = current
     st.sidebar.selectbox(
-        "Model", names, key=PICKER_KEY, on_change=_picked,
+        "Model", names, key=MODEL_PICKER, on_change=_picked,
         help="Every page shows the model chosen here; the line below describes it.",
     )
     info = by_name[current]
