@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.training import POLL_S, SNAPSHOT_POLL_S, curves_figure, map_figure, pixels  # noqa: E402
+from ui.images import tile, to_png_bytes  # noqa: E402
+from ui.training import PIXEL_SCALE, POLL_S, SNAPSHOT_POLL_S, curves_figure, map_figure  # noqa: E402
 from vae_core import jobs  # noqa: E402
 from vae_core.checkpoint import read_info  # noqa: E402
 from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
@@ -63,7 +64,7 @@ def as_job(data, config: TrainConfig, folder: Path, index: int) -> tuple[float, 
             if view.snapshot is not None and time.monotonic() - last_snapshot >= SNAPSHOT_POLL_S:
                 last_snapshot = time.monotonic()
                 map_figure(view).to_json()
-                pixels(view.snapshot.samples.reshape(2, -1, 28, 28))
+                to_png_bytes(tile(view.snapshot.samples.reshape(2, -1, 28, 28), padding=2), PIXEL_SCALE)
             polls += 1
             cpu += time.thread_time() - start
             time.sleep(POLL_S)

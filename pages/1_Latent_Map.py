@@ -8,10 +8,10 @@ import streamlit as st
 
 from ui import latent_views, shared
 from ui.clicks import OVERLAY_NODES, click_from_selection, node_index
+from ui.images import tile, to_png_bytes
 from ui.plots import add_prior_box, code_extent, latent_map
 from vae_core import inference
 from vae_core.data import class_names as dataset_classes
-from vae_core.preprocess import to_png_bytes
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
 st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
@@ -220,7 +220,7 @@ with right:
             if drawn_class is not None:
                 n_classes = sel.info.model_config.n_classes
                 every = inference.decode(sel.model, np.repeat(z_click[None], n_classes, 0), np.arange(n_classes))
-                st.image(to_png_bytes(inference.tile(every, 2), 2), caption="every class in this style")
+                st.image(to_png_bytes(tile(every, 2), 2), caption="every class in this style")
             if d > 2:
                 st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
     with c_near:

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import model_panels, shared, training
+from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
 from vae_core.checkpoint import CheckpointInfo
@@ -106,9 +107,9 @@ def show_column(info: CheckpointInfo, panel: model_panels.Panel, class_names: tu
         st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
                  caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane")
     share = "" if panel.confident_share is None else f"; {panel.confident_share:.0%} of 1,000 read as a digit"
-    st.image(training.pixels(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), scale=2), width="stretch",
+    st.image(to_png_bytes(tile(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), padding=2), 2), width="stretch",
              caption=f"samples from the prior N(0, I) (the same z for every model){share}")
-    st.image(training.pixels(np.stack([snap.originals, snap.reconstructions]), scale=2), width="stretch",
+    st.image(to_png_bytes(tile(np.stack([snap.originals, snap.reconstructions]), padding=2), 2), width="stretch",
              caption="the same 8 test inputs (top) and their reconstructions")
 
 

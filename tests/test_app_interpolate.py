@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
+from ui.images import to_png_bytes
 from vae_core.data import load_dataset
-from vae_core.preprocess import to_png_bytes
 
 PAGE = "../pages/2_Interpolate.py"
 STRIP_SCALE, PADDING = 3, 2

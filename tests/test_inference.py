@@ -83,9 +83,5 @@ def test_prior_samples_are_seeded(model):
     assert not np.array_equal(a, inference.sample_prior(model, 4, seed=4))
 
 
-def test_tile_and_nearest():
-    images = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
-    tiled = inference.tile(images, padding=1)
-    assert tiled.shape == (2 * 2 + 1, 3 * 2 + 2)
-    np.testing.assert_array_equal(tiled[3:5, 6:8], images[1, 2])
+def test_nearest():
     assert inference.nearest(np.array([[0, 0], [5, 5], [1, 1]], np.float32), np.array([0.9, 1.2])) == 2

@@ -18,11 +18,8 @@ from vae_core import preprocess as pp
 from vae_core.preprocess import (
     ImageRejected,
     PreprocessResult,
-    images_to_grid,
     preprocess_image,
     preprocess_many,
-    to_gif_bytes,
-    to_png_bytes,
 )
 
 # --------------------------------------------------------------------------
@@ -558,85 +555,3 @@ def test_preprocess_many_survives_unexpected_errors(monkeypatch):
     results, errors = preprocess_many([("boom.png", b"x"), ("ok.png", encode(seven()))])
     assert [r.name for r in results] == ["ok.png"]
     assert len(errors) == 1 and "boom.png" in errors[0]
-
-
-# --------------------------------------------------------------------------
-# Encoding helpers
-# --------------------------------------------------------------------------
-
-
-def test_to_png_bytes_float_and_uint8():
-    img = np.zeros((28, 28), np.float32)
-    img[3, 5] = 1.0
-    img[10, 10] = 0.5
-    decoded = Image.open(io.BytesIO(to_png_bytes(img)))
-    assert decoded.format == "PNG" and decoded.size == (28, 28) and decoded.mode == "L"
-    arr = np.asarray(decoded)
-    assert arr[3, 5] == 255 and arr[10, 10] in (127, 128) and arr[0, 0] == 0
-
-    big = np.asarray(Image.open(io.BytesIO(to_png_bytes(img, scale=4))))
-    assert big.shape == (112, 112)
-    assert (big[12:16, 20:24] == 255).all() and big[11, 20] == 0 and big[12, 19] == 0
-
-    u8 = (np.arange(28 * 10) % 256).astype(np.uint8).reshape(10, 28)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(to_png_bytes(u8)))), u8)
-
-
-def test_to_png_bytes_clips_out_of_range_floats():
-    arr = np.asarray(Image.open(io.BytesIO(to_png_bytes(np.array([[-0.5, 2.0]])))))
-    assert arr.tolist() == [[0, 255]]
-
-
-def test_to_png_bytes_rejects_bad_input():
-    with pytest.raises(ValueError):
-        to_png_bytes(np.zeros((2, 3, 4, 5)))
-    with pytest.raises(ValueError):
-        to_png_bytes(np.zeros((4, 4)), scale=0)
-
-
-def test_to_gif_bytes_frames_size_and_loop():
-    frames = [np.full((28, 28), i / 4, np.float32) for i in range(5)]
-    for f, i in zip(frames, range(5)):
-        f[i, i] = 1.0  # make every frame distinct
-    data = to_gif_bytes(frames, scale=3, duration_ms=80)
-    gif = Image.open(io.BytesIO(data))
-    assert gif.format == "GIF"
-    assert gif.size == (84, 84)
-    assert gif.n_frames == 5
-    assert gif.info.get("loop") == 0
-    assert gif.info.get("duration") == 80
-    gif.seek(4)
-    assert np.asarray(gif.convert("L"))[12, 12] == 255
-
-    once = Image.open(io.BytesIO(to_gif_bytes(frames, loop=False)))
-    assert "loop" not in once.info
-    assert once.size == (112, 112)
-
-
-def test_to_gif_bytes_rejects_bad_input():
-    with pytest.raises(ValueError):
-        to_gif_bytes([])
-    with pytest.raises(ValueError):
-        to_gif_bytes([np.zeros((28, 28)), np.zeros((14, 14))])
-
-
-def test_images_to_grid_layout():
-    images = np.stack([np.full((28, 28), i / 10, np.float32) for i in range(5)])
-    grid = images_to_grid(images, nrow=3, padding=1)
-    assert grid.shape == (2 * 28 + 1, 3 * 28 + 2)
-    assert grid.dtype == np.float32
-    assert np.all(grid[28, :] == pp.GRID_PAD_VALUE)  # horizontal separator
-    assert np.all(grid[:, 28] == pp.GRID_PAD_VALUE)  # vertical separator
-    assert np.all(grid[:28, 29:57] == 0.1)  # image 1: row 0, column 1
-    assert np.all(grid[29:, 29:57] == 0.4)  # image 4: row 1, column 1
-    assert np.all(grid[29:, 58:] == pp.GRID_PAD_VALUE)  # empty last cell
-    strip = images_to_grid(images, nrow=10, padding=0)
-    assert strip.shape == (28, 5 * 28)
-    assert np.asarray(Image.open(io.BytesIO(to_png_bytes(grid, scale=2)))).shape == (114, 172)
-
-
-def test_images_to_grid_rejects_bad_input():
-    with pytest.raises(ValueError):
-        images_to_grid(np.zeros((0, 28, 28)), nrow=3)
-    with pytest.raises(ValueError):
-        images_to_grid(np.zeros((2, 28, 28)), nrow=0)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
-from torchvision.utils import make_grid
 
 from ui import shared
+from ui.images import tile
 from ui.plots import add_prior_box, code_extent, latent_map
 from vae_core import evaluate, inference
 from vae_core.checkpoint import CheckpointInfo
@@ -98,10 +97,8 @@ def map_figure(info: CheckpointInfo, snap: Snapshot, class_names: tuple[str, ...
 def grid_picture(grid: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
     """The decoded grid as one RGB picture (H, W, 3) with 1-px white gaps; cells the classifier does not read with
     confidence (top probability < CONFIDENT) tinted red, when `confidence` is given."""
-    n = grid.shape[0]
-    tiles = torch.as_tensor(grid, dtype=torch.float32).reshape(n * n, 1, *grid.shape[2:]).repeat(1, 3, 1, 1)
+    cells = np.repeat(np.asarray(grid, np.float32)[..., None], 3, axis=-1)
     if confidence is not None:
-        doubtful = torch.as_tensor(confidence.reshape(-1) < CONFIDENT)[:, None, None, None]
-        tint = torch.tensor([0.9, 0.1, 0.1])[None, :, None, None]
-        tiles = torch.where(doubtful, 0.55 * tiles + 0.45 * tint, tiles)
-    return make_grid(tiles, nrow=n, padding=1, pad_value=1.0).permute(1, 2, 0).numpy()
+        doubtful = (confidence < CONFIDENT)[..., None, None, None]
+        cells = np.where(doubtful, 0.55 * cells + 0.45 * np.float32([0.9, 0.1, 0.1]), cells)
+    return tile(cells, padding=1)

@@ -12,8 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.clicks import OVERLAY_NODES, overlay_nodes
+from ui.images import to_png_bytes
 from vae_core.inference import GRID_EXTENT
-from vae_core.preprocess import to_png_bytes
 
 # Plotly's D3 palette: ten well separated hues, one per class
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",

@@ -19,9 +19,9 @@ import torch
 from plotly.subplots import make_subplots
 
 from ui.forms import parse_hidden, smooth
+from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
 from ui.shared import KIND_TITLES
-from vae_core import inference
 from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, MAX_LATENT_DIM,
                              ConfigError, ModelConfig, TrainConfig)
 from vae_core.data import SAMPLE, ImageDataset, available_datasets, class_names, load_dataset
@@ -200,12 +200,6 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-def pixels(images: np.ndarray, scale: int = PIXEL_SCALE) -> np.ndarray:
-    """A tiled image (or a batch, tiled in one row) upscaled by whole pixels, clipped to [0, 1]."""
-    tiled = images if images.ndim == 2 else inference.tile(images, padding=2)
-    return np.clip(np.kron(tiled, np.ones((scale, scale), dtype=tiled.dtype)), 0.0, 1.0)
-
-
 CURVE_TITLES = {"elbo": "−ELBO (β = 1)", "recon": "reconstruction −log p(x|z)", "kl": "KL(q(z|x) ‖ p(z))"}
 
 
@@ -318,9 +312,11 @@ def render_snapshot(view: JobView) -> None:
         st.plotly_chart(map_figure(view), key=f"map-{view.id}")
     with right:
         st.markdown(f"**Reconstructions** ({what}): inputs above, decoded below")
-        st.image(pixels(np.stack([snap.originals, snap.reconstructions])), width="stretch")
+        st.image(to_png_bytes(tile(np.stack([snap.originals, snap.reconstructions]), padding=2), PIXEL_SCALE),
+                 width="stretch")
         st.markdown("**Samples from the prior** (the same z every epoch)")
-        st.image(pixels(snap.samples.reshape(2, -1, *snap.samples.shape[1:])), width="stretch")
+        st.image(to_png_bytes(tile(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), padding=2), PIXEL_SCALE),
+                 width="stretch")
 
 
 def _live(render, job_id: str, polling: bool) -> None:

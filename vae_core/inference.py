@@ -97,18 +97,6 @@ def decode_grid(
     return images.reshape(n, n, *images.shape[1:])
 
 
-def tile(images: np.ndarray, padding: int = 0, pad_value: float = 1.0) -> np.ndarray:
-    """(rows, cols, h, w) or (cols, h, w) -> one 2-D image, e.g. for a grid's PNG or a plot background."""
-    if images.ndim == 3:
-        images = images[None]
-    rows, cols, h, w = images.shape
-    out = np.full((rows * (h + padding) - padding, cols * (w + padding) - padding), pad_value, dtype=images.dtype)
-    for r in range(rows):
-        for c in range(cols):
-            out[r * (h + padding) : r * (h + padding) + h, c * (w + padding) : c * (w + padding) + w] = images[r, c]
-    return out
-
-
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, method: str = "linear") -> np.ndarray:
     """(steps, d) latents from z0 to z1 inclusive, along a line or a great circle (slerp)."""
     if steps < 2:

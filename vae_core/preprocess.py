@@ -23,7 +23,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,16 +31,12 @@ from scipy import ndimage
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "GRID_PAD_VALUE",
     "ImageRejected",
     "MAX_PIXELS",
     "MAX_UPLOAD_BYTES",
     "PreprocessResult",
-    "images_to_grid",
     "preprocess_image",
     "preprocess_many",
-    "to_gif_bytes",
-    "to_png_bytes",
 ]
 
 MAX_UPLOAD_BYTES: int = 10 * 1024 * 1024
@@ -53,8 +49,6 @@ ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP")
 # opener (the JPEG opener returns MPO files) and rejects unknown names here.
 _OPEN_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 _ALLOWED_TEXT = "PNG, JPEG, BMP, GIF and WebP"
-
-GRID_PAD_VALUE: float = 0.5
 
 _SIZE = 28  # MNIST field
 _BOX = 20  # MNIST digits are scaled to fit this box inside the field
@@ -177,75 +171,6 @@ def preprocess_many(files: Iterable[tuple[str, bytes]]) -> tuple[list[Preprocess
                 f"'{_display_name(name)}' could not be processed ({type(exc).__name__})."
             )
     return results, errors
-
-
-def to_png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
-    """Encode a float [0, 1] or uint8 image (2-D, or HxWx3/4) as PNG, nearest-neighbour upscaled."""
-    pixels = _upscale(_to_uint8(image), scale)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def to_gif_bytes(
-    frames: Sequence[np.ndarray],
-    scale: int = 4,
-    duration_ms: int = 100,
-    loop: bool = True,
-) -> bytes:
-    """Encode frames (float [0, 1] or uint8, all the same shape) as an animated GIF.
-
-    Pillow merges consecutive identical frames into one longer frame, so the
-    decoded frame count can be lower than ``len(frames)`` for static runs.
-    """
-    if len(frames) == 0:
-        raise ValueError("to_gif_bytes needs at least one frame")
-    if duration_ms <= 0:
-        raise ValueError("duration_ms must be positive")
-    arrays = [_upscale(_to_uint8(f), scale) for f in frames]
-    if any(a.shape != arrays[0].shape for a in arrays):
-        raise ValueError("all GIF frames must have the same shape")
-    images = [Image.fromarray(a) for a in arrays]
-    options: dict = {"save_all": True, "append_images": images[1:], "duration": int(duration_ms)}
-    if loop:
-        # loop=0 writes the NETSCAPE extension meaning "repeat forever";
-        # leaving it out is how GIF says "play once".
-        options["loop"] = 0
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", **options)
-    return buf.getvalue()
-
-
-def images_to_grid(images: np.ndarray, nrow: int, padding: int = 1) -> np.ndarray:
-    """Tile N x H x W images into one 2-D array, ``nrow`` images per row.
-
-    ``nrow`` follows torchvision's ``make_grid`` meaning (images per row).
-    Tiles are separated by ``padding`` px of mid-grey so that black digit
-    backgrounds of neighbouring tiles stay distinguishable; unused cells in
-    the last row are grey as well.
-    """
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] == 0:
-        raise ValueError(f"expected a non-empty N x H x W array, got shape {arr.shape}")
-    if nrow < 1:
-        raise ValueError("nrow must be at least 1")
-    if padding < 0:
-        raise ValueError("padding must be >= 0")
-    n, h, w = arr.shape
-    cols = min(nrow, n)
-    rows = math.ceil(n / cols)
-    grid = np.full(
-        (rows * h + (rows - 1) * padding, cols * w + (cols - 1) * padding),
-        GRID_PAD_VALUE,
-        dtype=np.float32,
-    )
-    for i, tile in enumerate(arr):
-        r, c = divmod(i, cols)
-        y, x = r * (h + padding), c * (w + padding)
-        grid[y : y + h, x : x + w] = tile
-    return grid
 
 
 # --------------------------------------------------------------------------
@@ -653,33 +578,3 @@ def _framed_crop(crop: np.ndarray) -> np.ndarray:
     margin = max(1, int(_CROP_MARGIN * max(small.shape)))
     padded = _pad_to_aspect(np.pad(small, margin), 0)
     return np.pad(padded, _FRAME_PX, constant_values=_FRAME_VALUE)
-
-
-# --------------------------------------------------------------------------
-# Encoding helpers
-# --------------------------------------------------------------------------
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    a = np.asarray(image)
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        raise ValueError(f"expected a 2-D or HxWx3/4 image, got shape {a.shape}")
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if a.dtype == np.bool_:
-        return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.floating):
-        a = np.nan_to_num(a.astype(np.float64), nan=0.0)
-        return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer):
-        return np.clip(a, 0, 255).astype(np.uint8)
-    raise ValueError(f"unsupported image dtype {a.dtype}")
-
-
-def _upscale(a: np.ndarray, scale: int) -> np.ndarray:
-    if int(scale) != scale or scale < 1:
-        raise ValueError("scale must be a positive integer")
-    scale = int(scale)
-    if scale == 1:
-        return a
-    return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
