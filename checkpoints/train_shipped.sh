@@ -7,6 +7,11 @@ run() { echo "+ python -m vae_core $*"; python -m vae_core "$@"; }
 run train --dataset mnist --latent-dim 20 --hidden 512 256 --epochs 50 --seed 0 --iw-samples 100 --out checkpoints/mnist_z20.pt
 run train --dataset mnist --latent-dim 2 --hidden 512 256 --epochs 40 --seed 0 --iw-samples 100 --out checkpoints/mnist_z2.pt
 run train --dataset fashion-mnist --latent-dim 2 --hidden 256 128 --epochs 20 --seed 0 --iw-samples 100 --out checkpoints/fashion_z2.pt
+for kind in cvae ae dae; do  # the contrasts: same nets as mnist_z2, other objectives (the dae's noise: mask:0.5)
+  run train --dataset mnist --kind "$kind" --latent-dim 2 --hidden 512 256 --epochs 40 --seed 0 --iw-samples 100 \
+    --out "checkpoints/mnist_${kind}_z2.pt"
+done
+run classifier --dataset mnist --epochs 3 --seed 0 --out checkpoints/classifier/mnist.pt
 for beta in 0.5 1 4 8; do
   run train --dataset mnist --latent-dim 10 --hidden 256 128 --beta "$beta" --epochs 20 --seed 0 --iw-samples 100 \
     --out "checkpoints/mnist_z10_beta${beta}.pt"
