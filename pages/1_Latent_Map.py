@@ -6,7 +6,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from ui import latent_views, shared
+from ui import latent_views, session_keys, shared
 from ui.clicks import OVERLAY_NODES, click_from_selection, node_index
 from ui.images import tile, to_png_bytes
 from ui.plots import add_prior_box, code_extent, latent_map
@@ -14,12 +14,9 @@ from vae_core import inference
 from vae_core.data import class_names as dataset_classes
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
-st.set_page_config(page_title="Latent Map · Latent Explorer", layout="wide")
-
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last click on empty space, written by the callback
 PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
-RECENT_KEY = "clicked_latents"  # the last clicked latents (numpy, most recent last), read by the Interpolate page
-MAX_RECENT = 10
+MAX_RECENT = 10  # clicked latents kept for the Interpolate page
 FROM_CHART_KEY = "latent_map_from_chart"  # set by the callback: which chart the click of this rerun came from
 MARKS_KEY = "latent_map_marks"  # chart key -> (inputs, marks) it was last drawn with
 MAX_POINTS = 10_000
@@ -39,7 +36,8 @@ def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane, ext
     else:
         z = plane.to_latent(np.array([click.x, click.y]))
         st.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
-        st.session_state[RECENT_KEY] = [*st.session_state.get(RECENT_KEY, []), z][-MAX_RECENT:]
+        recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
+        st.session_state[session_keys.CLICKED_LATENTS] = [*recent, z][-MAX_RECENT:]
 
 
 def chart_marks(chart_key: str, inputs: tuple, marks: tuple) -> tuple:
@@ -79,11 +77,7 @@ def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
 
 
 from_chart = st.session_state.pop(FROM_CHART_KEY, None)
-sel = shared.current_selection()
-st.title("Latent map")
-if sel is None:
-    st.info("No model to show yet: train one on the Train page, or put a checkpoint in the checkpoints folder.")
-    st.stop()
+sel = shared.open_page("Latent Map", "Latent map")
 d = sel.latent_dim
 if d < 2:
     st.warning(f"{sel.info.name} has a {d}-dimensional latent space; the map needs at least 2 dims.")

@@ -4,13 +4,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import latent_views, map_overlays
+from ui import latent_views, map_overlays, session_keys
 from ui.images import tile, to_gif_bytes, to_png_bytes
 from ui.plots import add_path
-from ui.shared import Selection, current_selection
+from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 
-CLICKED_KEY = "clicked_latents"  # written by the Latent Map page: recent clicked latents, most recent last
 SOURCES = ("Test images", "Points clicked on the Latent Map", "Uploaded images")
 METHODS = {"linear": "Linear (straight line)", "spherical": "Spherical (slerp, great circle)"}
 STRIP_SCALE = 3
@@ -54,7 +53,7 @@ def _test_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]]:
 
 
 def _clicked_endpoints(sel: Selection, drawn_class: int | None) -> list[tuple[np.ndarray, str]] | None:
-    clicked = [np.asarray(z, np.float32) for z in st.session_state.get(CLICKED_KEY) or []]
+    clicked = [np.asarray(z, np.float32) for z in st.session_state.get(session_keys.CLICKED_LATENTS) or []]
     usable = [z for z in clicked if z.shape == (sel.latent_dim,)]
     if len(usable) < 2:
         more = "two points" if not usable else "one more point"
@@ -96,13 +95,9 @@ def _upload_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Interpolate · Latent Explorer", layout="wide")
-    sel = current_selection()
-    st.title("Interpolate")
-    st.caption("Pick two inputs, walk between their latent codes and decode every step. "
-               "Linear interpolation cuts straight across; spherical (slerp) keeps the norm near the prior's shell.")
-    if sel is None:
-        st.stop()
+    sel = open_page("Interpolate", "Interpolate",
+                    "Pick two inputs, walk between their latent codes and decode every step. Linear interpolation "
+                    "cuts straight across; spherical (slerp) keeps the norm near the prior's shell.")
 
     sources = SOURCES if sel.data is not None else SOURCES[1:]  # no test images without the model's data
     source = st.radio("Endpoints", sources, horizontal=True, key="interp_source")

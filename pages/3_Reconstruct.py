@@ -12,7 +12,7 @@ import torch
 
 from ui import latent_views, map_overlays, shared
 from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
-from ui.shared import Selection, current_selection
+from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.corruption import corrupt
@@ -148,13 +148,10 @@ def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go
 
 
 def main() -> None:
-    st.set_page_config(page_title="Reconstruct · Latent Explorer", layout="wide")
-    sel = current_selection()
-    st.title("Reconstruct your own images")
-    st.caption("Each file is normalised like MNIST (grayscale, white on black, cropped, fitted into 20×20, centred "
-               "by mass in 28×28), encoded, decoded and scored. Files stay in memory and are never stored.")
-    if sel is None:
-        st.stop()
+    sel = open_page("Reconstruct", "Reconstruct your own images",
+                    "Each file is normalised like MNIST (grayscale, white on black, cropped, fitted into 20×20, "
+                    "centred by mass in 28×28), encoded, decoded and scored. Files stay in memory and are never "
+                    "stored.")
 
     uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=map_overlays.UPLOAD_TYPES,
                                accept_multiple_files=True,

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import model_panels, shared, training
+from ui import model_panels, session_keys, shared, training
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -22,7 +22,6 @@ st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
 
 MODE_COMPARE, MODE_SWEEP = "Compare trained models", "Train a β sweep"
 MODELS_KEY = "compare.models"
-JOB_KEY = "compare.job_id"
 ANNOUNCED_KEY = "compare.announced"
 SHIPPED_SWEEP = "mnist_z10"  # mnist_z10_beta{0.5,1,4,8}.pt
 PRESETS = {  # the contrasts that explain the VAE, with the shipped models that show them
@@ -241,19 +240,19 @@ def sweep_section() -> None:
 
     start_col, stop_col, _ = st.columns([1, 1, 4])
     refused = training.start_button(
-        start_col, "Start sweep", "start-sweep", JOB_KEY, settings_error,
+        start_col, "Start sweep", "start-sweep", session_keys.SWEEP_JOB, settings_error,
         lambda: sweep_spec(name, shared.trained_dir(), model_config, train_config, parse_betas(betas_text),
                            replace_existing=replace))
     training.stop_button(stop_col, "stop-sweep",
                          "Stops the model being trained (it is saved as it is) and skips the rest.")
     if refused:
         st.error(refused)
-    job = registry.active() or registry.get(st.session_state.get(JOB_KEY, ""))
+    job = registry.active() or registry.get(st.session_state.get(session_keys.SWEEP_JOB, ""))
     if job is not None:
         training.live_view(job.id, job.running)
 
 
-mine = registry.get(st.session_state.get(JOB_KEY, ""))
+mine = registry.get(st.session_state.get(session_keys.SWEEP_JOB, ""))
 if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY) != mine.id:
     st.session_state[ANNOUNCED_KEY] = mine.id
     saved = [m.path.stem for m in mine.view().saved]

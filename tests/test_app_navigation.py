@@ -47,6 +47,16 @@ def test_compare_has_the_picker_and_starts_from_the_chosen_models_sweep(shipped_
         "mnist_z10_beta0.5", "mnist_z10_beta1", "mnist_z10_beta4", "mnist_z10_beta8"]
 
 
+@pytest.mark.parametrize("page", ["1_Latent_Map", "2_Interpolate", "3_Reconstruct"])
+def test_a_page_with_no_model_to_show_says_so_and_stops(page, tmp_path, monkeypatch):
+    monkeypatch.setattr(shared, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setenv("VAE_TRAINED_DIR", str(tmp_path / "trained"))
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=90).run()
+    assert not at.exception
+    assert len(at.title) == 1 and "No model to show yet" in at.info[0].value
+    assert "No checkpoints" in at.sidebar.error[0].value
+
+
 def test_models_trained_in_the_app_are_ignored_by_git(monkeypatch):
     monkeypatch.delenv("VAE_TRAINED_DIR", raising=False)
     monkeypatch.setattr(shared, "CHECKPOINT_DIR", ROOT / "checkpoints")

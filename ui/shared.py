@@ -203,6 +203,20 @@ def current_selection() -> Selection | None:
     return Selection(info=info, model=model, data=data, data_notice=None, mu=mu, sigma=sigma)
 
 
+def open_page(name: str, title: str, caption: str | None = None) -> Selection:
+    """The opening of a page that shows the chosen model: page config, picker, title and caption. Stops the run,
+    saying why, while there is no model to show."""
+    st.set_page_config(page_title=f"{name} · Latent Explorer", layout="wide")
+    sel = current_selection()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    if sel is None:
+        st.info("No model to show yet: train one on the Train page, or put a checkpoint in the checkpoints folder.")
+        st.stop()
+    return sel
+
+
 def show_missing_data(name: str, notice: str) -> None:
     """The one notice a page shows when a model's own test images are missing; the how-to folds away."""
     st.warning(f"The test images of **{name}** are not available here, so this page shows only what the "
