@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from sklearn.decomposition import PCA
 
 from ui.images import tile, to_png_bytes
 from ui.plots import png_data_uri
@@ -23,6 +23,9 @@ from vae_core import inference, projection, umap_view
 from vae_core.projection import LatentPlane, fit_pca
 from vae_core.snapshots import decode_plane
 from vae_core.umap_view import UmapJob
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA  # imported by fit_pca on first use
 
 GRID_PAD = 2  # pixels between cells of the downloadable grid
 
