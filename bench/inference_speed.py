@@ -74,7 +74,7 @@ def page_reruns(folder: Path) -> tuple[float, list[float], list[float]]:
     os.environ["VAE_CHECKPOINT_DIR"] = str(folder)
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Latent_Map.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "1_Latent_Map.py"), default_timeout=300)
     at.session_state["selected_model"] = "mnist_z2"
     start = time.perf_counter()
     at.run()

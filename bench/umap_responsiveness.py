@@ -91,7 +91,7 @@ def main() -> None:
           f"({'found' if shipped is not None else 'MISSING'})")
 
     os.environ["VAE_CHECKPOINT_DIR"] = str(MODEL.parent)
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Latent_Map.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "1_Latent_Map.py"), default_timeout=300)
     at.session_state["selected_model"] = MODEL.stem
     at.run()
     rng = np.random.default_rng(0)

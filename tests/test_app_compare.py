@@ -16,7 +16,7 @@ from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Compare.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "5_Compare.py")
 TINY = ModelConfig(latent_dim=3, hidden=(32,))
 
 

@@ -15,7 +15,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from ui.images import to_png_bytes
 from vae_core.data import load_dataset
 
-PAGE = "../pages/2_Interpolate.py"
+PAGE = "../app_pages/2_Interpolate.py"
 STRIP_SCALE, PADDING = 3, 2
 
 

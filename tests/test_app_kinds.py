@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, SHIPPED
 
-PAGES = ("app.py", "pages/1_Latent_Map.py", "pages/2_Interpolate.py", "pages/3_Reconstruct.py", "pages/4_Train.py",
-         "pages/5_Compare.py")
+PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py", "app_pages/4_Train.py",
+         "app_pages/5_Compare.py")
 KINDS = {"ae": [], "dae": ["--noise", "mask:0.5"], "cvae": []}
 
 
@@ -63,7 +63,7 @@ def _spec(at: AppTest) -> dict:
 
 @pytest.mark.parametrize("kind", ["ae", "dae"])
 def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
-    at = run("pages/1_Latent_Map.py", kind)
+    at = run("app_pages/1_Latent_Map.py", kind)
     layout = _spec(at)["layout"]
     extent = layout["xaxis"]["range"][1]
     assert extent >= 3 and layout["xaxis"]["range"] == [-extent, extent]
@@ -73,7 +73,7 @@ def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
 
 
 def test_a_cvae_draws_the_class_picked_and_a_clicked_style_in_every_class(run):
-    at = run("pages/1_Latent_Map.py", "cvae")
+    at = run("app_pages/1_Latent_Map.py", "cvae")
     picker = at.selectbox(key="lm_class")
     first = at.get("image")[-1].value
     picker.set_value(7).run()
@@ -85,7 +85,7 @@ def test_a_cvae_draws_the_class_picked_and_a_clicked_style_in_every_class(run):
 
 
 def test_reconstruct_corrupts_once_and_shows_every_models_reconstruction(run, kind_folder):
-    at = run("pages/3_Reconstruct.py", "dae")
+    at = run("app_pages/3_Reconstruct.py", "dae")
     at.button(key="recon_try").click().run()
     others = at.multiselect(key="recon_others")
     others.set_value([o for o in others.options if "_ae_" in o or o == "mnist_z2"]).run()

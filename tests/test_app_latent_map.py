@@ -16,7 +16,7 @@ from vae_core.data import load_test_set
 from vae_core.projection import fit_pca, pca_plane, slice_plane
 
 HOME = "../app.py"
-PAGE = "../pages/1_Latent_Map.py"
+PAGE = "../app_pages/1_Latent_Map.py"
 CLICK_KEY, PICKED_KEY = "latent_map_click", "latent_map_picked"
 
 

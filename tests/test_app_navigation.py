@@ -13,9 +13,11 @@ from ui.navigation import HOME, PAGES
 
 
 def test_home_is_the_first_page_and_every_page_file_is_registered():
+    # a folder named pages/ beside app.py would make Streamlit run a page opened at its address without app.py
+    assert not (ROOT / "pages").exists()
     assert PAGES[0] is HOME and HOME.title == "Home"
     registered = {p.file for p in PAGES}
-    assert registered == {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
+    assert registered == {f"app_pages/{p.name}" for p in (ROOT / "app_pages").glob("*.py")}
     assert all(p.blurb for p in PAGES if p is not HOME)  # the tour has a line for each
 
 
@@ -38,7 +40,7 @@ def test_the_picker_shows_whole_model_names(shipped_folder):
 
 def test_compare_has_the_picker_and_starts_from_the_chosen_models_sweep(shipped_folder):
     shipped_checkpoint("mnist_z10_beta4")
-    at = AppTest.from_file(str(ROOT / "pages/5_Compare.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "app_pages/5_Compare.py"), default_timeout=180)
     at.session_state[session_keys.SELECTED_MODEL] = "mnist_z10_beta4"
     at.run()
     assert not at.exception
@@ -51,7 +53,7 @@ def test_compare_has_the_picker_and_starts_from_the_chosen_models_sweep(shipped_
 def test_a_page_with_no_model_to_show_says_so_and_stops(page, tmp_path, monkeypatch):
     monkeypatch.setattr(shared, "CHECKPOINT_DIR", tmp_path)
     monkeypatch.setenv("VAE_TRAINED_DIR", str(tmp_path / "trained"))
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=90).run()
     assert not at.exception
     assert len(at.title) == 1 and "No model to show yet" in at.info[0].value
     assert "No checkpoints" in at.sidebar.error[0].value

@@ -11,8 +11,8 @@ from conftest import ROOT, shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS
 
-PAGES = ("app.py", "pages/1_Latent_Map.py", "pages/2_Interpolate.py", "pages/3_Reconstruct.py",
-         "pages/5_Compare.py")
+PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py",
+         "app_pages/5_Compare.py")
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def run(page: str, model: str) -> AppTest:
 
 
 def test_a_clothing_model_is_shown_clothes_offline(folder):
-    at = run("pages/1_Latent_Map.py", "fashion_z2")
+    at = run("app_pages/1_Latent_Map.py", "fashion_z2")
     assert not at.exception and not at.warning
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [t["name"] for t in spec["data"] if "customdata" in t]
@@ -58,18 +58,18 @@ def test_a_clothing_model_is_shown_clothes_offline(folder):
 def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder, page):
     at = run(page, "kmnist_z2")
     assert not at.exception
-    if page == "pages/5_Compare.py":  # compares the models chosen on the page
+    if page == "app_pages/5_Compare.py":  # compares the models chosen on the page
         at.multiselect(key="_w.compare.models").set_value(["fashion_z2", "kmnist_z2"]).run()
         assert not at.exception
         assert [m.value for m in at.markdown if m.value.startswith("####")] == ["#### VAE · β = 1"]  # fashion only
     notices = [w.value for w in at.warning if "kmnist" in w.value]
     assert len(notices) == 1 and "not available" in notices[0]
     assert len([w for w in at.warning if "not available" in w.value]) == 1  # said once, not once per use
-    if page != "pages/5_Compare.py":  # (Compare also says that these two models differ in more than β)
+    if page != "app_pages/5_Compare.py":  # (Compare also says that these two models differ in more than β)
         assert len(at.warning) == 1, [w.value for w in at.warning]
-    if page == "pages/1_Latent_Map.py":
+    if page == "app_pages/1_Latent_Map.py":
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)
         assert not [t for t in spec["data"] if "customdata" in t]  # no test points of another dataset
         assert spec["layout"]["images"]  # but the decoded grid, and the plane can be clicked
-    if page == "pages/2_Interpolate.py":
+    if page == "app_pages/2_Interpolate.py":
         assert "Test images" not in at.radio(key="interp_source").options

@@ -18,7 +18,7 @@ from vae_core.checkpoint import read_info
 from vae_core.data import load_dataset, load_test_set
 from vae_core.preprocess import MAX_UPLOAD_BYTES
 
-PAGE = "../pages/3_Reconstruct.py"
+PAGE = "../app_pages/3_Reconstruct.py"
 
 
 @pytest.fixture

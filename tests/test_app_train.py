@@ -15,7 +15,7 @@ from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "4_Train.py")
+PAGE = str(ROOT / "app_pages" / "4_Train.py")
 APP = ROOT / "app.py"
 
 
@@ -160,14 +160,14 @@ def test_settings_survive_a_page_switch(checkpoint_dir):
         pytest.skip("app.py (the multipage entry point) is not there yet")
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
-    at.switch_page("pages/4_Train.py").run()
+    at.switch_page("app_pages/4_Train.py").run()
     at.number_input(key="_w.train.latent").set_value(5)
     at.text_input(key="_w.train.hidden").set_value("48, 24")
     at.text_input(key="_w.train.name").set_value("kept").run()
-    at.switch_page("pages/5_Compare.py").run()
+    at.switch_page("app_pages/5_Compare.py").run()
     assert not at.exception and at.title[0].value == "Compare models"
     assert "_w.train.latent" not in at.session_state  # Streamlit dropped the Train page's widget state
-    at.switch_page("pages/4_Train.py").run()
+    at.switch_page("app_pages/4_Train.py").run()
     assert not at.exception
     assert at.number_input(key="_w.train.latent").value == 5
     assert at.text_input(key="_w.train.hidden").value == "48, 24"

@@ -22,14 +22,14 @@ class PageSpec:
         return _blurb(ROOT / self.file)
 
 
-HOME = PageSpec("pages/0_Home.py", "Home", "", ":material/home:")
+HOME = PageSpec("app_pages/0_Home.py", "Home", "", ":material/home:")
 PAGES = (
     HOME,
-    PageSpec("pages/1_Latent_Map.py", "Latent Map", "Latent_Map", ":material/scatter_plot:"),
-    PageSpec("pages/2_Interpolate.py", "Interpolate", "Interpolate", ":material/linear_scale:"),
-    PageSpec("pages/3_Reconstruct.py", "Reconstruct", "Reconstruct", ":material/upload:"),
-    PageSpec("pages/4_Train.py", "Train", "Train", ":material/model_training:"),
-    PageSpec("pages/5_Compare.py", "Compare", "Compare", ":material/compare:"),
+    PageSpec("app_pages/1_Latent_Map.py", "Latent Map", "Latent_Map", ":material/scatter_plot:"),
+    PageSpec("app_pages/2_Interpolate.py", "Interpolate", "Interpolate", ":material/linear_scale:"),
+    PageSpec("app_pages/3_Reconstruct.py", "Reconstruct", "Reconstruct", ":material/upload:"),
+    PageSpec("app_pages/4_Train.py", "Train", "Train", ":material/model_training:"),
+    PageSpec("app_pages/5_Compare.py", "Compare", "Compare", ":material/compare:"),
 )
 
 
