@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import SHIPPED
 from vae_core.checkpoint import CheckpointError, save_checkpoint

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import evaluate, inference, jobs, train
+from vae_core import evaluate, inference, jobs
 from vae_core.checkpoint import load_checkpoint, read_info
-from vae_core.config import ConfigError, ModelConfig, TrainConfig
+from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.models import VAE
 from vae_core.projection import slice_plane

@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.checkpoint import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.train import fit, pick_device, prepare_model

@@ -31,7 +31,7 @@ import torch
 
 from . import evaluate
 from .checkpoint import SUFFIX, CheckpointWriteError, DiskFullError, megabytes, save_checkpoint
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
 from .models import LatentModel
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
