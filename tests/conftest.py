@@ -113,6 +113,25 @@ def browser_page():
         browser.close()
 
 
+@pytest.fixture
+def disk_full_once(monkeypatch) -> list:
+    """The app's next checkpoint save fails as on a full disk (ENOSPC), later ones succeed; returns the paths tried."""
+    import errno
+
+    from vae_core import jobs
+
+    real_save, calls = jobs.save_checkpoint, []
+
+    def full_once(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "save_checkpoint", full_once)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def app_checkpoints(tmp_path_factory) -> SimpleNamespace:
     """A checkpoint folder for app tests with a d = 2 model (`z2`) and a d > 2 one (`wide`): the shipped

@@ -1,7 +1,6 @@
 """The Train page through Streamlit's AppTest: start, save, pick; stop; refuse a second start; remembered settings."""
 from __future__ import annotations
 
-import errno
 import math
 import time
 from pathlib import Path
@@ -11,7 +10,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ui import session_keys, shared, training
-from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,17 +128,7 @@ def test_bad_names_and_settings_are_refused_with_a_message(checkpoint_dir):
     assert training.registry().latest() is None and not at.exception
 
 
-def test_a_full_disk_is_said_and_the_model_saved_again(checkpoint_dir, monkeypatch):
-    real_save = jobs.save_checkpoint
-    calls = []
-
-    def full_once(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_save(path, *args, **kwargs)
-
-    monkeypatch.setattr(jobs, "save_checkpoint", full_once)
+def test_a_full_disk_is_said_and_the_model_saved_again(checkpoint_dir, disk_full_once):
     at = page(name="full")
     at.button(key="start").click().run()
     assert training.registry().latest().join(120)

@@ -1,7 +1,6 @@
 """Background training jobs: lifecycle, stop, error capture, the one-at-a-time registry, names, snapshots."""
 from __future__ import annotations
 
-import errno
 import math
 import os
 import threading
@@ -165,17 +164,7 @@ def test_training_runs_in_a_daemon_thread_of_this_process_with_no_child(tmp_path
         assert job.join(60)
 
 
-def test_a_full_disk_keeps_the_model_in_memory_until_saved_again(tmp_path, monkeypatch):
-    real_save = jobs.save_checkpoint
-    calls = []
-
-    def full_once(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_save(path, *args, **kwargs)
-
-    monkeypatch.setattr(jobs, "save_checkpoint", full_once)
+def test_a_full_disk_keeps_the_model_in_memory_until_saved_again(tmp_path, disk_full_once):
     job = run_job(jobs.TrainingJob(jobs.training_spec("full", tmp_path, TINY, tiny_train(epochs=2), iw_samples=0)))
     view = job.view()
     assert view.state == jobs.FINISHED and view.error is None and not view.saved
@@ -191,7 +180,7 @@ def test_a_full_disk_keeps_the_model_in_memory_until_saved_again(tmp_path, monke
     assert view.message == "Finished; saved full.pt."
     _, info = load_checkpoint(tmp_path / "full.pt")
     assert len(info.history) == 2 and info.extra["status"] == "finished"
-    assert len(calls) == 2
+    assert len(disk_full_once) == 2
 
 
 def test_missing_data_is_reported_not_raised(tmp_path, monkeypatch):
