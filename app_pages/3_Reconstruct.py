@@ -38,7 +38,7 @@ def test_nelbo(sel: Selection) -> np.ndarray | None:
     """The reference for typicality, or None when the model's test set is not to be had."""
     if sel.data is None:
         return None
-    return _test_nelbo(str(sel.info.path), sel.info.path.stat().st_mtime_ns, sel.data.name, sel)
+    return _test_nelbo(str(sel.info.path), shared.stamp(sel.info.path), sel.data.name, sel)
 
 
 def example_files(sel: Selection) -> list[tuple[str, bytes]]:

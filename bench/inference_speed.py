@@ -32,7 +32,7 @@ from vae_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
 from vae_core.data import load_test_set  # noqa: E402
 from vae_core.models import build_model  # noqa: E402
-from vae_core.projection import slice_plane  # noqa: E402
+from vae_core.projection import decode_plane, slice_plane  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "mnist_z2.pt"
 N_TEST = 10_000
@@ -110,7 +110,7 @@ def main() -> None:
         one = timed(lambda: inference.decode(model, z), 200)
         row("decode one point (median)", statistics.median(one), 0.005, note=f"  p95 {p95(one) * 1e3:.2f} ms")
 
-        batched = timed(lambda: inference.decode_grid(model, 30), 20)
+        batched = timed(lambda: decode_plane(model, slice_plane(2), 30), 20)
         latents = inference.grid_latents(30, 2)
         looped = timed(lambda: [inference.decode(model, zi) for zi in latents], 3)
         row("decode 30×30 grid (median)", statistics.median(batched), 0.060, statistics.median(looped))

@@ -6,6 +6,7 @@ from vae_core import inference
 from vae_core.config import ModelConfig
 from vae_core.data import as_model_input
 from vae_core.models import build_model
+from vae_core.projection import decode_plane, slice_plane
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_grid_needs_two_distinct_dims():
 
 
 def test_decode_grid_is_one_batched_pass_matching_pointwise_decodes(model):
-    grid = inference.decode_grid(model, 6, dims=(0, 2))
+    grid = decode_plane(model, slice_plane(4, (0, 2)), 6)
     assert grid.shape == (6, 6, 28, 28)
     z = inference.grid_latents(6, 4, dims=(0, 2))
     np.testing.assert_allclose(grid[2, 3], inference.decode(model, z[2 * 6 + 3])[0], atol=1e-6)

@@ -17,7 +17,8 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.models import VAE
 from vae_core.projection import slice_plane
-from vae_core.snapshots import decode_plane, example_indices, map_indices
+from vae_core.projection import decode_plane
+from vae_core.snapshots import example_indices, map_indices
 
 TINY = ModelConfig(latent_dim=2, hidden=(32,))
 
@@ -260,7 +261,8 @@ def test_decoded_plane_is_the_decode_grid_on_the_latent_axes():
     from vae_core.models import build_model
 
     model = build_model(ModelConfig(latent_dim=2, hidden=(16,))).eval()
-    assert np.allclose(decode_plane(model, flat, 5), inference.decode_grid(model, 5), atol=1e-6)
+    assert np.allclose(decode_plane(model, flat, 5).reshape(25, 28, 28),
+                       inference.decode(model, inference.grid_latents(5, model.latent_dim)), atol=1e-6)
 
 
 def test_fixed_examples_and_map_subset():

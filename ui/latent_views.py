@@ -21,7 +21,7 @@ from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, umap_view
 from vae_core.projection import LatentPlane, fit_pca
-from vae_core.snapshots import decode_plane
+from vae_core.projection import decode_plane
 from vae_core.umap_view import UmapJob
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from vae_core import evaluate, inference
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT, probabilities
 from vae_core.data import ImageDataset
-from vae_core.snapshots import Snapshot, decode_plane, example_indices, map_indices, take_snapshot
+from vae_core.projection import decode_plane
+from vae_core.snapshots import Snapshot, example_indices, map_indices, take_snapshot
 
 GRID_N = 12
 PRIOR_DRAWS = 1000  # prior samples the classifier judges per model: the share's standard error stays under 1.6 %

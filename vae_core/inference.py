@@ -88,15 +88,6 @@ def grid_latents(
     return z
 
 
-def decode_grid(
-    model: LatentModel, n: int, dims: tuple[int, int] = (0, 1), base: np.ndarray | None = None,
-    extent: float = GRID_EXTENT, label: int | None = None,
-) -> np.ndarray:
-    """Decoded n×n grid as (n, n, 28, 28), one forward pass; row 0 is the top (largest y)."""
-    images = decode(model, grid_latents(n, model.latent_dim, dims, base, extent), label)
-    return images.reshape(n, n, *images.shape[1:])
-
-
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, method: str = "linear") -> np.ndarray:
     """(steps, d) latents from z0 to z1 inclusive, along a line or a great circle (slerp)."""
     if steps < 2:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .inference import GRID_EXTENT, grid_latents
+from .inference import GRID_EXTENT, decode, grid_latents
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
+
+    from .models import LatentModel
 
 
 def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
@@ -104,3 +106,12 @@ def plane_grid(plane: LatentPlane, n: int, extent: float = GRID_EXTENT) -> np.nd
     """(n·n, d) latents on an n×n grid over [-extent, extent]² of the plane, in `inference.grid_latents` order
     (row 0 = top = largest y), so the decoded images reshape to (n, n) like the plot."""
     return plane.to_latent(grid_latents(n, 2, extent=extent))
+
+def decode_plane(model: "LatentModel", plane: LatentPlane, n: int, extent: float = GRID_EXTENT,
+                 label: int | None = None) -> np.ndarray:
+    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]² in one pass (of class `label` for a
+    conditional model); row 0 is the top (largest y), as the plot reads."""
+    if model.latent_dim < 2:
+        raise ValueError("a 2-D grid needs a latent size of at least 2")
+    images = decode(model, plane_grid(plane, n, extent), label)
+    return images.reshape(n, n, *images.shape[1:])

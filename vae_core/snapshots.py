@@ -12,7 +12,7 @@ import torch
 from . import inference
 from .data import ImageDataset
 from .models import LatentModel
-from .projection import LatentPlane, default_plane, plane_grid
+from .projection import LatentPlane, default_plane
 
 MAP_POINTS = 2000  # test points re-encoded per snapshot: enough to see the clusters, cheap enough to do every epoch
 N_EXAMPLES = 8
@@ -65,13 +65,3 @@ def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: n
         reconstructions=inference.reconstruct(model, originals, data.test_labels[example_idx]),
         samples=inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED),
     )
-
-
-def decode_plane(model: LatentModel, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT,
-                 label: int | None = None) -> np.ndarray:
-    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]² (of class `label` for a conditional
-    model); row 0 is the top (largest y)."""
-    if model.latent_dim < 2:
-        raise ValueError("a 2-D grid needs a latent size of at least 2")
-    images = inference.decode(model, plane_grid(plane, n, extent), label)
-    return images.reshape(n, n, *images.shape[1:])
