@@ -172,6 +172,7 @@ def compare_section(selected: str | None) -> None:
                 "test −ELBO": metrics["elbo"] if posterior else None, "recon": metrics["recon"],
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
+                "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
                 "prior samples read as digits": None if panel is None else panel.confident_share,
                 "metrics": source})
         if panel is not None:
@@ -188,6 +189,10 @@ def compare_section(selected: str | None) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         "β": st.column_config.NumberColumn(format="%g"),
         **{c: st.column_config.NumberColumn(format="%.1f") for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+        "test codes in [-3, 3]ᵈ": st.column_config.ProgressColumn(
+            format="percent", min_value=0.0, max_value=1.0,
+            help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "
+                 "nearly all its mass: the VAE's KL term keeps its codes there, an autoencoder's spread far out."),
         "prior samples read as digits": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help=f"Share of 1,000 samples from N(0, I), decoded, that the shipped classifier reads as one digit "

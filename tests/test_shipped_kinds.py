@@ -40,12 +40,24 @@ def test_a_cvae_draws_one_style_as_ten_different_digits(judge):
         assert list(probabilities(judge, images).argmax(1)) == list(range(10))
 
 
-def test_prior_samples_of_the_ae_are_far_less_often_digits_than_the_vaes(judge):
-    shares = {}
+def test_the_aes_codes_leave_the_priors_square_and_the_vaes_stay_in_it():
+    data = load_test_set("mnist")
+    inside = {}
     for name in ("mnist_ae_z2", "mnist_z2"):
         model = load_checkpoint(shipped_checkpoint(name))[0]
-        shares[name] = confident_share(judge, inference.sample_prior(model, 1000, seed=1))
-    assert shares["mnist_z2"] > shares["mnist_ae_z2"] + 0.15, shares
+        codes = inference.encode(model, data.test_images)[0]
+        inside[name] = float((np.abs(codes) <= 3).all(axis=1).mean())
+    # measured: 0.556 and 0.984. At d = 2 the AE's decoder still draws digit-like strokes between its clusters, so
+    # the classifier reads its prior samples about as often as the VAE's (0.72 vs 0.71): where the codes live is the
+    # difference that shows.
+    assert inside["mnist_ae_z2"] < 0.7 and inside["mnist_z2"] > 0.95, inside
+
+
+def test_prior_samples_are_judged_on_the_same_draws_for_every_model(judge):
+    shares = [confident_share(judge, inference.sample_prior(load_checkpoint(shipped_checkpoint(n))[0], 1000, seed=1))
+              for n in ("mnist_z2", "mnist_cvae_z2")]
+    assert all(0 < s <= 1 for s in shares)
+    assert shares[1] > shares[0]  # told the class, the cVAE draws a clear digit from almost every z (0.98 vs 0.71)
 
 
 def test_the_denoising_ae_undoes_masking_better_than_the_plain_ae():

@@ -33,6 +33,7 @@ class Panel:
     grid: np.ndarray | None  # (n, n, 28, 28) decoded over [-3, 3]² of the snapshot's plane; None for d = 1
     grid_confidence: np.ndarray | None  # (n, n) the classifier's top class probability per cell
     confident_share: float | None  # share of PRIOR_DRAWS prior samples the classifier reads with ≥ CONFIDENT
+    in_prior_box: float  # share of the test set's codes with every coordinate in [-3, 3], where N(0, I) lives
 
 
 def judged(dataset: str) -> bool:
@@ -44,6 +45,8 @@ def judged(dataset: str) -> bool:
 def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: CheckpointInfo,
            _data: ImageDataset) -> Panel:
     model = shared.load_model(_info)
+    codes = inference.encode(model, _data.test_images, _data.test_labels)[0]
+    in_box = float((np.abs(codes) <= inference.GRID_EXTENT).all(axis=1).mean())
     snap = take_snapshot(model, _data, len(_info.history), map_indices(len(_data.test_images)),
                          example_indices(_data.test_labels))
     grid = decode_plane(model, snap.plane, GRID_N, label=label) if model.latent_dim >= 2 else None
@@ -54,7 +57,7 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: Chec
             confidence = probabilities(judge, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
         draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)
         share = float((probabilities(judge, draws).max(1) >= CONFIDENT).mean())
-    return Panel(snap, grid, confidence, share)
+    return Panel(snap, grid, confidence, share, in_box)
 
 
 def panel(info: CheckpointInfo, data: ImageDataset, label: int | None = None) -> Panel:
