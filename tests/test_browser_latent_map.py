@@ -166,8 +166,17 @@ def isolated_points(geom: dict, count: int, limit: float = 2.7) -> np.ndarray:
     return inside[np.argsort(-gaps.min(axis=1))[:count]]
 
 
-def hovered(page) -> list[dict]:
-    """What plotly would pick on a click now: curve and test index of each hovered point."""
+def hovered(page, near: tuple[float, float], within: float = 0.3) -> list[dict]:
+    """What plotly would pick on a click now: curve and test index of each hovered point, once its hover has caught
+    up with the pointer (its throttled handler lags on a busy machine: the first hovered point within `within`
+    plane units of `near`, or what is hovered after 3 s)."""
+    script = f"""([x, y, r]) => {{
+        const h = document.querySelector('{MAIN_CHART}')._hoverdata || [];
+        return h.length > 0 && Math.hypot(Number(h[0].x) - x, Number(h[0].y) - y) < r; }}"""
+    try:
+        page.wait_for_function(script, arg=[*near, within], timeout=3000, polling=20)
+    except Exception:  # the assertion then reports what is hovered instead
+        pass
     return page.evaluate(f"""() => (document.querySelector('{MAIN_CHART}')._hoverdata || []).map(
         p => ({{curve: p.curveNumber, index: p.customdata === undefined ? null : Number(p.customdata)}}))""")
 
@@ -186,17 +195,16 @@ def test_points_win_the_pointer_within_their_marker(app_checkpoints, streamlit_s
     rng = np.random.default_rng(1)
     missed = []
     for x, y, index in targets:
-        px, py = to_pixels(geom, x, y)
+        px, py = to_pixels(plot_geometry(page), x, y)  # read anew: the page may reflow while it settles
         angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0, 1.5)
         page.mouse.move(px + radius * np.cos(angle), py + radius * np.sin(angle))
-        page.wait_for_timeout(60)
-        hits = hovered(page)
+        hits = hovered(page, (x, y))
         if [h["index"] for h in hits] != [int(index)]:
             missed.append((int(index), hits))
     assert not missed, f"{len(missed)} of 30 hovers did not show the point: {missed[:5]}"
 
     for x, y, index in targets[:3]:
-        click_at(page, *to_pixels(geom, x, y))
+        click_at(page, *to_pixels(plot_geometry(page), x, y))
         page.wait_for_function("i => document.body.innerText.includes('#' + i + ' · class')", arg=int(index),
                                timeout=30_000)
     assert decoded_src(page) is None  # none of the clicks decoded empty space
