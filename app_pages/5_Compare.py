@@ -97,11 +97,12 @@ def rate_distortion_figure(rows: list[dict]) -> go.Figure:
 
 def show_column(info: CheckpointInfo, panel: model_panels.Panel, class_names: tuple[str, ...], tint: bool) -> None:
     st.markdown(header(info))
-    st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}")
+    extent = (" · codes on their own extent, the dashed square is [-3, 3]²"
+              if info.model_config.kind in ("ae", "dae") else "")
+    st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}"
+               f"{extent}")
     snap = panel.snapshot
     st.plotly_chart(model_panels.map_figure(info, snap, class_names), key=f"map-{info.name}")
-    if info.model_config.kind in ("ae", "dae"):
-        st.caption("Codes on their own extent (nothing pulls them into N(0, I)); the dashed square is [-3, 3]².")
     if panel.grid is not None:
         st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
                  caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane")
@@ -158,7 +159,7 @@ def compare_section(selected: str | None) -> None:
     label = (c_label.selectbox("Class the conditional VAE draws", range(10), key="compare.label")
              if any(i.model_config.kind == "cvae" for i in models) else None)
 
-    rows, panels, missing = [], [], {}
+    rows, panels, missing, sources = [], [], {}, {}
     for info in models:
         data, notice = shared.dataset(info.dataset)
         if data is None:
@@ -173,8 +174,8 @@ def compare_section(selected: str | None) -> None:
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
                 "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
-                "prior samples read as digits": None if panel is None else panel.confident_share,
-                "metrics": source})
+                "prior samples read as digits": None if panel is None else panel.confident_share})
+            sources[info.name] = source
         if panel is not None:
             panels.append((info, panel, data.class_names))
     for name, (notice, members) in missing.items():  # one notice per missing dataset, not one per model
@@ -187,8 +188,11 @@ def compare_section(selected: str | None) -> None:
                 "autoencoder has no posterior, so only its reconstruction). Measured on each model's own test split, "
                 "the same images the pictures below use.")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        "β": st.column_config.NumberColumn(format="%g"),
-        **{c: st.column_config.NumberColumn(format="%.1f") for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+        "kind": st.column_config.TextColumn(width="small"),
+        "β": st.column_config.NumberColumn(format="%g", width="small"),
+        "active units": st.column_config.TextColumn(width="small"),
+        **{c: st.column_config.NumberColumn(format="%.1f", width="small")
+           for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
         "test codes in [-3, 3]ᵈ": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "
@@ -200,11 +204,15 @@ def compare_section(selected: str | None) -> None:
     })
     text_col, plot_col = st.columns([2, 3], gap="large")
     with text_col:
+        st.caption("Metrics: " + (next(iter(sources.values())) if len(set(sources.values())) == 1 else
+                                  "; ".join(f"{name} {source}" for name, source in sources.items())) + ".")
         st.caption("Active units: latent dims whose posterior mean varies across test images (variance > "
                    f"{evaluate.ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input.")
-        st.caption("An autoencoder puts its codes wherever reconstruction is easiest, so a sample from N(0, I) often "
-                   "lands in a hole and decodes to a non-digit; the VAE's KL term pulls the codes into the prior's "
-                   "mass, so its samples look like digits.")
+        st.caption("An autoencoder puts its codes wherever reconstruction is easiest: nothing keeps them in N(0, I), "
+                   "so the prior says little about where its digits are (see the share of test codes in [-3, 3]ᵈ). "
+                   "The VAE's KL term pulls the codes into the prior's mass, which is what makes sampling N(0, I) a "
+                   "way to generate. With d = 2 the decoder is smooth enough that even an autoencoder's gaps often "
+                   "decode to digit-like strokes; the difference grows with d.")
     with plot_col:
         if sum(r["KL"] is not None for r in rows) >= 2:
             st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
@@ -269,7 +277,8 @@ chosen_info = shared.model_picker()
 st.title("Compare models")
 st.markdown(
     "The same networks trained with different objectives. A plain **autoencoder** learns a code per image and "
-    "nothing else: its latent space has holes, and a point between the codes decodes to garbage. A **denoising** "
+    "nothing else: nothing shapes the space between its codes, so the prior N(0, I) says nothing about where they "
+    "are. A **denoising** "
     "autoencoder learns to undo corruption. The **VAE** adds a KL term that fills the space, so any point of "
     "N(0, I) decodes to something plausible; a **conditional VAE** is also given the class, so z keeps only the "
     "style.\n\n"

@@ -147,12 +147,10 @@ def code_extent(xy: np.ndarray) -> float:
 
 
 def add_prior_box(fig: go.Figure, extent: float = GRID_EXTENT) -> go.Figure:
-    """The square [-extent, extent]² where N(0, I) puts nearly all its mass, dashed: on an autoencoder's map it shows
-    which codes a prior sample could land on, and the holes between the clusters there."""
+    """The square [-extent, extent]² where N(0, I) puts nearly all its mass, dashed (the caption names it; a label
+    inside would sit on the points): on an autoencoder's map it shows which codes a prior sample could land on."""
     fig.add_shape(type="rect", x0=-extent, y0=-extent, x1=extent, y1=extent, layer="above",
                   line=dict(color=MARK_COLOR, width=1.5, dash="dash"))
-    fig.add_annotation(x=-extent, y=extent, xanchor="left", yanchor="bottom", showarrow=False,
-                       text=f"[-{extent:g}, {extent:g}]²: the prior's mass", font=dict(size=11, color=MARK_COLOR))
     return fig
 
 
