@@ -273,3 +273,15 @@ def test_fixed_examples_and_map_subset():
     assert len(idx) == 2000 and len(set(idx)) == 2000 and (np.diff(idx) > 0).all()
     assert np.array_equal(idx, map_indices(10_000, 2000))
     assert np.array_equal(map_indices(500, 2000), np.arange(500))
+
+
+@pytest.mark.parametrize("kind, extra", [("ae", {"sparsity": 0.01}), ("dae", {"noise": "gauss:0.3"}),
+                                         ("cvae", {"n_classes": 10})])
+def test_every_kind_trains_and_saves_through_a_job(tmp_path, kind, extra):
+    config = ModelConfig(kind=kind, latent_dim=2, hidden=(32,), **extra)
+    view = run(jobs.training_spec(f"my_{kind}", tmp_path, config, tiny_train(), iw_samples=3))
+    assert view.state == jobs.FINISHED and view.error is None, view.error
+    assert view.kind == kind and view.snapshot is not None and len(view.snapshot.samples) == 16
+    info = read_info(tmp_path / f"my_{kind}.pt")
+    assert info.model_config == config and math.isfinite(info.metrics["recon"])
+    assert ("elbo" in info.metrics) == (kind == "cvae")  # only a kind with a posterior has an ELBO

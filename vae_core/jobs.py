@@ -382,10 +382,10 @@ class TrainingJob:
         if result.status == "diverged" or epochs_done == 0:  # nothing worth saving
             return result.status, result.message
         # The importance-weighted bound costs k decoder passes per test image, most of the time between Stop and a
-        # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare β measures it if shown.
+        # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare measures it if shown.
         iw_samples = self.spec.iw_samples if result.status == "finished" else 0
         self._set(phase=f"measuring test metrics of {run.label}", eta=None)
-        metrics = evaluate.evaluate(result.model, data.test_images, iw_samples=iw_samples)
+        metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
         self._set(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
                  "message": result.message, "trained_in": "app"}
