@@ -23,7 +23,7 @@ from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
 from ui.shared import KIND_TITLES
 from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, MAX_LATENT_DIM,
-                             ConfigError, ModelConfig, TrainConfig)
+                             NOISE_KINDS, ConfigError, ModelConfig, TrainConfig, parse_noise)
 from vae_core.data import SAMPLE, ImageDataset, available_datasets, class_names, load_dataset
 from vae_core.jobs import (
     SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob,
@@ -169,12 +169,12 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
                                      key=remembered(f"{prefix}.warmup", tc.kl_warmup),
                                      help="The KL weight rises linearly from 0 to β over these epochs.")
         if kind == "dae":
-            default_kind, default_level = DEFAULT_NOISE.split(":")
-            noise_kind = st.radio("Corruption", ("mask", "gauss"), horizontal=True,
+            default_kind, default_level = parse_noise(DEFAULT_NOISE)
+            noise_kind = st.radio("Corruption", NOISE_KINDS, horizontal=True,
                                   format_func={"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ"}.get,
-                                  key=remembered(f"{prefix}.noise_kind", default_kind, ("mask", "gauss")))
+                                  key=remembered(f"{prefix}.noise_kind", default_kind, NOISE_KINDS))
             level = st.slider("ν or σ", 0.05, 0.95, step=0.05,
-                              key=remembered(f"{prefix}.noise_level", float(default_level)))
+                              key=remembered(f"{prefix}.noise_level", default_level))
             noise = f"{noise_kind}:{level:g}"
         if kind in ("ae", "dae"):
             sparsity = st.number_input("L1 penalty λ on the code", 0.0, 10.0, step=0.01, format="%.3f",
