@@ -23,7 +23,8 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS
-from .models import LatentModel, build_model
+from .models import KINDS, LatentModel, build_model
+from .trajectory import Trajectory, TrajectoryError, validate
 
 try:
     import fcntl
@@ -99,11 +100,13 @@ def save_checkpoint(
     history: list[dict[str, float]] | None = None,
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
+    trajectory: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write atomically: a locked temp file in the same folder, fsync, then rename over the target.
 
     Raises DiskFullError when there is no room and CheckpointWriteError for any other write failure; either way the
     target keeps its old content and no temp file is left. Temp files of earlier saves that were killed are removed.
+    `trajectory` is a TrajectoryRecorder's payload (the replayable history), stored under "trajectory" when given.
     """
     path = Path(path)
     payload = {
@@ -119,6 +122,8 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    if trajectory is not None:
+        payload["trajectory"] = trajectory
     return write_payload(path, payload)
 
 
@@ -311,10 +316,23 @@ def _checked_weights(path: Path, config: ModelConfig, state_dict: Any) -> dict[s
     return state_dict
 
 
-def _validated(path: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+def _checked_trajectory(path: Path, config: ModelConfig, trajectory: Any) -> dict[str, torch.Tensor] | None:
+    """The stored training history (None in files written before histories were recorded), once trajectory.validate
+    has found it consistent with the model's configuration."""
+    if trajectory is None:
+        return None
+    try:
+        validate(trajectory, config.latent_dim, config.image_shape, KINDS[config.kind].probabilistic)
+    except TrajectoryError as exc:
+        raise CheckpointError(f"{path}: its training history is malformed: {exc}") from exc
+    return trajectory
+
+
+def _validated(path: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     payload = _read(path)
     info = _info(path, payload)
-    return info, _checked_weights(path, info.model_config, payload.get("state_dict"))
+    weights = _checked_weights(path, info.model_config, payload.get("state_dict"))
+    return info, weights, _checked_trajectory(path, info.model_config, payload.get("trajectory"))
 
 
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
@@ -322,9 +340,15 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     return _validated(Path(path))[0]
 
 
+def load_trajectory(path: str | os.PathLike) -> Trajectory | None:
+    """The checkpoint's replayable training history as numpy arrays, or None when it has none (older files)."""
+    stored = _validated(Path(path))[2]
+    return None if stored is None else Trajectory.from_payload(stored)
+
+
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentModel, CheckpointInfo]:
     """Rebuild the model from the file alone, in eval mode on `device`."""
-    info, state_dict = _validated(Path(path))
+    info, state_dict, _ = _validated(Path(path))
     model = build_model(info.model_config)
     model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
     return model.to(device).eval(), info

@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, megabytes,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
+                         megabytes, save_checkpoint)
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, ConfigError, ModelConfig,
                      TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
@@ -154,6 +154,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .train import fit, pick_device, prepare_model
+    from .trajectory import TrajectoryRecorder
 
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -206,7 +207,10 @@ def _train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop)
+        recorder = TrajectoryRecorder(dataset, train_config.epochs, model.latent_dim, first_epoch=len(history),
+                                      previous=load_trajectory(args.resume) if args.resume else None)
+        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop,
+                     recorder=recorder)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
@@ -223,7 +227,8 @@ def _train(args: argparse.Namespace) -> int:
 
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
-                        extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status})
+                        extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status},
+                        trajectory=recorder.to_payload())
 
     failure = _save_or_rescue(out, save)
     if failure is not None:
