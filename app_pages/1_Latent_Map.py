@@ -1,64 +1,43 @@
-"""Latent Map: the test set on the latent plane, the decoded manifold, and a click anywhere to decode it."""
+"""Latent Map: the test set on the latent plane, decoded under the pointer in the browser; pin, pick, or draw."""
 from __future__ import annotations
-
-from functools import partial
 
 import numpy as np
 import streamlit as st
 
-from ui import latent_views, session_keys, shared
-from ui.clicks import OVERLAY_NODES, click_from_selection, node_index
+from ui import latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
-from ui.plots import add_prior_box, code_extent, latent_map
-from vae_core import inference
+from ui.latent_plane import latent_plane, pinned_record
+from ui.plots import code_extent
+from vae_core import inference, typicality
 from vae_core.data import class_names as dataset_classes
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
-CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last click on empty space, written by the callback
+CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned position, written by the callback
 PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
-MAX_RECENT = 10  # clicked latents kept for the Interpolate page
-FROM_CHART_KEY = "latent_map_from_chart"  # set by the callback: which chart the click of this rerun came from
-MARKS_KEY = "latent_map_marks"  # chart key -> (inputs, marks) it was last drawn with
+CLASS_KEY = "latent_map_class"  # the class a conditional model draws, picked in the component
+MAX_RECENT = 10  # pinned latents kept for the Interpolate page
 MAX_POINTS = 10_000
 VIEWS = ("Two dims", "PCA", "UMAP")
+PLANE_KEY, UMAP_KEY = "lm_plane", "lm_umap"
 
 
-def on_select(chart_key: str, overlay_curve: int | None, plane: LatentPlane, extent: float) -> None:
-    """Store the click before the rerun (a chart drawn anew starts with no selection)."""
-    event = st.session_state.get(chart_key)
-    points = event["selection"]["points"] if event else []
-    click = click_from_selection(points, overlay_curve, extent=extent)
-    if click is None:
+def on_pin(key: str, plane: LatentPlane) -> None:
+    record = pinned_record(st.session_state[key]["pin"], plane)
+    if record is None:
         return
-    st.session_state[FROM_CHART_KEY] = chart_key
-    if click.kind == "point":
-        st.session_state[PICKED_KEY] = click.index
-    else:
-        z = plane.to_latent(np.array([click.x, click.y]))
-        st.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
-        recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
-        st.session_state[session_keys.CLICKED_LATENTS] = [*recent, z][-MAX_RECENT:]
+    st.session_state[CLICK_KEY] = record
+    recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
+    st.session_state[session_keys.CLICKED_LATENTS] = [*recent, np.asarray(record["z"], np.float32)][-MAX_RECENT:]
 
 
-def chart_marks(chart_key: str, inputs: tuple, marks: tuple) -> tuple:
-    """The marks (clicked node, picked index) a chart starts with as its selection.
-
-    Right after a click on the chart, with nothing else changed, the browser already shows that click as the
-    chart's selection; keeping the marks it was drawn with keeps the figure identical, so Streamlit sends a
-    reference instead of the figure and the browser does not redraw ~25k WebGL points. That makes a click take
-    ~0.3 s instead of ~1 s on two busy cores.
-    """
-    drawn = st.session_state.setdefault(MARKS_KEY, {})
-    if from_chart == chart_key and chart_key in drawn and drawn[chart_key][0] == inputs:
-        marks = drawn[chart_key][1]
-    drawn[chart_key] = (inputs, marks)
-    return marks
+def on_pick(key: str) -> None:
+    index = st.session_state[key]["pick"]
+    if isinstance(index, int):
+        st.session_state[PICKED_KEY] = index
 
 
-def show_chart(fig, key: str, overlay_curve: int | None, plane: LatentPlane, extent: float) -> None:
-    st.plotly_chart(fig, key=key, on_select=partial(on_select, key, overlay_curve, plane, extent),
-                    selection_mode="points",
-                    config={"displaylogo": False, "scrollZoom": False})
+def on_klass(key: str) -> None:
+    st.session_state[CLASS_KEY] = st.session_state[key]["klass"]
 
 
 @st.fragment(run_every=1.0)
@@ -76,7 +55,30 @@ def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
     st.image(to_png_bytes(pixels, scale), caption=caption, width=scale * 28)
 
 
-from_chart = st.session_state.pop(FROM_CHART_KEY, None)
+def drawn_panel(sel: shared.Selection, drawn: dict) -> None:
+    """The pad's digit as the server sees it: its −ELBO among the test set's, and where to send it."""
+    pixels = drawn["pixels"]
+    c_img, c_text = st.columns([1, 3])
+    with c_img:
+        image(pixels, "drawn, preprocessed", scale=3)
+    with c_text:
+        if sel.info.model_config.kind in ("vae", "cvae") and sel.data is not None:
+            reference = latent_views.test_nelbo(sel)
+            score = typicality.assess(reference, typicality.per_image_nelbo(sel.model, pixels[None]), 99.0)[0]
+            st.markdown(f"−ELBO **{score.nelbo:.1f} nats**: costlier than **{score.percentile:.1f} %** of the "
+                        "test images" + (" (unusual for this model)" if score.ood else ""))
+        a, b = st.columns(2)
+        if a.button("Send to Reconstruct", key="lm_send_recon", width="stretch"):
+            sent = st.session_state.get(session_keys.DRAWN_DIGITS, [])
+            st.session_state[session_keys.DRAWN_DIGITS] = [*sent, to_png_bytes(pixels)][-6:]
+            st.switch_page(navigation.page_file("Reconstruct"))
+        if b.button("Send to Interpolate", key="lm_send_interp", width="stretch",
+                    help="The drawn digit's μ joins the pinned points; the last two are the path's ends."):
+            recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
+            st.session_state[session_keys.CLICKED_LATENTS] = [*recent, np.asarray(drawn["mu"], np.float32)][-MAX_RECENT:]
+            st.switch_page(navigation.page_file("Interpolate"))
+
+
 sel = shared.open_page("Latent Map", "Latent map")
 d = sel.latent_dim
 if d < 2:
@@ -88,29 +90,28 @@ if has_data:
     n_points = min(len(sel.mu), MAX_POINTS)
     mu, labels = sel.mu[:n_points], sel.data.test_labels.numpy()[:n_points]
     class_names = sel.data.class_names
-else:  # decoder-only: the plane, its grid and clicks, with no test points
-    n_points, mu, labels, class_names = 0, np.zeros((0, d), np.float32), np.zeros(0, np.int64), ()
+else:  # decoder-only: the plane and its grid, with no test points
+    n_points, mu, labels, class_names = 0, np.zeros((0, d), np.float32), np.zeros(0, np.int64), sel.class_names
 picked = st.session_state.get(PICKED_KEY)
 if picked is not None and not 0 <= picked < n_points:  # a pick made with another model
     picked = st.session_state[PICKED_KEY] = None
 
-st.caption(f"{shared.describe(sel.info)} · " + (
-    f"{n_points:,} test images of {sel.data.source}. Click anywhere on the plane to decode that spot; "
-    "click a point to pick that test image." if has_data else "Click anywhere on the plane to decode that spot."))
+st.caption(f"{shared.describe(sel.info)} · " + (f"{n_points:,} test images of {sel.data.source}. " if has_data else "")
+           + "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
+             "it, click a point to pick that test image, drag to pan, scroll to zoom, or draw a digit on the pad.")
 
 # --- controls -----------------------------------------------------------------------------------------------
 view = plane_kind = "Two dims"
-c_grid = st.container()
 if d > 2:
-    c_view, c_dims, c_base, c_grid = st.columns([3, 2, 2, 3], gap="medium")
+    c_view, c_dims, c_base = st.columns([3, 2, 2], gap="medium")
     views = VIEWS if has_data else VIEWS[:1]  # PCA and UMAP are fitted on the test set's μ
     view = plane_kind = c_view.radio(
         "Projection", views, index=min(1, len(views) - 1), horizontal=True, key="lm_view",
         help="A slice through two latent dims, the top two principal components of the test set's μ, "
-             "or UMAP (a view only: clicks on empty space are decoded on a plane).")
+             "or UMAP (a view only: decoding happens on a plane beside it).")
     if view == "UMAP":
-        plane_kind = c_view.radio("Decode clicks on", ("PCA", "Two dims"), horizontal=True, key="lm_umap_plane",
-                                  help="UMAP has no fast inverse, so clicks on empty space are decoded on this plane.")
+        plane_kind = c_view.radio("Decode on", ("PCA", "Two dims"), horizontal=True, key="lm_umap_plane",
+                                  help="UMAP has no fast inverse, so the plane beside it is decoded instead.")
 dims, base = (0, 1), None
 if plane_kind == "Two dims" and d > 2:
     # default to the two most used dims; with collapsed units, dims 0 and 1 may show nothing
@@ -128,22 +129,19 @@ if plane_kind == "Two dims" and d > 2:
                                help="Pick a point (click a test image on the map) to slice through its μ.")
     if base_choice != "zero" and picked is not None:
         base = mu[picked]
-c_n, c_bg = c_grid.columns([3, 2], vertical_alignment="bottom") if d == 2 else (c_grid, c_grid)
-n_grid = c_n.slider("Decoded grid size (n × n)", 5, 30, 15, key="lm_n")
-show_background = c_bg.toggle("Show the grid under the points", value=True, key="lm_bg")
+
 kind = sel.info.model_config.kind
-drawn_class = None
+n_classes = sel.info.model_config.n_classes
+klass = None
 if kind == "cvae":
-    names = class_names or dataset_classes(sel.info.dataset)
-    drawn_class = st.selectbox("Class the decoder draws", range(len(names)), format_func=lambda c: names[c],
-                               key="lm_class", help="A conditional VAE decodes z together with a class, so z holds "
-                                                    "only the style: the grid draws this class across the style plane.")
+    klass = st.session_state.get(CLASS_KEY, 0)
+    klass = klass if isinstance(klass, int) and 0 <= klass < n_classes else 0
+names = class_names or dataset_classes(sel.info.dataset)
 
 plane = slice_plane(d, dims, base) if plane_kind == "Two dims" else pca_plane(latent_views.pca(sel))
 # An autoencoder's codes go wherever reconstruction is easiest, far outside [-3, 3]²: its map spans them.
 autoencoder = kind in ("ae", "dae")
 extent = code_extent(plane.project(mu)) if autoencoder else inference.GRID_EXTENT
-grid_png, grid_uri = latent_views.decoded_grid(sel, plane, n_grid, extent, drawn_class)
 
 umap_xy = None
 if view == "UMAP":
@@ -158,79 +156,61 @@ if view == "UMAP":
 
 click = st.session_state.get(CLICK_KEY)
 z_click = None
-if click is not None and len(click["z"]) == d:
+if click is not None and len(click["z"]) == d and tuple(click["plane"]) == tuple(plane.labels):
     z_click = np.asarray(click["z"], np.float32)
+pinned = None if z_click is None else tuple(plane.project(z_click[None])[0])
 
-# --- map and side panel ---------------------------------------------------------------------------------------
-clicked_node = node_index(*plane.project(z_click[None])[0], extent=extent) if z_click is not None else None
-view_inputs = (latent_views.model_key(sel), view, latent_views.plane_key(plane), n_grid)
-left, right = st.columns([5, 3], gap="medium")
-with left:
-    if umap_xy is not None:
-        _, marked = chart_marks("lm_chart_umap", view_inputs, (None, picked))
-        fig, _ = latent_map(umap_xy, labels, class_names, axis_titles=("UMAP 1", "UMAP 2"), extent=None,
-                            clickable=False, marked_index=marked)
-        show_chart(fig, "lm_chart_umap", None, plane, extent)
-        st.caption("UMAP is a view only: it has no fast inverse, so click a test image here to pick it, and click "
-                   f"empty space on the {plane_kind} plane at the right to decode it.")
+# --- the plane ------------------------------------------------------------------------------------------------
+common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=lambda: on_klass(PLANE_KEY))
+if umap_xy is not None:
+    c_umap, c_plane = st.columns(2, gap="medium")
+    with c_umap:
+        st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
+        latent_plane(sel, plane, float(np.abs(umap_xy).max()) * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
+                     class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY))
+    with c_plane:
+        st.markdown(f"**The {plane_kind} plane** · decoded under the pointer")
+        events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
+                              on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
+else:
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=plane.project(mu), labels=labels, pad=True,
+                          pinned=pinned, picked=picked, on_pin=lambda: on_pin(PLANE_KEY, plane),
+                          on_pick=lambda: on_pick(PLANE_KEY), **common)
+if autoencoder:
+    st.caption(f"An autoencoder's codes are not pulled toward N(0, I), so this map spans them (±{extent:g}). "
+               "The dashed square is [-3, 3]², where a VAE's prior puts its mass: move between the clusters "
+               "to see what the decoder draws in the holes.")
+
+# --- what the server adds: pinned spot, nearest and picked test images, the drawn digit's score --------------------
+c_pin, c_near, c_drawn = st.columns([3, 2, 4], gap="medium")
+with c_pin:
+    st.markdown("**Pinned**")
+    if z_click is None:
+        st.caption("Click empty space on the plane (or press Enter there) to pin a position.")
     else:
-        node, marked = chart_marks("lm_chart", (*view_inputs, show_background), (clicked_node, picked))
-        fig, overlay = latent_map(plane.project(mu), labels, class_names, axis_titles=plane.labels, extent=extent,
-                                  background=(grid_uri, n_grid) if show_background else None,
-                                  marked_node=node, marked_index=marked)
-        if autoencoder:
-            add_prior_box(fig)
-        show_chart(fig, "lm_chart", overlay, plane, extent)
-        if autoencoder:
-            st.caption(f"An autoencoder's codes are not pulled toward N(0, I), so this map spans them (±{extent:g}). "
-                       "The dashed square is [-3, 3]², where a VAE's prior puts its mass: click between the clusters "
-                       "to see what the decoder draws in the holes.")
-    c_png, c_csv, c_tip = st.columns([2, 2, 3], vertical_alignment="center")
-    c_png.download_button("Grid as PNG", grid_png, file_name=f"{sel.info.name}_grid_{n_grid}.png", mime="image/png",
-                          on_click="ignore", width="stretch")
-    c_csv.download_button("Latents as CSV", lambda: latent_views.latents_csv_bytes(sel),
-                          file_name=f"{sel.info.name}_test_latents.csv", mime="text/csv", on_click="ignore",
-                          width="stretch", help="index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1} per test image")
-    c_tip.caption("Hover a point for its class and index. Drag to pan; the toolbar zooms and resets the view.")
+        image(inference.decode(sel.model, z_click, klass)[0], caption="decoded", scale=5)
+        st.markdown(f"(x, y) = ({click['x']:.3f}, {click['y']:.3f})" + (
+            "" if d == 2 else "  \nz = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]"))
+        if klass is not None:
+            every = inference.decode(sel.model, np.repeat(z_click[None], n_classes, 0), np.arange(n_classes))
+            st.image(to_png_bytes(tile(every, 2), 2), caption="every class in this style")
+with c_near:
+    if z_click is not None and has_data:
+        i = inference.nearest(mu, z_click)
+        st.markdown("**Nearest test image**")
+        image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
+                                                        f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
+    if picked is not None:
+        st.markdown("**Picked point**")
+        image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
+with c_drawn:
+    st.markdown("**Drawn digit**")
+    if events.drawn is None:
+        st.caption("Draw a digit on the pad: its μ moves on the map as you draw, with its σ ellipse.")
+    else:
+        drawn_panel(sel, events.drawn)
 
-with right:
-    if umap_xy is not None:
-        node, _ = chart_marks("lm_plane_chart", view_inputs, (clicked_node, None))
-        plane_fig, overlay = latent_map(axis_titles=plane.labels, background=(grid_uri, n_grid), height=360,
-                                        background_opacity=1.0, marked_node=node, extent=extent)
-        plane_fig.update_layout(showlegend=False)
-        show_chart(plane_fig, "lm_plane_chart", overlay, plane, extent)
-
-    c_decoded, c_near = st.columns([3, 2])
-    with c_decoded:
-        st.markdown("**Decoded at the clicked spot**")
-        if z_click is None:
-            st.info("Click anywhere on the plane to decode that spot.")
-        else:
-            image(inference.decode(sel.model, z_click, drawn_class)[0], caption="decoded", scale=7)
-            axes = " / ".join(label.split(" (")[0] for label in click["plane"])
-            st.markdown(f"clicked at (x, y) = ({click['x']:.3f}, {click['y']:.3f}) on the {axes} plane",
-                        help=f"Clicks snap to a lattice with a step of {2 * extent / (OVERLAY_NODES - 1):.2f}.")
-            if drawn_class is not None:
-                n_classes = sel.info.model_config.n_classes
-                every = inference.decode(sel.model, np.repeat(z_click[None], n_classes, 0), np.arange(n_classes))
-                st.image(to_png_bytes(tile(every, 2), 2), caption="every class in this style")
-            if d > 2:
-                st.caption("z = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]")
-    with c_near:
-        if z_click is not None and has_data:
-            i = inference.nearest(mu, z_click)
-            st.markdown("**Nearest test image**")
-            image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
-                                                            f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
-        if picked is not None:
-            st.markdown("**Picked point**")
-            image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
-
-    st.markdown(f"**Decoded manifold** · {n_grid} × {n_grid} over [-{extent:g}, {extent:g}]² of {plane.labels[0]} / "
-                f"{plane.labels[1]}"
-                + ("" if plane_kind == "PCA" or d == 2 else
-                   f", other dims at {'the picked μ' if base is not None else 'zero'}")
-                + (" (the clickable plane above)" if umap_xy is not None else ""))
-    if umap_xy is None:  # with UMAP, the clickable plane above already is this grid
-        st.image(grid_png, width="stretch")
+if has_data:
+    st.download_button("Latents as CSV", lambda: latent_views.latents_csv_bytes(sel),
+                       file_name=f"{sel.info.name}_test_latents.csv", mime="text/csv", on_click="ignore",
+                       help="index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1} per test image")

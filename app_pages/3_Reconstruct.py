@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from ui import latent_views, map_overlays, shared
+from ui.session_keys import DRAWN_DIGITS
 from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
 from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
@@ -26,19 +27,6 @@ THUMB = 104  # px, the height of each preprocessing step
 DOWNLOAD_SCALE = 8
 NOISES = ("none", "mask ν", "Gaussian σ")
 CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2")  # the denoising picture, when the shipped models are there
-
-
-@st.cache_data(show_spinner="Scoring the test set once for this model…", max_entries=16)
-def _test_nelbo(path: str, stamp: int, dataset: str, _sel: Selection) -> np.ndarray:
-    """Per-image −ELBO of the whole test set, keyed by checkpoint file, mtime and dataset: never per upload."""
-    return typicality.per_image_nelbo(_sel.model, _sel.data.test_images)
-
-
-def test_nelbo(sel: Selection) -> np.ndarray | None:
-    """The reference for typicality, or None when the model's test set is not to be had."""
-    if sel.data is None:
-        return None
-    return _test_nelbo(str(sel.info.path), shared.stamp(sel.info.path), sel.data.name, sel)
 
 
 def example_files(sel: Selection) -> list[tuple[str, bytes]]:
@@ -156,13 +144,17 @@ def main() -> None:
     uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=map_overlays.UPLOAD_TYPES,
                                accept_multiple_files=True,
                                key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
-    a, b, _ = st.columns([1, 1, 3])
+    a, b, c, _ = st.columns([1, 1, 1, 2])
     if sel.data is not None and a.button("Try with 3 test digits", key="recon_try"):
         st.session_state[EXAMPLES_KEY] = True
     if st.session_state.get(EXAMPLES_KEY) and b.button("Remove the examples", key="recon_clear"):
         st.session_state[EXAMPLES_KEY] = False
+    if st.session_state.get(DRAWN_DIGITS) and c.button("Remove the drawn digits", key="recon_clear_drawn",
+                                                       help="Digits sent from the Latent Map's drawing pad"):
+        st.session_state[DRAWN_DIGITS] = []
 
     files = [(f.name, f.getvalue()) for f in uploads or []]
+    files += [(f"drawn digit {i + 1}.png", png) for i, png in enumerate(st.session_state.get(DRAWN_DIGITS, []))]
     if st.session_state.get(EXAMPLES_KEY) and sel.data is not None:
         files += example_files(sel)
     if not files:
@@ -196,7 +188,7 @@ def main() -> None:
     ood_percentile = left.select_slider("Flag as unusual above this percentile of the test set's −ELBO",
                                         OOD_PERCENTILES, value=99.0, key="recon_ood")
     k = ELLIPSES[right.radio("Posterior ellipse", list(ELLIPSES), horizontal=True, key="recon_ellipse")]
-    reference = test_nelbo(sel)
+    reference = latent_views.test_nelbo(sel)
     scores = ([None] * len(images) if reference is None else
               typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile))
 

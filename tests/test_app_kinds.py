@@ -2,10 +2,12 @@
 trained here by the CLI on mnist-sample."""
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -56,31 +58,36 @@ def test_every_page_runs_with_every_kind(run, page, kind):
     assert not at.error
 
 
-def _spec(at: AppTest) -> dict:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)
+def _plane(at: AppTest) -> dict:
+    (element,) = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith("-lm_plane")]
+    return json.loads(element.json)
 
 
 @pytest.mark.parametrize("kind", ["ae", "dae"])
 def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
     at = run("app_pages/1_Latent_Map.py", kind)
-    layout = _spec(at)["layout"]
-    extent = layout["xaxis"]["range"][1]
-    assert extent >= 3 and layout["xaxis"]["range"] == [-extent, extent]
-    box = [s for s in layout.get("shapes", []) if s["type"] == "rect"]
-    assert len(box) == 1 and (box[0]["x0"], box[0]["x1"]) == (-3, 3)
+    data = _plane(at)
+    xy = np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
+    assert data["extent"] >= 3 and data["extent"] >= np.abs(xy).max()  # every code is on the map
+    assert data["prior_box"]
+    assert not data["model"]["spec"]["probabilistic"]  # the browser's encoder gives μ only
     assert any("not pulled toward N(0, I)" in c.value for c in at.caption)
 
 
 def test_a_cvae_draws_the_class_picked_and_a_clicked_style_in_every_class(run):
     at = run("app_pages/1_Latent_Map.py", "cvae")
-    picker = at.selectbox(key="lm_class")
-    first = at.get("image")[-1].value
-    picker.set_value(7).run()
-    assert not at.exception and at.get("image")[-1].value != first  # the grid now draws sevens
+    data = _plane(at)
+    assert data["class_picker"] and data["klass"] == 0 and data["model"]["spec"]["n_classes"] == 10
+    at.session_state["latent_map_class"] = 7  # what the component reports when its class picker changes
     at.session_state["latent_map_click"] = {"x": 0.5, "y": -0.5, "z": [0.5, -0.5], "plane": ("z0", "z1")}
     at.run()
-    captions = [c for element in at.get("image") for c in element.captions]
-    assert "every class in this style" in captions and "decoded" in captions
+    assert not at.exception and _plane(at)["klass"] == 7
+    decoded = {c: v for element in at.get("image") for c, v in zip(element.captions, element.value)}
+    assert "every class in this style" in decoded and "decoded" in decoded
+    at.session_state["latent_map_class"] = 1
+    at.run()
+    again = {c: v for element in at.get("image") for c, v in zip(element.captions, element.value)}
+    assert again["decoded"] != decoded["decoded"]  # the pinned style drawn as the other class
 
 
 def test_reconstruct_corrupts_once_and_shows_every_models_reconstruction(run, kind_folder):

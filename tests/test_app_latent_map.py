@@ -4,17 +4,19 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.clicks import click_from_selection, overlay_nodes
+from ui.latent_plane import pinned_record
 from vae_core import inference, umap_view
 from vae_core.checkpoint import load_checkpoint, read_info
 from vae_core.data import load_test_set
 from vae_core.projection import fit_pca, pca_plane, slice_plane
 
+ROOT = Path(__file__).resolve().parent.parent
 HOME = "../app.py"
 PAGE = "../app_pages/1_Latent_Map.py"
 CLICK_KEY, PICKED_KEY = "latent_map_click", "latent_map_picked"
@@ -42,14 +44,15 @@ def wide_mu(app_checkpoints) -> np.ndarray:
     return inference.encode(model, load_test_set(info.dataset).test_images)[0]
 
 
-def _spec(at: AppTest, index: int = 0) -> dict:
-    return json.loads(at.get("plotly_chart")[index].proto.spec)
+def _plane(at: AppTest, key: str = "lm_plane") -> dict:
+    """The data the page sent to the latent-plane component with this key."""
+    found = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith(f"-{key}")]
+    assert len(found) == 1, f"no latent plane {key!r}"
+    return json.loads(found[0].json)
 
 
-def _array(value) -> np.ndarray:
-    if isinstance(value, dict):  # plotly ≥ 6 sends numpy data as base64 typed arrays
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value, float)
+def _xy(data: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
 
 
 def _images(at: AppTest) -> dict[str, str]:
@@ -65,13 +68,9 @@ def _markdown(at: AppTest) -> str:
 
 
 def _click(at: AppTest, plane, x: float, y: float) -> None:
-    """What the chart's on_select callback stores for a click on the overlay node nearest (x, y)."""
-    xs, ys = overlay_nodes()
-    node = int(np.argmin(np.hypot(xs - x, ys - y)))
-    event_point = {"curve_number": 0, "point_index": node, "x": float(xs[node]), "y": float(ys[node])}
-    click = click_from_selection([event_point], 0)
-    z = plane.to_latent(np.array([click.x, click.y]))
-    at.session_state[CLICK_KEY] = {"x": click.x, "y": click.y, "z": z.tolist(), "plane": plane.labels}
+    """What the component's pin callback stores for a click on empty space at (x, y): the exact position."""
+    at.session_state[CLICK_KEY] = pinned_record({"x": x, "y": y, "z": plane.to_latent(np.array([x, y])).tolist()},
+                                                plane)
 
 
 def test_home_shows_the_model_the_data_and_the_tour(app, app_checkpoints):
@@ -92,46 +91,47 @@ def test_home_shows_the_model_the_data_and_the_tour(app, app_checkpoints):
     assert not at.warning
 
 
-def test_latent_map_d2_shows_the_map_grid_and_decodes_a_click(app, app_checkpoints):
+def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_checkpoints):
     at = app(PAGE, app_checkpoints.z2.stem)
     at.run()
     assert not at.exception
-    spec = _spec(at)
-    assert spec["layout"]["xaxis"]["range"] == [-3, 3] and spec["layout"]["yaxis"]["scaleanchor"] == "x"
-    assert spec["data"][0]["marker"]["opacity"] == 0  # the invisible click overlay
-    n_points = sum(len(_array(t["customdata"])) for t in spec["data"] if "customdata" in t)
-    test_images = load_test_set(read_info(app_checkpoints.z2).dataset).test_images
-    assert n_points == min(len(test_images), 10_000)  # the whole test set
-    assert spec["layout"]["images"], "the decoded grid is the plot's background"
-    images = _images(at)
-    assert any(caption == "" for caption in images) and "decoded" not in images
-    assert [b.label for b in at.get("download_button")] == ["Grid as PNG", "Latents as CSV"]
+    data = _plane(at)
+    model, info = load_checkpoint(app_checkpoints.z2)
+    test = load_test_set(info.dataset)
+    assert data["extent"] == 3.0 and data["decode"] and data["pad"] and not data["prior_box"]
+    assert data["plane"]["origin"] == [0.0, 0.0] and data["plane"]["axes"] == [[1.0, 0.0], [0.0, 1.0]]
+    # every test image, at its μ, with its label
+    mu = inference.encode(model, test.test_images)[0]
+    assert _xy(data) == pytest.approx(mu[:10_000], abs=1e-5)
+    labels = np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)
+    assert (labels == test.test_labels.numpy()[:10_000]).all()
+    # the weights the browser fetches are this model's, in the exported layout
+    blob = ROOT / "static" / data["model"]["url"].removeprefix("app/static/")
+    weights = np.fromfile(blob, "<f4")
+    assert len(weights) == data["model"]["spec"]["n_floats"]
+    first = data["model"]["spec"]["decoder"][1]
+    assert first["op"] == "linear" and weights[first["w"]:first["w"] + 4].tolist() == pytest.approx(
+        model.decoder[0].weight.detach().numpy().ravel()[:4].tolist())
+    assert [b.label for b in at.get("download_button")] == ["Latents as CSV"]
 
     _click(at, slice_plane(2), -2.71, 2.52)
     at.run()
     assert not at.exception
-    first = _images(at)
-    assert "decoded" in first
-    assert "clicked at (x, y) = (-2.700, 2.500)" in _markdown(at)
-    assert any(c.startswith("#") and "distance" in c for c in first)  # the nearest test image
-    # the clicked spot is marked: its overlay node starts selected
-    xs, ys = overlay_nodes()
-    (node,) = _spec(at)["data"][0]["selectedpoints"]
-    assert (xs[node], ys[node]) == pytest.approx((-2.7, 2.5), abs=1e-5)
+    first_images = _images(at)
+    assert "decoded" in first_images
+    assert "(x, y) = (-2.710, 2.520)" in _markdown(at)  # exactly where it was clicked: no lattice
+    assert any(c.startswith("#") and "distance" in c for c in first_images)  # the nearest test image
+    assert _plane(at)["pinned"] == pytest.approx([-2.71, 2.52])  # the browser marks the pin
 
     _click(at, slice_plane(2), 1.0, -1.5)
     at.run()
-    assert _images(at)["decoded"] != first["decoded"]
-    assert "clicked at (x, y) = (1.000, -1.500)" in _markdown(at)
+    assert _images(at)["decoded"] != first_images["decoded"]
+    assert "(x, y) = (1.000, -1.500)" in _markdown(at)
 
     at.session_state[PICKED_KEY] = 7
     at.run()
     assert any(c.startswith("#7 · class") for c in _images(at))
-    picked = [t for t in _spec(at)["data"][1:] if t.get("selectedpoints")]
-    assert len(picked) == 1 and _array(picked[0]["customdata"])[picked[0]["selectedpoints"][0]] == 7
-
-    at.slider(key="lm_n").set_value(5).run()
-    assert "5 × 5" in _markdown(at)
+    assert _plane(at)["picked"] == 7
 
 
 def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
@@ -140,47 +140,46 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert not at.exception
     d = wide_mu.shape[1]
     assert at.radio(key="lm_view").value == "PCA"
-    spec = _spec(at)
-    assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+    data = _plane(at)
+    assert data["plane"]["labels"][0].startswith("PC1")
     pca = fit_pca(wide_mu)
-    xy = pca.transform(wide_mu)
-    shown = np.concatenate([_array(t["x"]) for t in spec["data"] if "customdata" in t])
-    assert np.sort(shown) == pytest.approx(np.sort(xy[:, 0]), abs=1e-3)
+    assert _xy(data)[:, 0] == pytest.approx(pca.transform(wide_mu)[:, 0], abs=1e-3)
+    # the browser maps (x, y) to mean + x·PC1 + y·PC2
+    plane = pca_plane(pca)
+    assert np.asarray(data["plane"]["origin"]) == pytest.approx(plane.origin, abs=1e-6)
+    assert np.asarray(data["plane"]["axes"]) == pytest.approx(plane.axes, abs=1e-6)
 
-    # a click on the PCA plane decodes mean + x·PC1 + y·PC2
-    _click(at, pca_plane(pca), 0.5, -0.5)
+    _click(at, plane, 0.5, -0.5)
     at.run()
     assert not at.exception and "decoded" in _images(at)
-    z_text = next(c.value for c in at.caption if c.value.startswith("z = ["))
-    z_shown = np.array([float(v) for v in z_text[5:-1].split(",")])
+    z_text = next(m.value for m in at.markdown if "z = [" in m.value).split("z = [")[1].rstrip("]")
+    z_shown = np.array([float(v) for v in z_text.split(",")])
     assert z_shown == pytest.approx(pca.inverse_transform(np.array([[0.5, -0.5]]))[0], abs=0.01)
 
     at.radio(key="lm_view").set_value("Two dims").run()
     assert not at.exception
     # the slice starts on the two dims whose μ varies most (collapsed dims make a flat view)
     order = np.argsort(-wide_mu.var(axis=0))
-    titles = _spec(at)["layout"]
-    assert (titles["xaxis"]["title"]["text"], titles["yaxis"]["title"]["text"]) == (f"z{order[0]}", f"z{order[1]}")
+    assert _plane(at)["plane"]["labels"] == [f"z{order[0]}", f"z{order[1]}"]
     at.selectbox(key="lm_dx").set_value(d - 1).run()
     at.selectbox(key="lm_dy").set_value(0).run()
     assert not at.exception
-    spec = _spec(at)
-    assert spec["layout"]["xaxis"]["title"]["text"] == f"z{d - 1}"
-    assert spec["layout"]["yaxis"]["title"]["text"] == "z0"
-    grid_zero = _images(at)[""]
+    assert _plane(at)["plane"]["labels"] == [f"z{d - 1}", "z0"]
+    assert _plane(at)["plane"]["origin"] == [0.0] * d
 
-    # slicing through a picked point's μ changes the grid; other dims come from that μ
+    # slicing through a picked point's μ: the other dims come from that μ
     at.session_state[PICKED_KEY] = 3
     at.run()
     at.radio(key="lm_base").set_value("picked point's μ").run()
     assert not at.exception
-    assert "other dims at the picked μ" in _markdown(at)
-    assert _images(at)[""] != grid_zero
+    expected_origin = wide_mu[3].astype(float).copy()
+    expected_origin[[d - 1, 0]] = 0.0
+    assert np.asarray(_plane(at)["plane"]["origin"]) == pytest.approx(expected_origin, abs=1e-5)
     plane = slice_plane(d, (d - 1, 0), wide_mu[3])
     _click(at, plane, -2.0, 2.0)
     at.run()
-    z_text = next(c.value for c in at.caption if c.value.startswith("z = ["))
-    z_shown = np.array([float(v) for v in z_text[5:-1].split(",")])
+    z_text = next(m.value for m in at.markdown if "z = [" in m.value).split("z = [")[1].rstrip("]")
+    z_shown = np.array([float(v) for v in z_text.split(",")])
     expected = wide_mu[3].copy()
     expected[[d - 1, 0]] = [-2.0, 2.0]
     assert z_shown == pytest.approx(expected, abs=0.01)
@@ -194,19 +193,23 @@ def test_umap_runs_in_the_background_while_the_page_stays_usable(app, app_checkp
     shipped = umap_view.load_embedding(umap_view.shipped_path(app_checkpoints.wide), umap_view.embedding_key(
         umap_view.file_digest(app_checkpoints.wide), load_test_set(read_info(app_checkpoints.wide).dataset)
         .test_images.numpy())) is not None
+
+    def umap_shown() -> bool:
+        return any(e.proto.id.endswith("-lm_umap") for e in at.get("bidi_component"))
+
     if shipped:  # a shipped model's embedding ships with it: shown at once, nothing computed
-        assert _spec(at)["layout"]["xaxis"]["title"]["text"] == "UMAP 1" and not at.get("progress")
-    else:  # computed in the background: meanwhile a progress bar and the PCA plane, still clickable
-        assert at.get("progress") and _spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+        assert umap_shown() and not at.get("progress")
+    else:  # computed in the background: meanwhile a progress bar and the PCA plane, still live
+        assert at.get("progress") and _plane(at)["plane"]["labels"][0].startswith("PC1")
     deadline = time.monotonic() + 180
-    while _spec(at)["layout"]["xaxis"]["title"]["text"] != "UMAP 1":
+    while not umap_shown():
         assert time.monotonic() < deadline, "UMAP did not finish in 180 s"
-        assert _spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+        assert _plane(at)["plane"]["labels"][0].startswith("PC1")
         time.sleep(1)
         at.run()
         assert not at.exception
     assert not at.get("progress")
-    # the UMAP view is for looking; clicks are decoded on the plane beside it
-    assert len(at.get("plotly_chart")) == 2
-    assert _spec(at, 1)["data"][0]["marker"]["opacity"] == 0
-    assert any("no fast inverse" in c.value for c in at.caption)
+    # the UMAP view is for looking (hover, pick); decoding happens on the plane beside it
+    umap, plane = _plane(at, "lm_umap"), _plane(at)
+    assert not umap["decode"] and len(_xy(umap)) == 10_000
+    assert plane["decode"] and plane["points"] is None

@@ -1,15 +1,17 @@
 """Every page shows a model its own dataset's test images, and only what the decoder draws when those are missing."""
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
-from vae_core.data import TORCHVISION_DATASETS
+from vae_core.data import TORCHVISION_DATASETS, load_test_set
 
 PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py",
          "app_pages/5_Compare.py")
@@ -32,6 +34,11 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _plane(at: AppTest) -> dict:
+    (element,) = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith("-lm_plane")]
+    return json.loads(element.json)
+
+
 def run(page: str, model: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / page), default_timeout=120)
     at.session_state["selected_model"] = model
@@ -41,16 +48,13 @@ def run(page: str, model: str) -> AppTest:
 def test_a_clothing_model_is_shown_clothes_offline(folder):
     at = run("app_pages/1_Latent_Map.py", "fashion_z2")
     assert not at.exception and not at.warning
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    names = [t["name"] for t in spec["data"] if "customdata" in t]
-    assert names == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits 0-9
-    n_points = 0
-    for t in spec["data"]:
-        if "customdata" in t:
-            data = t["customdata"]
-            n_points += len(data) if isinstance(data, list) else len(np.frombuffer(
-                __import__("base64").b64decode(data["bdata"]), dtype=data["dtype"]))
-    assert n_points == 10_000
+    data = _plane(at)
+    assert data["classes"] == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits
+    assert len(np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)) == 10_000
+    # hover tooltips show the model's own test images: the atlas is made of fashion-mnist's
+    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"].removeprefix("app/static/")))
+    first = load_test_set("fashion-mnist").test_images[0].numpy()
+    assert (atlas[:28, :28] == first).all()
     assert any("10,000 test images of bundled fashion-mnist test split" in c.value for c in at.caption)
 
 
@@ -68,8 +72,8 @@ def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder,
     if page != "app_pages/5_Compare.py":  # (Compare also says that these two models differ in more than β)
         assert len(at.warning) == 1, [w.value for w in at.warning]
     if page == "app_pages/1_Latent_Map.py":
-        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-        assert not [t for t in spec["data"] if "customdata" in t]  # no test points of another dataset
-        assert spec["layout"]["images"]  # but the decoded grid, and the plane can be clicked
+        data = _plane(at)
+        assert data["points"] is None  # no test points of another dataset
+        assert data["decode"] and data["model"]["url"]  # but the decoder runs under the pointer
     if page == "app_pages/2_Interpolate.py":
         assert "Test images" not in at.radio(key="interp_source").options

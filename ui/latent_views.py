@@ -19,7 +19,7 @@ import streamlit as st
 from ui.images import tile, to_png_bytes
 from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
-from vae_core import inference, projection, umap_view
+from vae_core import inference, projection, typicality, umap_view
 from vae_core.projection import LatentPlane, fit_pca
 from vae_core.projection import decode_plane
 from vae_core.umap_view import UmapJob
@@ -73,6 +73,19 @@ def decoded_grid(sel: Selection, plane: LatentPlane, n: int, extent: float = inf
     gaps between cells, PNG data URI without gaps and inverted, dark on white, for a plot background under coloured
     points). Encoded once per plane and size, so reruns do not re-encode the images."""
     return _grid(model_key(sel), plane_key(plane), n, float(extent), label, sel, plane)
+
+
+@st.cache_data(show_spinner="Scoring the test set once for this model…", max_entries=16)
+def _test_nelbo(key: tuple, _sel: Selection) -> np.ndarray:
+    return typicality.per_image_nelbo(_sel.model, _sel.data.test_images)
+
+
+def test_nelbo(sel: Selection) -> np.ndarray | None:
+    """Per-image −ELBO of the whole test set (the reference for typicality), computed once per model, or None when
+    the model's test set is not to be had."""
+    if sel.data is None:
+        return None
+    return _test_nelbo(model_key(sel), sel)
 
 
 def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:

@@ -33,6 +33,11 @@ PAGES = (
 )
 
 
+def page_file(title: str) -> str:
+    """The file of the page called `title`, as st.switch_page wants it."""
+    return next(p.file for p in PAGES if p.title == title)
+
+
 @lru_cache(maxsize=None)
 def _blurb(path: Path) -> str:
     try:

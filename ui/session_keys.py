@@ -10,3 +10,4 @@ MODEL_PICKER = "_model_picker"  # the picker's widget key; it follows SELECTED_M
 CLICKED_LATENTS = "clicked_latents"  # latents last clicked on the Latent Map (numpy, most recent last), for Interpolate
 TRAIN_JOB = "train.job_id"  # the training job this session started (stored by ui.training.start_button)
 SWEEP_JOB = "compare.job_id"  # the β sweep this session started, likewise
+DRAWN_DIGITS = "drawn_digits"  # PNGs of digits drawn on the Latent Map's pad and sent to Reconstruct

@@ -1,0 +1,665 @@
+// The live latent plane: test codes, the decoded grid under them, decoding under the pointer, pinning, picking
+// and a drawing pad, all in the browser. Python (ui/latent_plane.py) sends the model once as a static file named by
+// its hash, the plane (z = origin + x·axes[0] + y·axes[1]) and the points; the component reports only pins, picks,
+// the drawn digit and the cVAE's class back.
+
+const LP = (window.__latentPlane = window.__latentPlane || {
+  weights: new Map(), // sha -> Promise<Float32Array>, shared by every instance and rerun
+  images: new Map(), // url -> Promise<HTMLImageElement>
+  states: new WeakMap(), // root element -> state kept across reruns
+  timings: [], // ms from a pointer event to the probe's repaint, read by bench/live_latency.py
+});
+
+const LP_MARGIN = { l: 46, r: 10, t: 10, b: 38 };
+const LP_RADIUS = 3; // marker radius in CSS pixels; a click within it (+1) picks the point
+const LP_PAD_SIDE = 280;
+const LP_PEN = 18; // pen width on the pad: ~2 px strokes once a digit is fitted to 20 px, as in MNIST
+
+function lpWeights(url, sha) {
+  if (!LP.weights.has(sha)) {
+    LP.weights.set(sha, (async () => {
+      // The URL is content-addressed, so a stored copy never goes stale: reloads and other pages skip the download.
+      let cache = null, resp = null;
+      try {
+        cache = await caches.open("latent-explorer-models");
+        resp = await cache.match(url);
+      } catch (e) { cache = null; }
+      if (!resp) {
+        resp = await fetch(url);
+        if (!resp.ok) throw new Error("the model's weights could not be loaded (" + resp.status + ")");
+        if (cache) await cache.put(url, resp.clone());
+      }
+      return new Float32Array(await resp.arrayBuffer());
+    })());
+    LP.weights.get(sha).catch(() => LP.weights.delete(sha));
+  }
+  return LP.weights.get(sha);
+}
+
+function lpImage(url) {
+  if (!LP.images.has(url)) {
+    LP.images.set(url, new Promise((resolve, reject) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => reject(new Error("image " + url));
+      img.src = url;
+    }));
+  }
+  return LP.images.get(url);
+}
+
+function lpB64(text, Type) {
+  const bin = atob(text);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new Type(bytes.buffer);
+}
+
+function lpNiceStep(span) {
+  const raw = span / 6, p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p;
+  return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+function lpPaintImage(canvas, p, shape) {
+  const [, h, w] = shape;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    const v = Math.round(255 * p[i]);
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+class LatentPlane {
+  constructor(root) {
+    this.root = root;
+    this.q = (name) => root.querySelector('[data-lp="' + name + '"]');
+    this.base = this.q("base");
+    this.overlay = this.q("plane");
+    this.probe = this.q("probe");
+    this.tooltip = this.q("tooltip");
+    this.pad = this.q("pad");
+    this.strokes = [];
+    this.view = null;
+    this.gridCanvas = document.createElement("canvas");
+    this.gridToken = 0;
+    this.pointer = null; // plane coordinates under the pointer (or moved by the keys)
+    this.hover = -1;
+    this.drawnCode = null;
+    this.bind();
+    new ResizeObserver(() => this.layout()).observe(root);
+  }
+
+  // --- data ------------------------------------------------------------------------------------------------------
+  async update(data, api) {
+    this.api = api;
+    const prev = this.data || {};
+    this.data = data;
+    this.root.classList.toggle("lp-no-decode", !data.decode);
+    this.root.classList.toggle("lp-no-pad", !data.pad);
+    this.root.dataset.ready = "0";
+    if (!prev.points || prev.points.key !== (data.points && data.points.key)) {
+      const pts = data.points;
+      this.xy = pts ? lpB64(pts.xy, Float32Array) : new Float32Array(0);
+      this.labels = pts ? lpB64(pts.labels, Uint8Array) : new Uint8Array(0);
+      this.atlas = pts && pts.atlas ? lpImage(pts.atlas) : null;
+    }
+    if (!this.view || prev.view_key !== data.view_key) this.resetView();
+    this.klass = data.klass ?? 0;
+    this.buildToolbar();
+    this.buildLegend();
+    this.layout();
+    if (data.model) {
+      try {
+        this.W = await lpWeights(data.model.url, data.model.sha);
+      } catch (e) {
+        this.q("status").textContent = String(e.message || e);
+        return;
+      }
+      if (this.data !== data) return; // a newer render arrived meanwhile
+      this.spec = data.model.spec;
+      const [c, h, w] = this.spec.image_shape;
+      this.probe.width = w;
+      this.probe.height = h;
+      for (const name of ["recon"]) {
+        const cv = this.q(name);
+        cv.width = w;
+        cv.height = h;
+      }
+      if (!prev.model || prev.model.sha !== data.model.sha || prev.view_key !== data.view_key) this.drawnCode = null;
+      this.decodeGrid();
+      if (this.pointer) this.paintProbe(this.pointer, null);
+      if (this.strokes.length) this.encodePad(false);
+    }
+    this.root.dataset.ready = "1";
+  }
+
+  resetView() {
+    const e = this.data.extent;
+    this.view = { cx: 0, cy: 0, span: 2 * e * 1.04 };
+  }
+
+  latent(x, y) {
+    const { origin, axes } = this.data.plane;
+    return origin.map((o, k) => o + x * axes[0][k] + y * axes[1][k]);
+  }
+
+  project(z) {
+    const { origin, axes } = this.data.plane;
+    let x = 0, y = 0;
+    for (let k = 0; k < z.length; k++) {
+      x += (z[k] - origin[k]) * axes[0][k];
+      y += (z[k] - origin[k]) * axes[1][k];
+    }
+    return [x, y];
+  }
+
+  // --- layout and coordinates ------------------------------------------------------------------------------------
+  layout() {
+    const host = this.q("plot");
+    const size = Math.max(240, Math.min(host.clientWidth || 480, 640));
+    const dpr = window.devicePixelRatio || 1;
+    for (const cv of [this.base, this.overlay]) {
+      cv.style.width = cv.style.height = size + "px";
+      cv.width = cv.height = Math.round(size * dpr);
+      cv.getContext("2d").setTransform(dpr, 0, 0, dpr, 0, 0);
+    }
+    host.style.height = size + "px";
+    this.size = size;
+    this.drawBase();
+    this.drawOverlay();
+  }
+
+  area() {
+    const w = this.size - LP_MARGIN.l - LP_MARGIN.r, h = this.size - LP_MARGIN.t - LP_MARGIN.b;
+    return { x: LP_MARGIN.l, y: LP_MARGIN.t, w, h };
+  }
+
+  toScreen(x, y) {
+    const a = this.area(), v = this.view;
+    return [a.x + ((x - v.cx) / v.span + 0.5) * a.w, a.y + (0.5 - (y - v.cy) / v.span) * a.h];
+  }
+
+  toPlane(sx, sy) {
+    const a = this.area(), v = this.view;
+    return [v.cx + ((sx - a.x) / a.w - 0.5) * v.span, v.cy + (0.5 - (sy - a.y) / a.h) * v.span];
+  }
+
+  inside(sx, sy) {
+    const a = this.area();
+    return sx >= a.x && sx <= a.x + a.w && sy >= a.y && sy <= a.y + a.h;
+  }
+
+  // --- drawing ---------------------------------------------------------------------------------------------------
+  drawBase() {
+    if (!this.data || !this.size) return;
+    const ctx = this.base.getContext("2d"), a = this.area(), d = this.data;
+    ctx.clearRect(0, 0, this.size, this.size);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(a.x, a.y, a.w, a.h);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(a.x, a.y, a.w, a.h);
+    ctx.clip();
+    if (this.gridShown() && this.gridCanvas.width) {
+      const [x0, y0] = this.toScreen(-d.extent, d.extent), [x1, y1] = this.toScreen(d.extent, -d.extent);
+      ctx.imageSmoothingEnabled = false;
+      ctx.globalAlpha = this.xy.length ? 0.55 : 1;
+      ctx.drawImage(this.gridCanvas, x0, y0, x1 - x0, y1 - y0);
+      ctx.globalAlpha = 1;
+    }
+    this.drawTicks(ctx, a, true);
+    if (d.prior_box) {
+      const [x0, y0] = this.toScreen(-3, 3), [x1, y1] = this.toScreen(3, -3);
+      ctx.setLineDash([6, 4]);
+      ctx.strokeStyle = "#444";
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.setLineDash([]);
+    }
+    const n = this.labels.length, colors = d.colors;
+    this.sx = new Float32Array(n);
+    this.sy = new Float32Array(n);
+    ctx.globalAlpha = 0.8;
+    for (let i = 0; i < n; i++) {
+      const [sx, sy] = this.toScreen(this.xy[2 * i], this.xy[2 * i + 1]);
+      this.sx[i] = sx;
+      this.sy[i] = sy;
+      if (sx < a.x - 4 || sx > a.x + a.w + 4 || sy < a.y - 4 || sy > a.y + a.h + 4) continue;
+      ctx.fillStyle = colors[this.labels[i] % colors.length];
+      ctx.beginPath();
+      ctx.arc(sx, sy, LP_RADIUS, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+    this.drawMarks(ctx);
+    ctx.restore();
+    this.drawTicks(ctx, a, false);
+  }
+
+  drawTicks(ctx, a, lines) {
+    const v = this.view, step = lpNiceStep(v.span);
+    ctx.font = "11px sans-serif";
+    ctx.fillStyle = "#555";
+    ctx.strokeStyle = "rgba(0,0,0,0.08)";
+    ctx.lineWidth = 1;
+    for (const axis of [0, 1]) {
+      const lo = (axis ? v.cy : v.cx) - v.span / 2, hi = lo + v.span;
+      for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) {
+        const label = Math.abs(t) < 1e-9 ? "0" : +t.toPrecision(6) + "";
+        if (axis === 0) {
+          const [sx] = this.toScreen(t, 0);
+          if (lines) { ctx.beginPath(); ctx.moveTo(sx, a.y); ctx.lineTo(sx, a.y + a.h); ctx.stroke(); }
+          else { ctx.textAlign = "center"; ctx.fillText(label, sx, a.y + a.h + 14); }
+        } else {
+          const [, sy] = this.toScreen(0, t);
+          if (lines) { ctx.beginPath(); ctx.moveTo(a.x, sy); ctx.lineTo(a.x + a.w, sy); ctx.stroke(); }
+          else { ctx.textAlign = "right"; ctx.fillText(label, a.x - 5, sy + 4); }
+        }
+      }
+    }
+    if (!lines) {
+      const [tx, ty] = this.data.plane.labels;
+      ctx.fillStyle = "#222";
+      ctx.font = "12px sans-serif";
+      ctx.textAlign = "center";
+      ctx.fillText(tx, a.x + a.w / 2, a.y + a.h + 32);
+      ctx.save();
+      ctx.translate(12, a.y + a.h / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(ty, 0, 0);
+      ctx.restore();
+      ctx.strokeStyle = "#999";
+      ctx.strokeRect(a.x, a.y, a.w, a.h);
+    }
+  }
+
+  // marks sent by the page: a path (Interpolate), placed codes with σ ellipses (Reconstruct), the picked point
+  drawMarks(ctx) {
+    const d = this.data;
+    if (d.picked != null && d.picked < this.labels.length) {
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.arc(this.sx[d.picked], this.sy[d.picked], LP_RADIUS + 4, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    for (const m of d.marks || []) {
+      if (m.path) {
+        ctx.strokeStyle = m.color || "#000";
+        ctx.lineWidth = 2.5;
+        ctx.beginPath();
+        m.path.forEach(([x, y], i) => { const [sx, sy] = this.toScreen(x, y); i ? ctx.lineTo(sx, sy) : ctx.moveTo(sx, sy); });
+        ctx.stroke();
+        for (const [x, y] of m.path) {
+          const [sx, sy] = this.toScreen(x, y);
+          ctx.fillStyle = "#fff";
+          ctx.beginPath(); ctx.arc(sx, sy, 3.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+        }
+      }
+      if (m.at) this.drawCode(ctx, m.at, m.cov, m.color || "#000", m.label);
+    }
+    if (d.pinned) this.drawPin(ctx, d.pinned[0], d.pinned[1], "#d00");
+  }
+
+  drawPin(ctx, x, y, color) {
+    const [sx, sy] = this.toScreen(x, y);
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.moveTo(sx - 8, sy); ctx.lineTo(sx + 8, sy); ctx.moveTo(sx, sy - 8); ctx.lineTo(sx, sy + 8);
+    ctx.stroke();
+  }
+
+  // a code at plane point `at` with the 2×2 covariance `cov` of its projected posterior: 1σ and 2σ ellipses
+  drawCode(ctx, at, cov, color, label) {
+    const [sx, sy] = this.toScreen(at[0], at[1]);
+    if (cov) {
+      const [[a, b], [, c]] = cov, tr = (a + c) / 2, det = Math.sqrt(((a - c) / 2) ** 2 + b * b);
+      const l1 = tr + det, l2 = Math.max(tr - det, 0), angle = 0.5 * Math.atan2(2 * b, a - c);
+      const px = this.area().w / this.view.span;
+      ctx.strokeStyle = color;
+      for (const k of [1, 2]) {
+        ctx.lineWidth = k === 1 ? 2 : 1;
+        ctx.beginPath();
+        ctx.ellipse(sx, sy, k * Math.sqrt(l1) * px, k * Math.sqrt(l2) * px, -angle, 0, 2 * Math.PI);  // screen y points down
+        ctx.stroke();
+      }
+    }
+    ctx.fillStyle = color;
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(sx, sy - 7); ctx.lineTo(sx + 6, sy + 4); ctx.lineTo(sx - 6, sy + 4); ctx.closePath();
+    ctx.fill(); ctx.stroke();
+    if (label) { ctx.fillStyle = "#000"; ctx.font = "bold 12px sans-serif"; ctx.textAlign = "left"; ctx.fillText(label, sx + 8, sy - 6); }
+  }
+
+  drawOverlay() {
+    if (!this.size) return;
+    const ctx = this.overlay.getContext("2d");
+    ctx.clearRect(0, 0, this.size, this.size);
+    if (this.hover >= 0) {
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.arc(this.sx[this.hover], this.sy[this.hover], LP_RADIUS + 2, 0, 2 * Math.PI);
+      ctx.stroke();
+    } else if (this.pointer && this.data.decode) {
+      const [sx, sy] = this.toScreen(this.pointer[0], this.pointer[1]);
+      ctx.strokeStyle = "rgba(0,0,0,0.7)";
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.arc(sx, sy, 6, 0, 2 * Math.PI); ctx.stroke();
+    }
+    if (this.drawnCode) {
+      const { mu, logvar } = this.drawnCode;
+      const at = this.project(mu);
+      let cov = null;
+      if (logvar) {
+        const { axes } = this.data.plane, v = logvar.map(Math.exp);
+        const dot = (p, q) => v.reduce((s, vk, k) => s + p[k] * vk * q[k], 0);
+        cov = [[dot(axes[0], axes[0]), dot(axes[0], axes[1])], [dot(axes[1], axes[0]), dot(axes[1], axes[1])]];
+      }
+      this.drawCode(ctx, at, cov, "#e4007c", "drawn");
+    }
+  }
+
+  gridShown() {
+    const box = this.q("show-grid");
+    return box ? box.checked : true;
+  }
+
+  // The n×n decoded grid over [-extent, extent]², a few rows per task so the pointer stays live meanwhile.
+  decodeGrid() {
+    if (!this.W || !this.data.decode) return;
+    const token = ++this.gridToken, n = +this.q("grid-n").value, e = this.data.extent, spec = this.spec;
+    const [, h, w] = spec.image_shape;
+    const canvas = this.gridCanvas;
+    canvas.width = n * w;
+    canvas.height = n * h;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(n * w, n * h);
+    let row = 0;
+    const work = () => {
+      if (token !== this.gridToken) return;
+      const until = performance.now() + 12;
+      while (row < n && performance.now() < until) {
+        const y = e - (row + 0.5) * (2 * e / n);
+        for (let col = 0; col < n; col++) {
+          const x = -e + (col + 0.5) * (2 * e / n);
+          const p = lpDecode(spec, this.W, this.latent(x, y), this.klass);
+          for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
+            const v = 255 - Math.round(255 * p[r * w + c]), o = 4 * ((row * h + r) * n * w + col * w + c);
+            img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
+            img.data[o + 3] = 255;
+          }
+        }
+        row++;
+      }
+      ctx.putImageData(img, 0, 0);
+      this.drawBase();
+      if (row < n) setTimeout(work, 0);
+      else this.root.dataset.gridN = String(n);
+    };
+    work();
+  }
+
+  // Decodes plane point `at` into the probe, with data-z set in the same frame as the paint.
+  paintProbe(at, eventTime) {
+    if (!this.W || !this.data.decode) return;
+    const z = this.latent(at[0], at[1]);
+    const p = lpDecode(this.spec, this.W, z, this.klass);
+    lpPaintImage(this.probe, p, this.spec.image_shape);
+    this.probe.dataset.z = JSON.stringify(z);
+    if (eventTime != null) LP.timings.push(performance.now() - eventTime);
+    this.q("coords").textContent = "x = " + at[0].toFixed(3) + ", y = " + at[1].toFixed(3) +
+      (z.length > 2 ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+  }
+
+  // --- pointer, keys, pad ----------------------------------------------------------------------------------------
+  pointAt(sx, sy) {
+    let best = -1, bestD = (LP_RADIUS + 1) ** 2;
+    for (let i = 0; i < this.labels.length; i++) {
+      const dx = this.sx[i] - sx, dy = this.sy[i] - sy, dd = dx * dx + dy * dy;
+      if (dd <= bestD) { bestD = dd; best = i; }
+    }
+    return best;
+  }
+
+  local(ev) {
+    const r = this.overlay.getBoundingClientRect();
+    return [ev.clientX - r.left, ev.clientY - r.top];
+  }
+
+  showTooltip(i, sx, sy) {
+    const tip = this.tooltip, pts = this.data.points;
+    if (i < 0) { tip.style.display = "none"; return; }
+    tip.style.display = "block";
+    tip.style.left = Math.min(sx + 14, this.size - 110) + "px";
+    tip.style.top = Math.max(sy - 90, 0) + "px";
+    const name = this.data.classes[this.labels[i]] ?? this.labels[i];
+    this.q("tip-text").textContent = "#" + (pts.index_offset + i) + " · " + name;
+    const cv = this.q("tip-image");
+    if (this.atlas) {
+      this.atlas.then((img) => {
+        if (this.hover !== i) return;
+        const [, h, w] = pts.image_shape, cols = pts.atlas_cols;
+        const ctx = cv.getContext("2d");
+        cv.width = w; cv.height = h;
+        ctx.drawImage(img, (i % cols) * w, Math.floor(i / cols) * h, w, h, 0, 0, w, h);
+      });
+    }
+  }
+
+  bind() {
+    const ov = this.overlay;
+    let down = null;
+    ov.addEventListener("pointermove", (ev) => {
+      const [sx, sy] = this.local(ev);
+      if (down) {
+        if (Math.hypot(sx - down.sx, sy - down.sy) > 4) down.dragged = true;
+        if (down.dragged) {
+          const a = this.area();
+          this.view.cx = down.cx - (sx - down.sx) / a.w * this.view.span;
+          this.view.cy = down.cy + (sy - down.sy) / a.h * this.view.span;
+          this.drawBase();
+        }
+      }
+      if (!this.inside(sx, sy)) return;
+      this.hover = this.pointAt(sx, sy);
+      this.showTooltip(this.hover, sx, sy);
+      this.pointer = this.toPlane(sx, sy);
+      this.paintProbe(this.pointer, ev.timeStamp);
+      this.drawOverlay();
+    });
+    ov.addEventListener("pointerleave", () => { this.hover = -1; this.showTooltip(-1); this.drawOverlay(); });
+    ov.addEventListener("pointerdown", (ev) => {
+      const [sx, sy] = this.local(ev);
+      down = { sx, sy, cx: this.view.cx, cy: this.view.cy, dragged: false };
+      ov.setPointerCapture(ev.pointerId);
+      ov.focus({ preventScroll: true });
+    });
+    ov.addEventListener("pointerup", (ev) => {
+      const [sx, sy] = this.local(ev), was = down;
+      down = null;
+      if (!was || was.dragged || !this.inside(sx, sy)) return;
+      const i = this.pointAt(sx, sy);
+      if (i >= 0) this.api.setTriggerValue("pick", this.data.points.index_offset + i);
+      else if (this.data.decode) this.pin(this.toPlane(sx, sy));
+    });
+    ov.addEventListener("wheel", (ev) => {
+      ev.preventDefault();
+      const [sx, sy] = this.local(ev), [px, py] = this.toPlane(sx, sy), f = Math.exp(ev.deltaY * 0.0015);
+      this.view.cx = px + (this.view.cx - px) * f;
+      this.view.cy = py + (this.view.cy - py) * f;
+      this.view.span *= f;
+      this.drawBase();
+      this.drawOverlay();
+    }, { passive: false });
+    ov.addEventListener("dblclick", () => { this.resetView(); this.drawBase(); this.drawOverlay(); });
+    ov.addEventListener("keydown", (ev) => {
+      const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+      if (!this.data.decode) return;
+      if (moves[ev.key]) {
+        ev.preventDefault();
+        const step = this.view.span / 100 * (ev.shiftKey ? 10 : 1), [dx, dy] = moves[ev.key];
+        const at = this.pointer || [this.view.cx, this.view.cy];
+        this.pointer = [at[0] + dx * step, at[1] + dy * step];
+        this.hover = -1;
+        this.paintProbe(this.pointer, ev.timeStamp);
+        this.drawOverlay();
+      } else if ((ev.key === "Enter" || ev.key === " ") && this.pointer) {
+        ev.preventDefault();
+        this.pin(this.pointer);
+      }
+    });
+    this.bindPad();
+  }
+
+  pin(at) {
+    this.data.pinned = at;
+    this.drawBase();
+    this.api.setTriggerValue("pin", { x: at[0], y: at[1], z: this.latent(at[0], at[1]), klass: this.klass });
+  }
+
+  bindPad() {
+    const pad = this.pad, ctx = pad.getContext("2d");
+    pad.width = pad.height = LP_PAD_SIDE;
+    let stroke = null;
+    const at = (ev) => {
+      const r = pad.getBoundingClientRect();
+      return [(ev.clientX - r.left) * LP_PAD_SIDE / r.width, (ev.clientY - r.top) * LP_PAD_SIDE / r.height];
+    };
+    pad.addEventListener("pointerdown", (ev) => {
+      ev.preventDefault();
+      pad.setPointerCapture(ev.pointerId);
+      stroke = [at(ev)];
+      this.strokes.push(stroke);
+      this.redrawPad();
+    });
+    pad.addEventListener("pointermove", (ev) => {
+      if (!stroke) return;
+      stroke.push(at(ev));
+      this.redrawPad();
+    });
+    const end = () => {
+      if (!stroke) return;
+      stroke = null;
+      this.encodePad(true);
+    };
+    pad.addEventListener("pointerup", end);
+    pad.addEventListener("pointercancel", end);
+    this.q("clear").addEventListener("click", () => { this.strokes = []; this.redrawPad(); this.encodePad(true); });
+    this.q("undo").addEventListener("click", () => { this.strokes.pop(); this.redrawPad(); this.encodePad(true); });
+    this.redrawPad();
+  }
+
+  redrawPad() {
+    const ctx = this.pad.getContext("2d");
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, LP_PAD_SIDE, LP_PAD_SIDE);
+    ctx.strokeStyle = ctx.fillStyle = "#fff";
+    ctx.lineWidth = LP_PEN;
+    ctx.lineCap = ctx.lineJoin = "round";
+    for (const s of this.strokes) {
+      ctx.beginPath();
+      s.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      if (s.length === 1) { ctx.arc(s[0][0], s[0][1], LP_PEN / 2, 0, 2 * Math.PI); ctx.fill(); }
+      else ctx.stroke();
+    }
+  }
+
+  // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python.
+  encodePad(report) {
+    if (!this.W) return;
+    const raw = this.pad.getContext("2d").getImageData(0, 0, LP_PAD_SIDE, LP_PAD_SIDE).data;
+    const level = new Float32Array(LP_PAD_SIDE * LP_PAD_SIDE);
+    for (let i = 0; i < level.length; i++) level[i] = raw[4 * i] / 255;
+    const x = lpPadToInput(level, LP_PAD_SIDE);
+    const recon = this.q("recon");
+    if (!x) {
+      this.drawnCode = null;
+      delete this.pad.dataset.mu;
+      recon.getContext("2d").clearRect(0, 0, recon.width, recon.height);
+      this.drawOverlay();
+      if (report) this.api.setStateValue("drawn", null);
+      return;
+    }
+    const code = lpEncode(this.spec, this.W, x, this.klass);
+    this.drawnCode = code;
+    this.pad.dataset.mu = JSON.stringify(code.mu);
+    lpPaintImage(recon, lpDecode(this.spec, this.W, code.mu, this.klass), this.spec.image_shape);
+    this.drawOverlay();
+    if (report) {
+      let bin = "";
+      for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
+      this.api.setStateValue("drawn", { pixels: btoa(bin), mu: code.mu, klass: this.klass });
+    }
+  }
+
+  // --- controls in the component (no rerun) ----------------------------------------------------------------------
+  buildToolbar() {
+    const d = this.data, sel = this.q("klass");
+    sel.parentElement.style.display = d.class_picker ? "" : "none";
+    if (d.class_picker && sel.options.length !== d.classes.length) {
+      sel.innerHTML = "";
+      d.classes.forEach((name, i) => sel.add(new Option(name, String(i))));
+      sel.onchange = () => {
+        this.klass = +sel.value;
+        this.decodeGrid();
+        if (this.pointer) this.paintProbe(this.pointer, null);
+        if (this.strokes.length) this.encodePad(true);
+        this.api.setStateValue("klass", this.klass);
+      };
+    }
+    if (d.class_picker) sel.value = String(this.klass);
+    const n = this.q("grid-n");
+    if (!this.gridInit) {
+      n.value = String(d.grid_n);
+      this.q("show-grid").checked = d.show_grid;
+      this.gridInit = true;
+    }
+    n.oninput = () => { this.q("grid-n-text").textContent = n.value + " × " + n.value; this.decodeGrid(); };
+    this.q("grid-n-text").textContent = n.value + " × " + n.value;
+    this.q("show-grid").onchange = () => this.drawBase();
+    this.q("reset").onclick = () => { this.resetView(); this.drawBase(); this.drawOverlay(); };
+    this.q("save-grid").onclick = () => {
+      const link = document.createElement("a");
+      link.download = (d.name || "grid") + "_grid_" + n.value + ".png";
+      const out = document.createElement("canvas");
+      out.width = this.gridCanvas.width; out.height = this.gridCanvas.height;
+      const octx = out.getContext("2d");
+      octx.filter = "invert(1)"; // the background is dark on white; the saved grid is as the model draws it
+      octx.drawImage(this.gridCanvas, 0, 0);
+      link.href = out.toDataURL("image/png");
+      link.click();
+    };
+  }
+
+  buildLegend() {
+    const legend = this.q("legend"), d = this.data;
+    legend.innerHTML = "";
+    if (!this.labels.length) return;
+    d.classes.forEach((name, i) => {
+      const item = document.createElement("span");
+      item.className = "lp-chip";
+      item.innerHTML = '<i style="background:' + d.colors[i % d.colors.length] + '"></i>';
+      item.append(document.createTextNode(name));
+      legend.append(item);
+    });
+  }
+}
+
+export default function (component) {
+  const { data, parentElement, setStateValue, setTriggerValue } = component;
+  const root = parentElement.querySelector(".lp-root");
+  let plane = LP.states.get(root);
+  if (!plane) {
+    plane = new LatentPlane(root);
+    LP.states.set(root, plane);
+    root.__lp = plane; // for tests and bench/live_latency.py: toScreen / toPlane and the points' screen positions
+  }
+  plane.update(data, { setStateValue, setTriggerValue });
+}
