@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vae_core import evaluate, inference, jobs
-from vae_core.checkpoint import load_checkpoint, read_info
+from vae_core.checkpoint import load_checkpoint, load_trajectory, read_info
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.models import VAE
@@ -250,14 +250,49 @@ def test_registry_clear_stops_running_jobs(tmp_path):
     assert not job.running and job.stop_requested
 
 
-def test_sweep_saves_one_model_per_beta(tmp_path):
-    spec = jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(beta=1.0), (0.5, 4.0), iw_samples=0)
+def test_sweep_trains_its_models_together_and_saves_one_per_beta(tmp_path, monkeypatch):
+    calls = []
+    real_together = jobs.fit_together
+    monkeypatch.setattr(jobs, "fit_together", lambda models, *a, **k: calls.append(len(models)) or real_together(models, *a, **k))
+    monkeypatch.setattr(jobs, "fit", lambda *a, **k: pytest.fail("a sweep member was trained alone"))
+    spec = jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(beta=1.0, epochs=2), (0.5, 4.0), iw_samples=0)
     view = run(spec)
-    assert view.state == jobs.FINISHED and view.n_runs == 2
+    assert calls == [2]
+    assert view.state == jobs.FINISHED and view.n_runs == 2 and view.progress == 1.0
     assert [s.path.name for s in view.saved] == ["sw_beta0.5.pt", "sw_beta4.pt"]
-    assert [read_info(s.path).beta for s in view.saved] == [0.5, 4.0]
+    infos = [read_info(s.path) for s in view.saved]
+    assert [i.beta for i in infos] == [0.5, 4.0] and [len(i.history) for i in infos] == [2, 2]
+    assert infos[0].metrics["kl"] > infos[1].metrics["kl"]
+    # the view ends on the last member: its curves, its history and its last snapshot
+    assert view.run_index == 1 and [h["epoch"] for h in view.history] == [1, 2] and view.snapshot.epoch == 2
+    assert view.history[-1]["test_elbo"] == infos[1].history[-1]["test_elbo"] and view.steps
+    # each member recorded its own history: the same moments, its own codes
+    first, last = (load_trajectory(s.path) for s in view.saved)
+    assert first.epochs[-1] == last.epochs[-1] == 2.0 and np.array_equal(first.epochs, last.epochs)
+    assert not np.array_equal(first.mu[-1], last.mu[-1])
+    assert np.array_equal(view.trajectory().mu, last.mu)
     with pytest.raises(jobs.JobError, match="already exists"):
         jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(), (4.0,))
+
+
+def test_a_diverged_sweep_member_fails_the_job_and_the_others_are_saved(tmp_path):
+    view = run(jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(), (1.0, 1e38), iw_samples=0))
+    assert view.state == jobs.FAILED
+    assert view.error.startswith("β = 1e+38: training diverged") and view.error.endswith(
+        "; 1 other model(s) of the sweep were saved")
+    assert [s.path.name for s in view.saved] == ["sw_beta1.pt"] and not (tmp_path / "sw_beta1e+38.pt").exists()
+
+
+def test_stopping_a_sweep_saves_every_member_where_it_stopped(tmp_path):
+    job = jobs.TrainingJob(jobs.sweep_spec("st", tmp_path, TINY, tiny_train(epochs=500), (0.5, 4.0), iw_samples=5))
+    job.start()
+    wait_for(lambda: len(job.view().history) >= 1)
+    job.stop()
+    assert job.join(60)
+    view = job.view()
+    assert view.state == jobs.STOPPED and [s.status for s in view.saved] == ["stopped", "stopped"]
+    lengths = {len(read_info(s.path).history) for s in view.saved}
+    assert len(lengths) == 1 and 1 <= lengths.pop() < 500  # trained together: both stopped at the same step
 
 
 def test_decoded_plane_is_the_decode_grid_on_the_latent_axes():

@@ -1,5 +1,5 @@
-"""Background training for the app: a job trains one model or a β sweep in a worker thread, and a process-wide
-registry runs one job at a time.
+"""Background training for the app: a job trains one model or a β sweep (its models at once, vae_core.sweep) in a
+worker thread, and a process-wide registry runs one job at a time.
 
 The worker thread does all of a job's work (load, fit, snapshots, evaluation, saves) and touches only its own job
 object: metrics and snapshots go in under a lock, and the page reads a consistent copy with `view()`. A stop event is
@@ -35,7 +35,9 @@ from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
 from .models import LatentModel
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
-from .train import EpochMetrics, StepMetrics, device_label, fit, pick_device, prepare_model
+from .sweep import fit_together
+from .train import EpochMetrics, StepMetrics, TrainResult, device_label, fit, pick_device, prepare_model
+from .trajectory import Trajectory, TrajectoryRecorder
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ def sweep_spec(
     name: str, folder: str | os.PathLike, model_config: ModelConfig, train_config: TrainConfig, betas: tuple[float, ...],
     replace_existing: bool = False, iw_samples: int = IW_SAMPLES,
 ) -> JobSpec:
-    """One model per β, trained in turn with otherwise equal settings, saved as <name>_beta<B>.pt."""
+    """One model per β with otherwise equal settings, trained together (vae_core.sweep), saved as <name>_beta<B>.pt."""
     stem = sanitize_name(name)
     folder = _writable(Path(folder))
     if not betas:
@@ -186,6 +188,8 @@ class JobView:
     steps: tuple[tuple[float, float, float, float], ...]  # (epoch as a fraction, −ELBO, recon, KL) every LOG_EVERY steps
     history: tuple[dict[str, float], ...]  # per-epoch metrics of the current model
     snapshot: Snapshot | None
+    recorder: TrajectoryRecorder | None  # the current model's replayable history, while and after it trains
+    n_frames: int  # how many of the recorder's frames existed when this view was made
     saved: tuple[SavedModel, ...]
     unsaved: tuple[UnsavedModel, ...]
     error: str | None
@@ -194,6 +198,10 @@ class JobView:
     @property
     def running(self) -> bool:
         return self.state == RUNNING
+
+    def trajectory(self) -> Trajectory | None:
+        """The history recorded up to this view (frames are only ever appended, so the first n_frames stay put)."""
+        return None if self.recorder is None else Trajectory.from_frames(self.recorder, self.recorder.frames[:self.n_frames])
 
 
 Save = Callable[[], object]
@@ -213,6 +221,7 @@ class _State:
     steps: list[tuple[float, float, float, float]] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     snapshot: Snapshot | None = None
+    recorder: TrajectoryRecorder | None = None
     saved: list[SavedModel] = field(default_factory=list)
     unsaved: dict[Path, tuple[UnsavedModel, Save]] = field(default_factory=dict)  # with the write to retry
     error: str | None = None
@@ -281,6 +290,7 @@ class TrainingJob:
                 n_runs=len(self.spec.runs), run_label=run.label, kind=run.model_config.kind, epochs=run.train_config.epochs, epoch=s.epoch,
                 progress=s.progress, eta=s.eta, images_per_s=s.images_per_s, device=s.device,
                 class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history), snapshot=s.snapshot,
+                recorder=s.recorder, n_frames=0 if s.recorder is None else len(s.recorder.frames),
                 saved=tuple(s.saved), unsaved=unsaved, error=s.error, message=_outcome(s.state, s.saved, unsaved),
             )
 
@@ -319,29 +329,73 @@ class TrainingJob:
 
     def _run_all(self) -> None:
         runs = self.spec.runs
-        datasets: dict[str, ImageDataset] = {}
-        for index, run in enumerate(runs):
-            if self._stop.is_set():
-                break
-            self._set(run_index=index, steps=[], history=[], snapshot=None, epoch=0,
-                      phase=f"loading {run.train_config.dataset}", progress=index / len(runs))
-            name = run.train_config.dataset
-            if name not in datasets:
-                datasets[name] = self._loader(name)
-            data = datasets[name]
-            self._set(class_names=data.class_names)
-            model, _ = prepare_model(run.model_config, run.train_config)
-            result_status, message = self._train(index, run, model, data)
-            if result_status == "diverged":
-                done = f"; {len(self._state.saved)} model(s) of the sweep were saved before" if index else ""
-                self._fail(f"{run.label}: {message}{done}" if len(runs) > 1 else message)
-                return
+        self._set(phase=f"loading {runs[0].train_config.dataset}")
+        data = self._loader(runs[0].train_config.dataset)  # a sweep's members share their dataset (sweep_spec)
+        self._set(class_names=data.class_names)
+        if len(runs) == 1:
+            model, _ = prepare_model(runs[0].model_config, runs[0].train_config)
+            status, message = self._train(0, runs[0], model, data)
+            failure = message if status == "diverged" else ""
+        else:
+            failure = self._train_together(data)
+        if failure:
+            self._fail(failure)
+            return
         with self._lock:
             s = self._state
             s.state = STOPPED if self._stop.is_set() else FINISHED
             s.phase = "stopped" if self._stop.is_set() else "finished"
             s.progress = 1.0 if s.state == FINISHED else s.progress
             s.eta = 0.0 if s.state == FINISHED else None
+
+    def _train_together(self, data: ImageDataset) -> str:
+        """Train a sweep's members at once (vae_core.sweep); then evaluate and save each in turn. The live view follows
+        the first member while all train, then shows each member's own curves and last snapshot as it is saved.
+        Returns what to tell the user when a member diverged ("" otherwise); the others are saved all the same."""
+        runs = self.spec.runs
+        models = [prepare_model(run.model_config, run.train_config)[0] for run in runs]
+        recorders = [TrajectoryRecorder(data, run.train_config.epochs, model.latent_dim) for run, model in zip(runs, models)]
+        steps: list[list[tuple[float, float, float, float]]] = [[] for _ in runs]
+        histories: list[list[dict[str, float]]] = [[] for _ in runs]
+        map_idx, example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
+        last_snapshot = -math.inf
+
+        def snapshot(model: LatentModel, epoch: int) -> None:
+            nonlocal last_snapshot
+            snap = take_snapshot(model, data, epoch, map_idx, example_idx)
+            last_snapshot = time.monotonic()
+            self._set(snapshot=snap)
+
+        def on_step(k: int, m: StepMetrics) -> None:
+            with self._lock:
+                steps[k].append((m.epoch - 1 + m.step / m.steps_per_epoch, m.recon + m.kl, m.recon, m.kl))
+                if k == 0:
+                    s = self._state
+                    s.progress, s.eta, s.images_per_s, s.epoch = m.progress, m.eta, m.images_per_s, m.epoch
+
+        def on_epoch(k: int, m: EpochMetrics, trained: LatentModel) -> None:
+            with self._lock:
+                histories[k].append(m.to_dict())
+            if k == 0 and time.monotonic() - last_snapshot >= self._snapshot_interval:
+                snapshot(trained, m.epoch)
+
+        snapshot(models[0], 0)
+        self._set(run_index=0, steps=steps[0], history=histories[0], recorder=recorders[0],
+                  device=device_label(pick_device(runs[0].train_config.device)),
+                  phase=f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
+        results = fit_together(models, data, [run.train_config for run in runs], on_step=on_step, on_epoch=on_epoch,
+                               stop=self._stop, recorders=recorders)
+        failures = []
+        for k, (run, result) in enumerate(zip(runs, results)):
+            self._set(run_index=k, steps=steps[k], history=histories[k], recorder=recorders[k])
+            if result.history:
+                snapshot(result.model, len(result.history))
+            if result.status == "diverged":
+                failures.append(f"{run.label}: {result.message}")
+            elif result.history:
+                self._evaluate_and_save(run, result, data, recorders[k].to_payload())
+        saved = f"; {len(self._state.saved)} other model(s) of the sweep were saved" if failures and self._state.saved else ""
+        return "; ".join(failures) + saved
 
     def _train(self, index: int, run: RunSpec, model: LatentModel, data: ImageDataset) -> tuple[str, str]:
         n_runs = len(self.spec.runs)
@@ -374,13 +428,23 @@ class TrainingJob:
                 snapshot(m.epoch)
 
         snapshot(0)
-        self._set(phase=f"training {run.label}", device=device_label(pick_device(run.train_config.device)))
-        result = fit(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop)
+        recorder = TrajectoryRecorder(data, run.train_config.epochs, model.latent_dim)
+        self._set(phase=f"training {run.label}", device=device_label(pick_device(run.train_config.device)),
+                  recorder=recorder)
+        result = fit(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop,
+                     recorder=recorder)
         epochs_done = len(result.history)
         if epochs_done and self._state.snapshot.epoch != epochs_done:
             snapshot(epochs_done)
         if result.status == "diverged" or epochs_done == 0:  # nothing worth saving
             return result.status, result.message
+        self._evaluate_and_save(run, result, data, recorder.to_payload())
+        return result.status, result.message
+
+    def _evaluate_and_save(self, run: RunSpec, result: TrainResult, data: ImageDataset,
+                           trajectory: dict[str, torch.Tensor] | None = None) -> None:
+        """The test metrics of a trained model, then its checkpoint with its recorded history (kept in memory for
+        `save_again` if the write fails)."""
         # The importance-weighted bound costs k decoder passes per test image, most of the time between Stop and a
         # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare measures it if shown.
         iw_samples = self.spec.iw_samples if result.status == "finished" else 0
@@ -391,8 +455,7 @@ class TrainingJob:
                  "message": result.message, "trained_in": "app"}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
                    lambda: save_checkpoint(run.path, result.model, run.train_config, data.name, result.history, metrics,
-                                           extra=extra))
-        return result.status, result.message
+                                           extra=extra, trajectory=trajectory))
 
     def _save(self, model: SavedModel, save: Save) -> None:
         """Write one model; when the write fails, keep the model (and the write) for `save_again`, with the reason."""
