@@ -234,8 +234,9 @@ def compare_section(selected: str | None) -> None:
 
 
 def sweep_section() -> None:
-    st.markdown("Train one model per β with otherwise equal settings, one after the other, as one background job. "
-                "Each is saved as `<name>_beta<β>.pt` and appears in **Compare trained models** (and every model picker).")
+    st.markdown("Train one model per β with otherwise equal settings, all at once (one batched network, the same "
+                "batches), as one background job. Each is saved as `<name>_beta<β>.pt` and appears in **Compare "
+                "trained models** (and every model picker).")
     with st.expander("Sweep settings", expanded=registry.active() is None):
         try:
             model_config, train_config = training.settings_form(

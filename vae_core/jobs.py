@@ -231,7 +231,7 @@ Loader = Callable[[str], ImageDataset]
 
 
 class TrainingJob:
-    """Trains the runs of a JobSpec one after the other in a daemon thread."""
+    """Trains the runs of a JobSpec (one model, or a sweep's models together) in a daemon thread."""
 
     def __init__(self, spec: JobSpec, *, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, loader: Loader = load_dataset) -> None:
         if not spec.runs:
