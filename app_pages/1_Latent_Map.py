@@ -7,6 +7,7 @@ import streamlit as st
 from ui import latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
 from ui.latent_plane import latent_plane, pinned_record
+from ui.map_overlays import remember_latent
 from ui.plots import code_extent
 from vae_core import inference, typicality
 from vae_core.data import class_names as dataset_classes
@@ -15,7 +16,6 @@ from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned position, written by the callback
 PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
 CLASS_KEY = "latent_map_class"  # the class a conditional model draws, picked in the component
-MAX_RECENT = 10  # pinned latents kept for the Interpolate page
 MAX_POINTS = 10_000
 VIEWS = ("Two dims", "PCA", "UMAP")
 PLANE_KEY, UMAP_KEY = "lm_plane", "lm_umap"
@@ -26,8 +26,7 @@ def on_pin(key: str, plane: LatentPlane) -> None:
     if record is None:
         return
     st.session_state[CLICK_KEY] = record
-    recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
-    st.session_state[session_keys.CLICKED_LATENTS] = [*recent, np.asarray(record["z"], np.float32)][-MAX_RECENT:]
+    remember_latent(np.asarray(record["z"], np.float32))
 
 
 def on_pick(key: str) -> None:
@@ -74,8 +73,7 @@ def drawn_panel(sel: shared.Selection, drawn: dict) -> None:
             st.switch_page(navigation.page_file("Reconstruct"))
         if b.button("Send to Interpolate", key="lm_send_interp", width="stretch",
                     help="The drawn digit's μ joins the pinned points; the last two are the path's ends."):
-            recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
-            st.session_state[session_keys.CLICKED_LATENTS] = [*recent, np.asarray(drawn["mu"], np.float32)][-MAX_RECENT:]
+            remember_latent(np.asarray(drawn["mu"], np.float32))
             st.switch_page(navigation.page_file("Interpolate"))
 
 

@@ -6,7 +6,8 @@ import streamlit as st
 
 from ui import latent_views, map_overlays, session_keys
 from ui.images import tile, to_gif_bytes, to_png_bytes
-from ui.plots import add_path
+from ui.latent_plane import Mark
+from ui.plots import PATH_COLOR
 from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 
@@ -145,8 +146,11 @@ def main() -> None:
             st.caption("A 1-D latent space has no plane to draw the path on.")
         else:
             plane = latent_views.default_plane(sel)
-            fig = add_path(map_overlays.latent_figure(sel, plane), plane.project(path), name=f"{method} path, A → B")
-            st.plotly_chart(fig, key="interp_map")
+            xy = plane.project(path)
+            map_overlays.overlay_plane(sel, plane, "interp_plane", [Mark(path=xy.tolist(), dots=True, color=PATH_COLOR)],
+                                       reach=xy, on_pin=lambda: map_overlays.pin_to_latents("interp_plane", plane))
+            st.caption(f"{method} path, A (large dot) → B. Move over the plane to decode any spot; click empty space "
+                       "to pin it: the last two pins are the **Clicked points** endpoints.")
             note = map_overlays.view_note(sel)
             if note:
                 st.caption(f"{note} A straight path stays straight in this view; a great circle need not look like one.")

@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from ui import latent_views, map_overlays, shared
+from ui.latent_plane import Mark
 from ui.session_keys import DRAWN_DIGITS
 from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
 from ui.shared import Selection, open_page
@@ -199,12 +200,14 @@ def main() -> None:
         else:
             plane = latent_views.default_plane(sel)
             centres = plane.project(mu)
-            fig = map_overlays.latent_figure(sel, plane)
+            marks = []
             if k:
-                outlines = [ellipse(c, cov, k) for c, cov in zip(centres, projected_covariances(plane.axes, sigma))]
-                map_overlays.add_ellipses(fig, outlines, f"{k:g}σ of q(z|x)")
-            map_overlays.add_points(fig, centres, [r.name for r in results])
-            st.plotly_chart(fig, key="recon_map")
+                marks += [Mark(path=ellipse(c, cov, k).tolist(), closed=True, fill="rgba(255, 200, 0, 0.35)")
+                          for c, cov in zip(centres, projected_covariances(plane.axes, sigma))]
+            marks += [Mark(at=c.tolist(), label=str(i + 1)) for i, c in enumerate(centres)]
+            reach = np.concatenate([centres, *(m.path for m in marks if m.path)]) if marks else centres
+            map_overlays.overlay_plane(sel, plane, "recon_plane", marks, reach=np.asarray(reach),
+                                       on_pin=lambda: map_overlays.pin_to_latents("recon_plane", plane))
             note = map_overlays.view_note(sel)
             if note:
                 st.caption(f"{note} Each ellipse is the exact projection of that image's diagonal-Gaussian "

@@ -83,7 +83,9 @@ def empty_spots(geom: dict, count: int, clearance_px: float = 14.0) -> list[tupl
 
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
     """Draws strokes given in pad fractions (0..1) with the mouse."""
-    box = page.locator(PAD).bounding_box()
+    pad = page.locator(f"{PAD} >> visible=true")
+    pad.wait_for(timeout=60_000)  # after a page switch the old page's (padless) plane may linger a moment
+    box = pad.bounding_box()
     for stroke in strokes:
         points = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in stroke]
         page.mouse.move(*points[0])

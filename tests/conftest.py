@@ -1,6 +1,7 @@
 """Shared fixtures: real data when present, a running app, and Debian's Chromium through Playwright."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -165,3 +166,10 @@ def page_app(monkeypatch, app_checkpoints):
         return at
 
     return make
+
+
+def plane_data(at, key: str = "lm_plane") -> dict:
+    """What a page sent to the live latent-plane component mounted with `key` (AppTest cannot run its JavaScript)."""
+    found = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith(f"-{key}")]
+    assert len(found) == 1, f"no latent plane {key!r}"
+    return json.loads(found[0].json)

@@ -1,14 +1,14 @@
 """The Interpolate page in AppTest: endpoints from test images, clicked points and uploads; the strip, the GIF, the path."""
 from __future__ import annotations
 
-import base64
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from conftest import plane_data
 from streamlit.testing.v1 import app_test as app_test_module
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
@@ -45,16 +45,8 @@ def _downloads(at: AppTest, media) -> tuple[Image.Image, Image.Image]:
 
 
 def _path(at: AppTest) -> np.ndarray:
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    (trace,) = [t for t in spec["data"] if str(t.get("name", "")).endswith("path, A → B")]
-    return np.column_stack([_array(trace["x"]), _array(trace["y"])])
-
-
-def _array(value) -> np.ndarray:
-    """Plotly ≥ 6 sends numpy data as base64 typed arrays."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value, float)
+    (mark,) = [m for m in plane_data(at, "interp_plane")["marks"] if m.get("dots")]
+    return np.asarray(mark["path"])
 
 
 def _strip_width(steps: int) -> int:

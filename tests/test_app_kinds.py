@@ -3,7 +3,6 @@ trained here by the CLI on mnist-sample."""
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, SHIPPED
+from conftest import ROOT, SHIPPED, plane_data
 
 PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py", "app_pages/4_Train.py",
          "app_pages/5_Compare.py")
@@ -58,15 +57,10 @@ def test_every_page_runs_with_every_kind(run, page, kind):
     assert not at.error
 
 
-def _plane(at: AppTest) -> dict:
-    (element,) = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith("-lm_plane")]
-    return json.loads(element.json)
-
-
 @pytest.mark.parametrize("kind", ["ae", "dae"])
 def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
     at = run("app_pages/1_Latent_Map.py", kind)
-    data = _plane(at)
+    data = plane_data(at)
     xy = np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
     assert data["extent"] >= 3 and data["extent"] >= np.abs(xy).max()  # every code is on the map
     assert data["prior_box"]
@@ -76,12 +70,12 @@ def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
 
 def test_a_cvae_draws_the_class_picked_and_a_clicked_style_in_every_class(run):
     at = run("app_pages/1_Latent_Map.py", "cvae")
-    data = _plane(at)
+    data = plane_data(at)
     assert data["class_picker"] and data["klass"] == 0 and data["model"]["spec"]["n_classes"] == 10
     at.session_state["latent_map_class"] = 7  # what the component reports when its class picker changes
     at.session_state["latent_map_click"] = {"x": 0.5, "y": -0.5, "z": [0.5, -0.5], "plane": ("z0", "z1")}
     at.run()
-    assert not at.exception and _plane(at)["klass"] == 7
+    assert not at.exception and plane_data(at)["klass"] == 7
     decoded = {c: v for element in at.get("image") for c, v in zip(element.captions, element.value)}
     assert "every class in this style" in decoded and "decoded" in decoded
     at.session_state["latent_map_class"] = 1

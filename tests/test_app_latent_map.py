@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from conftest import plane_data
 
 from ui.latent_plane import pinned_record
 from vae_core import inference, umap_view
@@ -42,13 +43,6 @@ def wide_mu(app_checkpoints) -> np.ndarray:
     """The d > 2 model's test-set μ, computed here independently of the app."""
     model, info = load_checkpoint(app_checkpoints.wide)
     return inference.encode(model, load_test_set(info.dataset).test_images)[0]
-
-
-def _plane(at: AppTest, key: str = "lm_plane") -> dict:
-    """The data the page sent to the latent-plane component with this key."""
-    found = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith(f"-{key}")]
-    assert len(found) == 1, f"no latent plane {key!r}"
-    return json.loads(found[0].json)
 
 
 def _xy(data: dict) -> np.ndarray:
@@ -95,7 +89,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     at = app(PAGE, app_checkpoints.z2.stem)
     at.run()
     assert not at.exception
-    data = _plane(at)
+    data = plane_data(at)
     model, info = load_checkpoint(app_checkpoints.z2)
     test = load_test_set(info.dataset)
     assert data["extent"] == 3.0 and data["decode"] and data["pad"] and not data["prior_box"]
@@ -121,7 +115,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     assert "decoded" in first_images
     assert "(x, y) = (-2.710, 2.520)" in _markdown(at)  # exactly where it was clicked: no lattice
     assert any(c.startswith("#") and "distance" in c for c in first_images)  # the nearest test image
-    assert _plane(at)["pinned"] == pytest.approx([-2.71, 2.52])  # the browser marks the pin
+    assert plane_data(at)["pinned"] == pytest.approx([-2.71, 2.52])  # the browser marks the pin
 
     _click(at, slice_plane(2), 1.0, -1.5)
     at.run()
@@ -131,7 +125,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     at.session_state[PICKED_KEY] = 7
     at.run()
     assert any(c.startswith("#7 · class") for c in _images(at))
-    assert _plane(at)["picked"] == 7
+    assert plane_data(at)["picked"] == 7
 
 
 def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
@@ -140,7 +134,7 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert not at.exception
     d = wide_mu.shape[1]
     assert at.radio(key="lm_view").value == "PCA"
-    data = _plane(at)
+    data = plane_data(at)
     assert data["plane"]["labels"][0].startswith("PC1")
     pca = fit_pca(wide_mu)
     assert _xy(data)[:, 0] == pytest.approx(pca.transform(wide_mu)[:, 0], abs=1e-3)
@@ -160,12 +154,12 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert not at.exception
     # the slice starts on the two dims whose μ varies most (collapsed dims make a flat view)
     order = np.argsort(-wide_mu.var(axis=0))
-    assert _plane(at)["plane"]["labels"] == [f"z{order[0]}", f"z{order[1]}"]
+    assert plane_data(at)["plane"]["labels"] == [f"z{order[0]}", f"z{order[1]}"]
     at.selectbox(key="lm_dx").set_value(d - 1).run()
     at.selectbox(key="lm_dy").set_value(0).run()
     assert not at.exception
-    assert _plane(at)["plane"]["labels"] == [f"z{d - 1}", "z0"]
-    assert _plane(at)["plane"]["origin"] == [0.0] * d
+    assert plane_data(at)["plane"]["labels"] == [f"z{d - 1}", "z0"]
+    assert plane_data(at)["plane"]["origin"] == [0.0] * d
 
     # slicing through a picked point's μ: the other dims come from that μ
     at.session_state[PICKED_KEY] = 3
@@ -174,7 +168,7 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert not at.exception
     expected_origin = wide_mu[3].astype(float).copy()
     expected_origin[[d - 1, 0]] = 0.0
-    assert np.asarray(_plane(at)["plane"]["origin"]) == pytest.approx(expected_origin, abs=1e-5)
+    assert np.asarray(plane_data(at)["plane"]["origin"]) == pytest.approx(expected_origin, abs=1e-5)
     plane = slice_plane(d, (d - 1, 0), wide_mu[3])
     _click(at, plane, -2.0, 2.0)
     at.run()
@@ -200,16 +194,16 @@ def test_umap_runs_in_the_background_while_the_page_stays_usable(app, app_checkp
     if shipped:  # a shipped model's embedding ships with it: shown at once, nothing computed
         assert umap_shown() and not at.get("progress")
     else:  # computed in the background: meanwhile a progress bar and the PCA plane, still live
-        assert at.get("progress") and _plane(at)["plane"]["labels"][0].startswith("PC1")
+        assert at.get("progress") and plane_data(at)["plane"]["labels"][0].startswith("PC1")
     deadline = time.monotonic() + 180
     while not umap_shown():
         assert time.monotonic() < deadline, "UMAP did not finish in 180 s"
-        assert _plane(at)["plane"]["labels"][0].startswith("PC1")
+        assert plane_data(at)["plane"]["labels"][0].startswith("PC1")
         time.sleep(1)
         at.run()
         assert not at.exception
     assert not at.get("progress")
     # the UMAP view is for looking (hover, pick); decoding happens on the plane beside it
-    umap, plane = _plane(at, "lm_umap"), _plane(at)
+    umap, plane = plane_data(at, "lm_umap"), plane_data(at)
     assert not umap["decode"] and len(_xy(umap)) == 10_000
     assert plane["decode"] and plane["points"] is None

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, shipped_checkpoint
+from conftest import ROOT, shipped_checkpoint, plane_data
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS, load_test_set
 
@@ -34,11 +33,6 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _plane(at: AppTest) -> dict:
-    (element,) = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith("-lm_plane")]
-    return json.loads(element.json)
-
-
 def run(page: str, model: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / page), default_timeout=120)
     at.session_state["selected_model"] = model
@@ -48,7 +42,7 @@ def run(page: str, model: str) -> AppTest:
 def test_a_clothing_model_is_shown_clothes_offline(folder):
     at = run("app_pages/1_Latent_Map.py", "fashion_z2")
     assert not at.exception and not at.warning
-    data = _plane(at)
+    data = plane_data(at)
     assert data["classes"] == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits
     assert len(np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)) == 10_000
     # hover tooltips show the model's own test images: the atlas is made of fashion-mnist's
@@ -72,7 +66,7 @@ def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder,
     if page != "app_pages/5_Compare.py":  # (Compare also says that these two models differ in more than β)
         assert len(at.warning) == 1, [w.value for w in at.warning]
     if page == "app_pages/1_Latent_Map.py":
-        data = _plane(at)
+        data = plane_data(at)
         assert data["points"] is None  # no test points of another dataset
         assert data["decode"] and data["model"]["url"]  # but the decoder runs under the pointer
     if page == "app_pages/2_Interpolate.py":

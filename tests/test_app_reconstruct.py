@@ -1,9 +1,7 @@
 """The Reconstruct page in AppTest: many uploads at once, good and bad, examples, the map overlays and the cached test-set scores."""
 from __future__ import annotations
 
-import base64
 import io
-import json
 import struct
 import zlib
 
@@ -12,6 +10,8 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from conftest import plane_data
 
 from vae_core import typicality
 from vae_core.checkpoint import read_info
@@ -112,14 +112,10 @@ def _cards(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value]
 
 
-def _traces(at: AppTest) -> list[dict]:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
-
-
-def _array(value) -> np.ndarray:
-    if isinstance(value, dict):  # plotly ≥ 6 sends numpy data as base64 typed arrays
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value, float)
+def _marks(at: AppTest) -> tuple[list[dict], list[np.ndarray]]:
+    """The uploads' codes and their posterior outlines, as sent to the live plane."""
+    marks = plane_data(at, "recon_plane")["marks"]
+    return [m for m in marks if "at" in m], [np.asarray(m["path"]) for m in marks if m.get("closed")]
 
 
 def test_empty_page_invites_an_upload(app):
@@ -162,22 +158,21 @@ def test_examples_ellipses_and_points(app):
     at.button(key="recon_try").click().run()
     assert not at.exception and not at.error
     assert len(_cards(at)) == 3
-    traces = _traces(at)
-    (points,) = [t for t in traces if t.get("name") == "your images"]
-    assert len(_array(points["x"])) == 3
-    one_sigma = [t for t in traces if t.get("name") == "1σ of q(z|x)"]
+    points, one_sigma = _marks(at)
+    assert [p["label"] for p in points] == ["1", "2", "3"]
     assert len(one_sigma) == 3
 
     at.radio(key="recon_ellipse").set_value("2σ").run()
-    two_sigma = [t for t in _traces(at) if t.get("name") == "2σ of q(z|x)"]
-    for small, large in zip(one_sigma, two_sigma):
-        centre = np.array([_array(small["x"])[:-1].mean(), _array(small["y"])[:-1].mean()])  # last point closes it
-        r1 = np.hypot(_array(small["x"]) - centre[0], _array(small["y"]) - centre[1])
-        r2 = np.hypot(_array(large["x"]) - centre[0], _array(large["y"]) - centre[1])
+    _, two_sigma = _marks(at)
+    for point, small, large in zip(points, one_sigma, two_sigma):
+        centre = np.asarray(point["at"])
+        np.testing.assert_allclose(small[:-1].mean(axis=0), centre, atol=1e-6)  # last point closes it
+        r1 = np.hypot(*(small - centre).T)
+        r2 = np.hypot(*(large - centre).T)
         np.testing.assert_allclose(r2, 2 * r1, rtol=1e-3)
 
     at.radio(key="recon_ellipse").set_value("none").run()
-    assert not [t for t in _traces(at) if "q(z|x)" in str(t.get("name"))]
+    assert not _marks(at)[1]
     at.button(key="recon_clear").click().run()
     assert not at.exception and not _cards(at)
 
@@ -188,7 +183,7 @@ def test_wider_latent_space_projects_points_and_ellipses(app, app_checkpoints):
     at.button(key="recon_try").click().run()
     assert not at.exception
     assert any("principal components" in c.value and "exact projection" in c.value for c in at.caption)
-    assert len([t for t in _traces(at) if t.get("name") == "1σ of q(z|x)"]) == 3
+    assert len(_marks(at)[1]) == 3
 
 
 def test_test_set_is_scored_once_per_model(app, app_checkpoints, monkeypatch, digits):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, StreamlitServer
 from test_app_reconstruct import _bad_files, _good_files
-from test_browser_latent_map import click_and_wait, empty_spots, open_latent_map, plot_geometry, to_pixels
+from browser_plane import PINNED, PLANE, SEVEN, draw, empty_spots, geometry, open_plane, to_plane
 from vae_core.data import load_dataset
 
 SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -50,25 +50,35 @@ def test_upload_good_and_bad_files(server, browser_page, tmp_path):
         assert page.locator(f"text={number}. {name}").count() == 1
     body = page.inner_text("body")
     assert "Traceback" not in body
-    assert page.locator(".st-key-recon_map .js-plotly-plot").count() == 1
+    assert page.locator(PLANE).count() == 1  # the uploads on the live plane
 
 
-def test_two_latent_map_clicks_become_the_ends_of_a_path(server, browser_page):
+def test_two_latent_map_pins_become_the_ends_of_a_path_and_a_drawn_digit_goes_to_reconstruct(server, browser_page):
     page = browser_page
-    open_latent_map(page, server.url)
-    geom = plot_geometry(page)
-    src = None
-    for spot in empty_spots(geom, 2):
-        src, _ = click_and_wait(page, *to_pixels(geom, *spot), src)
-        geom = plot_geometry(page)
+    open_plane(page, server.url)
+    for px, py in empty_spots(geometry(page), 2):
+        expected = to_plane(page, px, py)
+        page.mouse.click(px, py)
+        page.wait_for_function("""([x, y]) => { const m = document.body.innerText.match(
+            /\\(x, y\\) = \\((-?[\\d.]+), (-?[\\d.]+)\\)/); return m && Math.abs(+m[1] - x) < 0.002 &&
+            Math.abs(+m[2] - y) < 0.002; }""", arg=list(expected), timeout=30_000)
+    assert PINNED.search(page.inner_text("body"))
 
-    # through the sidebar, not page.goto: a new page load would start a new session without the clicks
+    # through the sidebar, not page.goto: a new page load would start a new session without the pins
     page.locator("[data-testid=stSidebarNav] a", has_text="Interpolate").click()
     page.wait_for_selector("text=Points clicked on the Latent Map", timeout=60_000)
     page.get_by_text("Points clicked on the Latent Map").click()
     page.wait_for_selector("text=Morph (animated GIF)", timeout=60_000)
+    page.wait_for_selector(PLANE, timeout=60_000)  # the path on the live plane
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "interpolate_clicked.png"))
     body = page.inner_text("body")
     assert "second-last click → last click" in body
     assert "Traceback" not in body
+
+    # a digit drawn on the Latent Map's pad, sent to Reconstruct, is reconstructed there like an upload
+    page.locator("[data-testid=stSidebarNav] a", has_text="Latent Map").click()
+    draw(page, SEVEN)
+    page.get_by_role("button", name="Send to Reconstruct").click()
+    page.wait_for_selector("text=1. drawn digit 1.png", timeout=60_000)
+    assert "Traceback" not in page.inner_text("body")

@@ -107,23 +107,19 @@ def _b64(a: np.ndarray) -> str:
 
 @dataclass
 class Mark:
-    """Something the page draws on the plane: a path (plane coordinates), or a code at `at` with the 2×2
-    covariance of its projected posterior."""
+    """Something a page draws on the plane, in plane coordinates: a path (`closed` for an outline, `dots` for its
+    steps), or a labelled code at `at`."""
 
     path: list[list[float]] | None = None
+    closed: bool = False
+    dots: bool = False
+    fill: str = ""
     at: list[float] | None = None
-    cov: list[list[float]] | None = None
     color: str = "#000"
     label: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
-
-
-def projected_cov(plane: LatentPlane, sigma: np.ndarray) -> list[list[float]]:
-    """The 2×2 covariance on `plane` of a diagonal Gaussian with standard deviations `sigma`."""
-    a = np.asarray(plane.axes, np.float64)
-    return (a * np.asarray(sigma, np.float64) ** 2 @ a.T).tolist()
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "", False)}
 
 
 @dataclass

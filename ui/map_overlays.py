@@ -1,4 +1,4 @@
-"""The test set's latent map (ui.plots) with things drawn on top: encoded uploads, numbered, and their posterior ellipses.
+"""The test set's live latent plane (ui.latent_plane) with things drawn on top: paths, encoded uploads, posterior ellipses.
 
 Overlays are drawn in `latent_views.default_plane`, the Latent Map's starting view (the latent axes for d = 2,
 else the plane of the test μ's top two principal components), so a point sits where it would on the Latent Map.
@@ -7,14 +7,19 @@ how a latent vector is written out.
 """
 from __future__ import annotations
 
-import numpy as np
-import plotly.graph_objects as go
+from typing import Callable
 
-from ui import latent_views
-from ui.plots import MARK_COLOR, latent_map
+import numpy as np
+import streamlit as st
+
+from ui import latent_views, session_keys
+from ui.latent_plane import Mark, PlaneEvents, latent_plane, pinned_record
+from ui.plots import code_extent
 from ui.shared import Selection
+from vae_core.inference import GRID_EXTENT
 from vae_core.projection import LatentPlane
 
+MAX_RECENT = 10  # pinned latents kept for the Interpolate page
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # what vae_core.preprocess decodes
 
 
@@ -34,32 +39,25 @@ def view_note(sel: Selection) -> str | None:
             f"({share:.0%} of the variance of its posterior means), as on the Latent Map's PCA view.")
 
 
-def latent_figure(sel: Selection, plane: LatentPlane, height: int = 480) -> go.Figure:
-    """The test set's posterior means in `plane`, axes fitted to everything drawn (uploads may land far out)."""
-    if sel.data is None:
-        return latent_map(axis_titles=plane.labels, clickable=False, height=height)[0]
-    fig, _ = latent_map(plane.project(sel.mu), sel.data.test_labels.numpy(), sel.data.class_names,
-                        axis_titles=plane.labels, extent=None, clickable=False, height=height)
-    return fig
+def overlay_plane(sel: Selection, plane: LatentPlane, key: str, marks: list[Mark], reach: np.ndarray | None = None,
+                  on_pin: Callable[[], None] | None = None) -> PlaneEvents:
+    """The test set's posterior means on `plane` in the live plane (decoded under the pointer), with the page's
+    marks; the view spans every point and `reach` (the marks' plane coordinates: uploads may land far out)."""
+    xy = None if sel.data is None else plane.project(sel.mu)
+    spans = [a for a in (xy, reach) if a is not None and len(a)]
+    extent = code_extent(np.concatenate(spans)) if spans else GRID_EXTENT
+    return latent_plane(sel, plane, extent, key=key, xy=xy,
+                        labels=None if xy is None else sel.data.test_labels.numpy()[:len(xy)],
+                        class_names=sel.class_names, show_grid=False, marks=tuple(marks), on_pin=on_pin)
 
 
-def add_points(fig: go.Figure, xy: np.ndarray, names: list[str], label: str = "your images") -> go.Figure:
-    """Encoded inputs as stars, numbered like their cards below the map."""
-    fig.add_trace(go.Scatter(
-        x=xy[:, 0], y=xy[:, 1], mode="markers+text", name=label, text=[str(i + 1) for i in range(len(xy))],
-        textposition="top right", textfont={"size": 15, "color": MARK_COLOR}, customdata=names,
-        marker={"symbol": "star", "size": 10, "color": "gold", "line": {"color": MARK_COLOR, "width": 1.5}},
-        hovertemplate="%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
-    ))
-    return fig
+def pin_to_latents(key: str, plane: LatentPlane) -> None:
+    """A pin's callback: the pinned latent joins the ones the Interpolate page can use as endpoints."""
+    record = pinned_record(st.session_state[key]["pin"], plane)
+    if record is not None:
+        remember_latent(np.asarray(record["z"], np.float32))
 
 
-def add_ellipses(fig: go.Figure, outlines: list[np.ndarray], label: str) -> go.Figure:
-    """Posterior outlines, one legend entry for all so they toggle together."""
-    for i, outline in enumerate(outlines):
-        fig.add_trace(go.Scatter(
-            x=outline[:, 0], y=outline[:, 1], mode="lines", name=label, legendgroup="ellipses", showlegend=i == 0,
-            fill="toself", fillcolor="rgba(255, 200, 0, 0.35)", line={"color": MARK_COLOR, "width": 1.2},
-            hoverinfo="skip",
-        ))
-    return fig
+def remember_latent(z: np.ndarray) -> None:
+    recent = st.session_state.get(session_keys.CLICKED_LATENTS, [])
+    st.session_state[session_keys.CLICKED_LATENTS] = [*recent, z][-MAX_RECENT:]

@@ -7,7 +7,9 @@ const LP = (window.__latentPlane = window.__latentPlane || {
   weights: new Map(), // sha -> Promise<Float32Array>, shared by every instance and rerun
   images: new Map(), // url -> Promise<HTMLImageElement>
   states: new WeakMap(), // root element -> state kept across reruns
-  timings: [], // ms from a pointer event to the probe's repaint, read by bench/live_latency.py
+  // read by bench/live_latency.py: ms from a pointer event to the probe's repaint, from a pad stroke's end to its μ
+  // on the map, and when (performance.now()) the first plane was ready and its first grid fully decoded
+  timings: [], padTimings: [], firstReady: null, firstGrid: null,
 });
 
 const LP_MARGIN = { l: 46, r: 10, t: 10, b: 38 };
@@ -134,6 +136,7 @@ class LatentPlane {
       if (this.strokes.length) this.encodePad(false);
     }
     this.root.dataset.ready = "1";
+    LP.firstReady = LP.firstReady ?? performance.now();
   }
 
   resetView() {
@@ -276,7 +279,7 @@ class LatentPlane {
     }
   }
 
-  // marks sent by the page: a path (Interpolate), placed codes with σ ellipses (Reconstruct), the picked point
+  // marks sent by the page: paths (Interpolate's, posterior outlines on Reconstruct), labelled codes, the picked point
   drawMarks(ctx) {
     const d = this.data;
     if (d.picked != null && d.picked < this.labels.length) {
@@ -289,17 +292,23 @@ class LatentPlane {
     for (const m of d.marks || []) {
       if (m.path) {
         ctx.strokeStyle = m.color || "#000";
-        ctx.lineWidth = 2.5;
+        ctx.lineWidth = m.closed ? 1.2 : 2.5;
         ctx.beginPath();
         m.path.forEach(([x, y], i) => { const [sx, sy] = this.toScreen(x, y); i ? ctx.lineTo(sx, sy) : ctx.moveTo(sx, sy); });
+        if (m.closed) {
+          ctx.closePath();
+          if (m.fill) { ctx.fillStyle = m.fill; ctx.fill(); }
+        }
         ctx.stroke();
-        for (const [x, y] of m.path) {
-          const [sx, sy] = this.toScreen(x, y);
-          ctx.fillStyle = "#fff";
-          ctx.beginPath(); ctx.arc(sx, sy, 3.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+        if (m.dots) {
+          m.path.forEach(([x, y], i) => {
+            const [sx, sy] = this.toScreen(x, y), end = i === 0 || i === m.path.length - 1;
+            ctx.fillStyle = end ? m.color || "#000" : "#fff";
+            ctx.beginPath(); ctx.arc(sx, sy, end ? 6 : 3.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+          });
         }
       }
-      if (m.at) this.drawCode(ctx, m.at, m.cov, m.color || "#000", m.label);
+      if (m.at) this.drawCode(ctx, m.at, null, m.color || "#000", m.label);
     }
     if (d.pinned) this.drawPin(ctx, d.pinned[0], d.pinned[1], "#d00");
   }
@@ -313,7 +322,7 @@ class LatentPlane {
     ctx.stroke();
   }
 
-  // a code at plane point `at` with the 2×2 covariance `cov` of its projected posterior: 1σ and 2σ ellipses
+  // a code at plane point `at`, with the 1σ and 2σ ellipses of its projected posterior's 2×2 covariance `cov`
   drawCode(ctx, at, cov, color, label) {
     const [sx, sy] = this.toScreen(at[0], at[1]);
     if (cov) {
@@ -384,7 +393,7 @@ class LatentPlane {
     let row = 0;
     const work = () => {
       if (token !== this.gridToken) return;
-      const until = performance.now() + 12;
+      const until = performance.now() + 6; // short slices: a pointer event waits at most this long
       while (row < n && performance.now() < until) {
         const y = e - (row + 0.5) * (2 * e / n);
         for (let col = 0; col < n; col++) {
@@ -401,7 +410,10 @@ class LatentPlane {
       ctx.putImageData(img, 0, 0);
       this.drawBase();
       if (row < n) setTimeout(work, 0);
-      else this.root.dataset.gridN = String(n);
+      else {
+        this.root.dataset.gridN = String(n);
+        LP.firstGrid = LP.firstGrid ?? performance.now();
+      }
     };
     work();
   }
@@ -544,10 +556,10 @@ class LatentPlane {
       stroke.push(at(ev));
       this.redrawPad();
     });
-    const end = () => {
+    const end = (ev) => {
       if (!stroke) return;
       stroke = null;
-      this.encodePad(true);
+      this.encodePad(true, ev.timeStamp);
     };
     pad.addEventListener("pointerup", end);
     pad.addEventListener("pointercancel", end);
@@ -572,7 +584,7 @@ class LatentPlane {
   }
 
   // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python.
-  encodePad(report) {
+  encodePad(report, eventTime = null) {
     if (!this.W) return;
     const raw = this.pad.getContext("2d").getImageData(0, 0, LP_PAD_SIDE, LP_PAD_SIDE).data;
     const level = new Float32Array(LP_PAD_SIDE * LP_PAD_SIDE);
@@ -592,6 +604,7 @@ class LatentPlane {
     this.pad.dataset.mu = JSON.stringify(code.mu);
     lpPaintImage(recon, lpDecode(this.spec, this.W, code.mu, this.klass), this.spec.image_shape);
     this.drawOverlay();
+    if (eventTime != null) LP.padTimings.push(performance.now() - eventTime);
     if (report) {
       let bin = "";
       for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
