@@ -18,6 +18,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
+from ui import history_view
 from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
@@ -37,6 +38,7 @@ POLL_S = 1.0
 START_WAIT_S = 1.5
 STOP_WAIT_S = 10.0
 SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
+HISTORY_POLL_S = 5.0  # the history gains a moment per epoch at most (after the first): no need to redraw it often
 LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 PIXEL_SCALE = 3  # images are upscaled with nearest-neighbour pixels so the browser does not blur them
 
@@ -319,6 +321,17 @@ def render_snapshot(view: JobView) -> None:
                  width="stretch")
 
 
+def render_history(view: JobView) -> None:
+    """The current model's recorded history: replay under a time slider, KL per dimension, active units."""
+    traj = view.trajectory()
+    if traj is None:
+        return
+    st.markdown(f"**Training history**{f' of {view.run_label}' if view.n_runs > 1 else ''}: every recorded moment so far")
+    originals = None if view.snapshot is None else view.snapshot.originals  # the same fixed inputs
+    history_view.render_history(traj, view.class_names, originals, key=f"history-{view.id}-{view.run_index}",
+                                live=view.running)
+
+
 def _live(render, job_id: str, polling: bool) -> None:
     job = registry().get(job_id)
     if job is None:
@@ -337,6 +350,10 @@ def _live_snapshot(job_id: str, polling: bool) -> None:
     _live(render_snapshot, job_id, polling)
 
 
+def _live_history(job_id: str, polling: bool) -> None:
+    _live(render_history, job_id, polling)
+
+
 HIDE_SCRIPT_STOP = "<style>[data-testid='stStatusWidget'] {display: none}</style>"
 
 
@@ -350,3 +367,4 @@ def live_view(job_id: str, running: bool) -> None:
         st.html(HIDE_SCRIPT_STOP)
     st.fragment(_live_progress, run_every=POLL_S if running else None)(job_id, running)
     st.fragment(_live_snapshot, run_every=SNAPSHOT_POLL_S if running else None)(job_id, running)
+    st.fragment(_live_history, run_every=HISTORY_POLL_S if running else None)(job_id, running)

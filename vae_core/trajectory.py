@@ -170,9 +170,14 @@ class Trajectory:
                    recon=np.stack([f.recon for f in frames]), samples=np.stack([f.samples for f in frames]),
                    kl=None if frames[0].kl is None else np.stack([f.kl for f in frames]))
 
+    def active(self, threshold: float = ACTIVE_UNIT_THRESHOLD) -> np.ndarray:
+        """(T, d) whether each dimension is active in each frame, on the followed subset: its μ varies across inputs
+        (Var > threshold, as evaluate.active_units); an inactive unit of a VAE has collapsed onto the prior."""
+        return self.mu.astype(np.float32).var(axis=1) > threshold
+
     def active_units(self, threshold: float = ACTIVE_UNIT_THRESHOLD) -> np.ndarray:
-        """(T,) active units per frame, on the followed subset: dims whose μ varies across inputs (Var > threshold)."""
-        return (self.mu.astype(np.float32).var(axis=1) > threshold).sum(axis=1)
+        """(T,) active units per frame."""
+        return self.active(threshold).sum(axis=1)
 
     @property
     def nbytes(self) -> int:
