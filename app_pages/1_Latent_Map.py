@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import latent_views, navigation, session_keys, shared
+from ui import history_view, latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
 from ui.latent_plane import latent_plane, pinned_record
 from ui.map_overlays import remember_latent
@@ -212,3 +212,6 @@ if has_data:
     st.download_button("Latents as CSV", lambda: latent_views.latents_csv_bytes(sel),
                        file_name=f"{sel.info.name}_test_latents.csv", mime="text/csv", on_click="ignore",
                        help="index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1} per test image")
+
+with st.expander("Training history: replay, KL per dimension, active units"):
+    history_view.model_history(sel)
