@@ -1,4 +1,7 @@
 import gzip
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,6 +56,37 @@ def test_full_mnist_from_a_data_folder(shared_data):
     assert ds.train_images.shape == (60000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
     assert torch.bincount(ds.test_labels).tolist()[:2] == [980, 1135]
     assert "mnist" in available_datasets(shared_data) and "fashion-mnist" in available_datasets(shared_data)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_raw_files_are_read_without_torchvision_into_the_tensors_it_makes(name, shared_data):
+    if missing_files(name, shared_data):
+        pytest.skip(f"full {name} not found in {shared_data}")
+    ours = vae_core.data._load_raw(name, str(shared_data.resolve()))
+    theirs = vae_core.data._load_torchvision(name, str(shared_data.resolve()), False)
+    for field in ("train_images", "train_labels", "test_images", "test_labels"):
+        a, b = getattr(ours, field), getattr(theirs, field)
+        assert a.dtype == b.dtype and torch.equal(a, b), field
+    assert load_dataset(name, shared_data, download=False) is ours
+
+
+def test_full_data_loads_without_importing_torchvision(shared_data):
+    code = ("import sys, vae_core.data as d; ds = d.load_dataset('mnist', sys.argv[1], download=False); "
+            "print(len(ds.train_images), 'torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(shared_data)], capture_output=True, text=True, check=True,
+                         cwd=Path(vae_core.data.__file__).parent.parent)
+    assert out.stdout.split() == ["60000", "False"]
+
+
+def test_a_truncated_raw_file_is_reported_by_name(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for file in RAW_FILES:  # valid headers, but the training images end after 10 bytes of their 47 million
+        dims = 3 if "images" in file else 1
+        sizes = (60000 if file.startswith("train") else 10000, 28, 28)[:dims]
+        (raw / file).write_bytes(bytes((0, 0, 8, dims)) + b"".join(n.to_bytes(4, "big") for n in sizes) + bytes(10))
+    with pytest.raises(DatasetUnavailable, match="^mnist is not available: train-images-idx3-ubyte is not a uint8 IDX"):
+        load_dataset("mnist", tmp_path, download=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ Fashion-MNIST, or a real sample that installs with the requirements."""
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,9 +104,32 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
     if name not in TORCHVISION_DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = resolve_data_dir(data_dir)
+    if not missing_files(name, root):
+        return _load_raw(name, str(root.resolve()))
     if download is None:
         download = not os.environ.get(OFFLINE_ENV)
-    return _load_torchvision(name, str(root.resolve()), bool(download and missing_files(name, root)))
+    return _load_torchvision(name, str(root.resolve()), bool(download))
+
+
+@lru_cache(maxsize=4)
+def _load_raw(name: str, root: str) -> ImageDataset:
+    """The four IDX files read directly: the same tensors torchvision makes, without its ~1.6 s import."""
+    _, folder, classes = TORCHVISION_DATASETS[name]
+    raw = Path(root) / folder / "raw"
+    try:
+        train_x, train_y, test_x, test_y = (_read_idx(raw / f, 3 if "images" in f else 1) for f in RAW_FILES)
+    except (OSError, ValueError) as exc:
+        raise DatasetUnavailable(f"{name} is not available: {exc}. Put the four uncompressed IDX files "
+                                 f"({', '.join(RAW_FILES)}) in {raw} again, or delete them to download them") from exc
+    return ImageDataset(
+        name=name,
+        train_images=torch.from_numpy(train_x.copy()),
+        train_labels=torch.from_numpy(train_y.astype(np.int64)),
+        test_images=torch.from_numpy(test_x.copy()),
+        test_labels=torch.from_numpy(test_y.astype(np.int64)),
+        class_names=classes,
+        source=f"full {name} from {Path(root) / folder}",
+    )
 
 
 @lru_cache(maxsize=4)
@@ -163,9 +187,14 @@ def _has_bundle(name: str) -> bool:
 
 
 def _read_idx(path: Path, dims: int) -> np.ndarray:
-    """A gzipped uint8 IDX file: 4 magic bytes, `dims` big-endian int32 sizes, then the bytes."""
-    data = gzip.decompress(path.read_bytes())
+    """A uint8 IDX file, gzipped when its name ends in .gz: magic 0 0 8 `dims`, `dims` big-endian int32 sizes, then
+    the bytes. ValueError names the file when it is not that (a truncated or foreign file)."""
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    if data[:4] != bytes((0, 0, 8, dims)) or len(data) != 4 + 4 * dims + math.prod(shape):
+        raise ValueError(f"{path.name} is not a uint8 IDX file of {dims} dimensions with all its bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
