@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import model_panels, session_keys, shared, training
+from ui import history_view, model_panels, session_keys, shared, training, traversal_view
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -231,6 +231,40 @@ def compare_section(selected: str | None) -> None:
     for col, (info, panel, names) in zip(st.columns(max(len(panels), MIN_COLUMNS)), panels):
         with col:
             show_column(info, panel, names, tint)
+    collapse_and_traversals([info for info, _, _ in panels], label)
+
+
+def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> None:
+    """Per model, in the same columns: KL per dimension over training with the active units, then the latent
+    traversals from one shared start (a test image, or the origin)."""
+    slots = max(len(models), MIN_COLUMNS)
+    st.markdown("**Posterior collapse over training.** The KL of each latent dimension at each recorded moment "
+                "(rows z0, z1, …), and how many dimensions stay active.")
+    st.caption(history_view.COLLAPSED_LINE)
+    for col, info in zip(st.columns(slots), models):
+        with col:
+            history_view.model_collapse(info)
+
+    datasets = {info.name: shared.dataset(info.dataset)[0] for info in models}
+    st.markdown("**Latent traversals.** Each row sweeps one latent dimension from −3 to 3 with the others held at "
+                "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
+                "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
+    c_from, c_index, c_image = st.columns([2, 1, 1], vertical_alignment="bottom")
+    origin = c_from.radio("Start from", ("a test image", "the origin z = 0"), horizontal=True,
+                          key="compare.traverse_from")
+    start = None
+    if origin == "a test image":
+        n = min(len(data.test_images) for data in datasets.values())
+        start = int(c_index.number_input("Test image #", 0, n - 1, step=1, key="compare.traverse_index"))
+        first = next(iter(datasets.values()))
+        c_image.image(to_png_bytes(first.test_images[start].numpy(), 2), caption=f"#{start}")
+    for col, info in zip(st.columns(slots), models):
+        data = datasets[info.name]
+        # a conditional model keeps the class of the start image, or draws the class picked above from the origin
+        drawn = int(data.test_labels[start]) if start is not None else (label if label is not None else 0)
+        with col:
+            st.markdown(header(info))
+            traversal_view.show(info, data, start, drawn)
 
 
 def sweep_section() -> None:

@@ -223,3 +223,21 @@ def model_history(sel: shared.Selection) -> None:
         return
     test_images = None if sel.data is None else sel.data.test_images
     render_history(traj, sel.class_names, originals_of(traj, test_images), key=f"history-{sel.info.name}-{shared.stamp(sel.info.path)}")
+
+
+def model_collapse(info: CheckpointInfo) -> None:
+    """For Compare, one model's column: its KL heat map and active units over training, compact."""
+    if info.model_config.kind not in ("vae", "cvae"):
+        st.caption("no posterior, so no KL: nothing to collapse")
+        return
+    traj = stored_history(info)
+    if traj is None:
+        st.caption("saved without a training history")
+        return
+    if isinstance(traj, str):
+        st.warning(traj)
+        return
+    st.plotly_chart(kl_heatmap_figure(traj, height=70 + 14 * traj.kl.shape[1]), key=f"collapse-kl-{info.name}",
+                    config={"displayModeBar": False})
+    st.plotly_chart(active_units_figure(traj, height=190), key=f"collapse-active-{info.name}",
+                    config={"displayModeBar": False})
