@@ -36,7 +36,7 @@ else:
         if d >= 2:
             plane = latent_views.default_plane(sel)
             drawn = 0 if sel.conditional else None  # a conditional model draws one class across its style plane
-            grid_png, _ = latent_views.decoded_grid(sel, plane, TOUR_GRID, label=drawn)
+            grid_png = latent_views.decoded_grid(sel, plane, TOUR_GRID, label=drawn)
             what = f" (class {sel.class_names[drawn]})" if drawn is not None else ""
             st.image(grid_png, width="stretch",
                      caption=f"What {info.name} draws{what} across [-3, 3]² of {plane.labels[0]} / {plane.labels[1]}")

@@ -1,46 +1,24 @@
-"""The latent-map figure: the decoded grid under its nodes, and test points winning the pointer over the click lattice."""
+"""The small latent-map figure (live training, Compare) and the extent that holds an autoencoder's codes."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from ui.clicks import OVERLAY_NODES, node_index, overlay_nodes
-from ui.plots import MARGINS, POINT_SIZE, clear_of_points, grid_image_bounds, latent_map, node_clearance
-from vae_core.inference import GRID_EXTENT, grid_axis
+from ui.plots import CLASS_COLORS, code_extent, latent_map
+from vae_core.inference import GRID_EXTENT
 
 
-def test_no_lattice_node_lies_within_two_marker_radii_of_a_point():
-    rng = np.random.default_rng(0)
-    xy = rng.normal(size=(2000, 2)).astype(np.float32)
-    height = 560
-    clearance = node_clearance(GRID_EXTENT, height)
-    px_per_unit = (height - MARGINS["t"] - MARGINS["b"]) / (2 * GRID_EXTENT)
-    assert clearance * px_per_unit >= 2 * POINT_SIZE - 1e-9  # four radii, in screen pixels
-    ox, oy = clear_of_points(*overlay_nodes(), xy, clearance)
-    live = np.isfinite(ox)
-    assert 0 < live.sum() < len(ox)  # some nodes were cleared, most of the empty plane stays clickable
-    nodes = np.column_stack([ox[live], oy[live]])
-    gaps = np.linalg.norm(nodes[:, None, :] - xy[None, :, :], axis=2).min(axis=1)
-    assert gaps.min() >= clearance
-    # cleared nodes keep their place: a live node's index still maps back to its own coordinates
-    for k in np.flatnonzero(live)[::997]:
-        assert node_index(ox[k], oy[k]) == k
+def test_one_trace_per_class_on_equal_axes():
+    xy = np.array([[0.0, 0.0], [1.0, -1.0], [2.0, 2.0]], np.float32)
+    fig = latent_map(xy, np.array([0, 1, 1]), ("zero", "one"))
+    assert [t.name for t in fig.data] == ["zero", "one"]
+    assert list(fig.data[1].customdata) == [1, 2]  # test-set indices ride along for the hover
+    assert fig.data[1].marker.color == CLASS_COLORS[1]
+    assert fig.layout.xaxis.range == (-GRID_EXTENT, GRID_EXTENT) and fig.layout.yaxis.scaleanchor == "x"
 
 
-def test_the_figure_clears_nodes_under_points_and_keeps_the_lattice_size():
-    xy = np.array([[0.0, 0.0], [1.0, -1.0]], np.float32)
-    fig, overlay = latent_map(xy, np.array([0, 1]), ("0", "1"))
-    nodes = fig.data[overlay]
-    assert len(nodes.x) == OVERLAY_NODES**2
-    cleared = [k for k, x in enumerate(nodes.x) if x is None or not np.isfinite(x)]
-    assert node_index(0.0, 0.0) in cleared and node_index(1.0, -1.0) in cleared
-    assert node_index(2.0, 2.0) not in cleared
-
-
-def test_grid_image_bounds_put_cell_centres_on_grid_nodes():
-    n = 5
-    left, top, size = grid_image_bounds(n)
-    step = size / n
-    centres = left + step / 2 + step * np.arange(n)
-    assert np.allclose(centres, grid_axis(n))
-    assert top - step / 2 == pytest.approx(GRID_EXTENT)
+def test_code_extent_holds_every_code_and_never_shrinks_below_the_prior_square():
+    assert code_extent(np.zeros((0, 2))) == GRID_EXTENT
+    assert code_extent(np.array([[0.5, -1.0]])) == GRID_EXTENT
+    far = np.array([[10.2, -3.0], [1.0, 40.1]])
+    extent = code_extent(far)
+    assert extent >= np.abs(far).max() and extent % 0.5 == 0

@@ -17,7 +17,6 @@ import pandas as pd
 import streamlit as st
 
 from ui.images import tile, to_png_bytes
-from ui.plots import png_data_uri
 from ui.shared import Selection, shown_path, stamp, trained_dir
 from vae_core import inference, projection, typicality, umap_view
 from vae_core.projection import LatentPlane, fit_pca
@@ -62,16 +61,14 @@ def plane_key(plane: LatentPlane) -> tuple[bytes, bytes]:
 
 @st.cache_data(show_spinner="Decoding the grid…", max_entries=64)
 def _grid(key: tuple, plane_id: tuple, n: int, extent: float, label: int | None, _sel: Selection,
-          _plane: LatentPlane) -> tuple[bytes, str]:
-    images = decode_plane(_sel.model, _plane, n, extent, label)
-    return to_png_bytes(tile(images, GRID_PAD)), png_data_uri(1.0 - tile(images))
+          _plane: LatentPlane) -> bytes:
+    return to_png_bytes(tile(decode_plane(_sel.model, _plane, n, extent, label), GRID_PAD))
 
 
 def decoded_grid(sel: Selection, plane: LatentPlane, n: int, extent: float = inference.GRID_EXTENT,
-                 label: int | None = None) -> tuple[bytes, str]:
-    """The n×n grid over [-extent, extent]² of `plane` (of class `label` for a conditional model): (PNG with thin
-    gaps between cells, PNG data URI without gaps and inverted, dark on white, for a plot background under coloured
-    points). Encoded once per plane and size, so reruns do not re-encode the images."""
+                 label: int | None = None) -> bytes:
+    """The n×n grid over [-extent, extent]² of `plane` (of class `label` for a conditional model) as a PNG with thin
+    gaps between cells, decoded and encoded once per plane and size."""
     return _grid(model_key(sel), plane_key(plane), n, float(extent), label, sel, plane)
 
 

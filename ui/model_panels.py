@@ -90,8 +90,8 @@ def map_figure(info: CheckpointInfo, snap: Snapshot, class_names: tuple[str, ...
     """The snapshot's latent map; an autoencoder's codes on their own extent with the prior's square drawn on top."""
     probabilistic = info.model_config.kind in ("vae", "cvae")
     extent = None if probabilistic else code_extent(snap.points)
-    fig, _ = latent_map(snap.points, snap.labels, class_names, axis_titles=snap.plane.labels,
-                        extent=3.0 if probabilistic else extent, clickable=False, height=height)
+    fig = latent_map(snap.points, snap.labels, class_names, axis_titles=snap.plane.labels,
+                     extent=3.0 if probabilistic else extent, height=height)
     if not probabilistic:
         add_prior_box(fig)
     fig.update_layout(showlegend=False, margin=dict(l=40, r=5, t=5, b=35))

@@ -293,8 +293,7 @@ def render_progress(view: JobView) -> None:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _map_figure(job_id: str, run_index: int, epoch: int, _view: JobView) -> go.Figure:
     snap = _view.snapshot
-    return latent_map(snap.points, snap.labels, _view.class_names, axis_titles=snap.plane.labels,
-                      clickable=False, height=480)[0]
+    return latent_map(snap.points, snap.labels, _view.class_names, axis_titles=snap.plane.labels, height=480)
 
 
 def map_figure(view: JobView) -> go.Figure:
