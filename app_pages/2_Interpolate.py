@@ -130,7 +130,7 @@ def main() -> None:
     st.image(strip_png, caption=f"{steps} steps, {method}")
     gif = to_gif_bytes(list(frames), scale=GIF_SCALE, duration_ms=GIF_FRAME_MS)
 
-    map_col, side_col = st.columns([3, 2], gap="medium")
+    side_col, map_col = st.container(), st.container()  # the live plane needs the full width for its side panel
     with side_col:
         st.image(gif, caption="the morph, as the GIF download plays it", width=GIF_SCALE * 28)
         a, b = st.columns(2)

@@ -193,7 +193,7 @@ def main() -> None:
     scores = ([None] * len(images) if reference is None else
               typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile))
 
-    map_col, hist_col = st.columns([3, 2])
+    map_col, hist_col = st.container(), st.container()  # the live plane needs the full width for its side panel
     with map_col:
         if sel.latent_dim < 2:
             st.caption("A 1-D latent space has no plane to draw on.")

@@ -42,9 +42,10 @@ def view_note(sel: Selection) -> str | None:
 def overlay_plane(sel: Selection, plane: LatentPlane, key: str, marks: list[Mark], reach: np.ndarray | None = None,
                   on_pin: Callable[[], None] | None = None) -> PlaneEvents:
     """The test set's posterior means on `plane` in the live plane (decoded under the pointer), with the page's
-    marks; the view spans every point and `reach` (the marks' plane coordinates: uploads may land far out)."""
+    marks; the view spans `reach` (the marks' plane coordinates: uploads may land far out)."""
     xy = None if sel.data is None else plane.project(sel.mu)
-    spans = [a for a in (xy, reach) if a is not None and len(a)]
+    # a VAE's view is the prior's square (a few outlying codes go off it); an autoencoder's spans its codes
+    spans = [a for a in (None if sel.model.probabilistic else xy, reach) if a is not None and len(a)]
     extent = code_extent(np.concatenate(spans)) if spans else GRID_EXTENT
     return latent_plane(sel, plane, extent, key=key, xy=xy,
                         labels=None if xy is None else sel.data.test_labels.numpy()[:len(xy)],
