@@ -13,11 +13,13 @@ from PIL import Image
 
 from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, probe,
                            to_plane)
-from conftest import ROOT, SHIPPED
+from conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, SHIPPED
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_test_set
+from vae_core.config import ModelConfig
 from vae_core.export import browser_model
+from vae_core.models import LatentModel, build_model
 
 FORWARD_JS = (ROOT / "ui" / "components" / "forward.js").read_text()
 SHIPPED_MODELS = sorted(SHIPPED.glob("*.pt"))
@@ -34,20 +36,50 @@ def _run_in_browser(page, exported, zs: np.ndarray, labels: list[int], images: n
                           images.reshape(len(images), -1).tolist()])
 
 
-@pytest.mark.parametrize("path", SHIPPED_MODELS, ids=lambda p: p.stem)
-def test_the_browser_decodes_and_encodes_like_torch(browser_page, path):
-    """Every shipped model: 20 random latent points decoded in the browser within 1/255 of torch's decode_mean per
-    pixel, and 4 test images encoded to the same μ (and log σ²)."""
+def _conv(kind: str) -> tuple[LatentModel, str]:
+    """A seeded conv model (no conv model ships): its random weights exercise Conv2d, ConvTranspose2d and the
+    condition joining the conv features."""
+    torch.manual_seed(0)
+    return build_model(ModelConfig(arch="conv", latent_dim=3, hidden=(64,), kind=kind,
+                                   n_classes=10 if kind == "cvae" else 0)), "mnist"
+
+
+MODELS = [*(pytest.param(lambda p=p: _shipped(p), id=p.stem) for p in SHIPPED_MODELS),
+          pytest.param(lambda: _conv("vae"), id="conv_vae"), pytest.param(lambda: _conv("cvae"), id="conv_cvae")]
+
+
+def _shipped(path) -> tuple[LatentModel, str]:
     model, info = load_checkpoint(path)
+    return model, info.dataset
+
+
+@pytest.fixture(scope="module")
+def forward_page():
+    """One blank page with forward.js loaded, shared by every model (a browser start costs seconds)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_content("<html><body></body></html>")
+        page.add_script_tag(content=FORWARD_JS)
+        yield page
+        browser.close()
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_the_browser_decodes_and_encodes_like_torch(forward_page, make):
+    """Every shipped model and a conv VAE and cVAE: 20 random latent points decoded in the browser within 1/255 of
+    torch's decode_mean per pixel, and 4 test images encoded to the same μ (and log σ²)."""
+    model, dataset = make()
+    model.eval()
     exported = browser_model(model)
-    page = browser_page
-    page.set_content("<html><body></body></html>")
-    page.add_script_tag(content=FORWARD_JS)
+    page = forward_page
     rng = np.random.default_rng(0)
-    d = info.model_config.latent_dim
-    zs = rng.uniform(-3, 3, (20, d)).astype(np.float32)
+    zs = rng.uniform(-3, 3, (20, model.latent_dim)).astype(np.float32)
     labels = rng.integers(0, 10, 20).tolist() if model.conditional else [0] * 20
-    images = load_test_set(info.dataset).test_images[:4].numpy().astype(np.float32) / 255.0
+    images = load_test_set(dataset).test_images[:4].numpy().astype(np.float32) / 255.0
     out = _run_in_browser(page, exported, zs, labels, images)
     expected = inference.decode(model, zs, np.array(labels) if model.conditional else None).reshape(20, -1)
     assert np.abs(np.asarray(out["decoded"]) - expected).max() <= 1 / 255
