@@ -161,15 +161,14 @@ pinned = None if z_click is None else tuple(plane.project(z_click[None])[0])
 # --- the plane ------------------------------------------------------------------------------------------------
 common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=lambda: on_klass(PLANE_KEY))
 if umap_xy is not None:
-    c_umap, c_plane = st.columns(2, gap="medium")
-    with c_umap:
-        st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
-        latent_plane(sel, plane, float(np.abs(umap_xy).max()) * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
-                     class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY))
-    with c_plane:
-        st.markdown(f"**The {plane_kind} plane** · decoded under the pointer")
-        events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
-                              on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
+    st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
+    lo, hi = umap_xy.min(axis=0), umap_xy.max(axis=0)
+    latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
+                 class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY),
+                 center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
+    st.markdown(f"**The {plane_kind} plane** · decoded under the pointer (UMAP has no fast inverse)")
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
+                          on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=plane.project(mu), labels=labels, pad=True,
                           pinned=pinned, picked=picked, on_pin=lambda: on_pin(PLANE_KEY, plane),

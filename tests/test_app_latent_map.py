@@ -205,5 +205,7 @@ def test_umap_runs_in_the_background_while_the_page_stays_usable(app, app_checkp
     assert not at.get("progress")
     # the UMAP view is for looking (hover, pick); decoding happens on the plane beside it
     umap, plane = plane_data(at, "lm_umap"), plane_data(at)
-    assert not umap["decode"] and len(_xy(umap)) == 10_000
+    assert not umap["decode"] and len(_xy(umap)) == 10_000 and umap["axis_titles"] == ["UMAP 1", "UMAP 2"]
+    lo, hi = _xy(umap).min(axis=0), _xy(umap).max(axis=0)
+    assert umap["center"] == pytest.approx((lo + hi) / 2, abs=1e-4)  # UMAP coordinates are not centred on 0
     assert plane["decode"] and plane["points"] is None

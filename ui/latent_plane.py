@@ -162,12 +162,14 @@ def latent_plane(
     xy: np.ndarray | None = None, labels: np.ndarray | None = None, class_names: tuple[str, ...] = (),
     decode: bool = True, pad: bool = False, grid_n: int = 15, show_grid: bool = True, prior_box: bool = False,
     klass: int | None = None, pinned: tuple[float, float] | None = None, picked: int | None = None,
+    center: tuple[float, float] = (0.0, 0.0), axis_titles: tuple[str, str] | None = None,
     marks: tuple[Mark, ...] = (), on_pin: Callable[[], None] | None = None, on_pick: Callable[[], None] | None = None,
     on_drawn: Callable[[], None] | None = None, on_klass: Callable[[], None] | None = None,
 ) -> PlaneEvents:
     """Mounts the plane. `xy` (N, 2) are the points' plane coordinates (test images 0..N-1, shown on hover); `decode`
     False shows points only (a UMAP view); `pad` adds the drawing pad. Callbacks run before the rerun, like a
-    widget's; read the values from `st.session_state[key]` there, or from the returned events."""
+    widget's; read the values from `st.session_state[key]` there, or from the returned events. The view shows
+    `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
     points = None
     if xy is not None and len(xy):
         n = len(xy)
@@ -184,8 +186,9 @@ def latent_plane(
         "model": model_payload(sel),
         "plane": {"origin": np.asarray(plane.origin, float).tolist(), "axes": np.asarray(plane.axes, float).tolist(),
                   "labels": list(plane.labels)},
-        "view_key": f"{model_key(sel)}|{plane.labels}|{extent:.6g}|{hashlib.sha1(np.asarray(plane.origin).tobytes()).hexdigest()[:8]}",
-        "extent": float(extent), "prior_box": prior_box, "points": points, "classes": names,
+        "view_key": f"{model_key(sel)}|{plane.labels}|{extent:.6g}|{center}|{hashlib.sha1(np.asarray(plane.origin).tobytes()).hexdigest()[:8]}",
+        "extent": float(extent), "center": [float(center[0]), float(center[1])], "axis_titles": axis_titles,
+        "prior_box": prior_box, "points": points, "classes": names,
         "colors": list(CLASS_COLORS), "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,
         "class_picker": conditional and decode, "klass": int(klass or 0),
         "pinned": None if pinned is None else [float(pinned[0]), float(pinned[1])], "picked": picked,

@@ -140,8 +140,8 @@ class LatentPlane {
   }
 
   resetView() {
-    const e = this.data.extent;
-    this.view = { cx: 0, cy: 0, span: 2 * e * 1.04 };
+    const e = this.data.extent, [cx, cy] = this.data.center || [0, 0];
+    this.view = { cx, cy, span: 2 * e * 1.04 };
   }
 
   latent(x, y) {
@@ -264,7 +264,7 @@ class LatentPlane {
       }
     }
     if (!lines) {
-      const [tx, ty] = this.data.plane.labels;
+      const [tx, ty] = this.data.axis_titles || this.data.plane.labels;
       ctx.fillStyle = "#222";
       ctx.font = "12px sans-serif";
       ctx.textAlign = "center";
