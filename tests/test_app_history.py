@@ -78,7 +78,7 @@ def test_latent_map_replays_the_models_history_under_a_slider(app, histories):
     steps = fig["layout"]["sliders"][0]["steps"]
     assert [s["label"] for s in steps] == [history_view.epoch_label(e) for e in traj.epochs]
     assert steps[-1]["label"] == "2" and steps[0]["label"] == "0"
-    assert [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause", "⏮ From the start"]
+    assert [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause", "From the start"]
     # each frame moves the points: its first class's x differ from the last frame's
     first, last = values(fig["frames"][0]["data"][0]["x"]), values(fig["frames"][-1]["data"][0]["x"])
     assert len(first) == len(last) and not np.allclose(first, last)

@@ -49,7 +49,7 @@ def _scaled(image: np.ndarray) -> np.ndarray:
 
 
 def replay_figure(traj: Trajectory, class_names: tuple[str, ...], originals: np.ndarray | None = None,
-                  height: int = 560) -> go.Figure:
+                  height: int = 640) -> go.Figure:
     """The map (left) with the reconstructions and prior samples (right) at each recorded moment; a slider picks the
     moment, Play runs through them from where the slider is, the points gliding from one moment to the next.
     `originals` (R, H, W) in [0, 1], the inputs of the stored reconstructions, are drawn above them when given."""
@@ -73,7 +73,7 @@ def replay_figure(traj: Trajectory, class_names: tuple[str, ...], originals: np.
 
     fig = make_subplots(rows=2, cols=2, column_widths=[0.58, 0.42], specs=[[{"rowspan": 2}, {}], [None, {}]],
                         horizontal_spacing=0.06, vertical_spacing=0.12,
-                        subplot_titles=("test points (posterior means)",
+                        subplot_titles=("",
                                         "reconstructions" + (" (inputs above)" if originals is not None else ""),
                                         "prior samples (the same z at every moment)"))
     for trace in map_traces(last):
@@ -87,18 +87,19 @@ def replay_figure(traj: Trajectory, class_names: tuple[str, ...], originals: np.
     play = dict(frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=TRANSITION_MS, easing="linear"),
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
-        height=height, margin=dict(l=50, r=10, t=40, b=10), plot_bgcolor="white", hovermode=False,
-        legend=dict(itemsizing="constant", orientation="h", x=0, y=-0.02, yanchor="top"),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=1.12, xanchor="left", yanchor="bottom",
-                          showactive=False, pad=dict(r=6, t=0), buttons=[
+        height=height, margin=dict(l=50, r=10, t=40, b=110), plot_bgcolor="white", hovermode=False,
+        legend=dict(itemsizing="constant", orientation="h", x=0, y=1.01, yanchor="bottom",
+                    title=dict(text="test points (posterior means)")),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",
+                          showactive=False, pad=dict(r=6, t=62), buttons=[
                               dict(label="▶ Play", method="animate", args=[None, play]),
                               dict(label="❚❚ Pause", method="animate",
                                    args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate",
                                                       transition=dict(duration=0))]),
-                              dict(label="⏮ From the start", method="animate",
+                              dict(label="From the start", method="animate",
                                    args=[[str(t) for t in range(len(traj.epochs))], {**play, "fromcurrent": False}]),
                           ])],
-        sliders=[dict(active=last, x=0.22, len=0.78, y=1.12, yanchor="bottom", pad=dict(t=0, b=0),
+        sliders=[dict(active=last, x=0.3, len=0.7, y=0, yanchor="top", pad=dict(t=40, b=0),
                       currentvalue=dict(prefix="epoch ", xanchor="left"),
                       transition=dict(duration=TRANSITION_MS, easing="linear"),
                       steps=[dict(method="animate", label=epoch_label(e),
@@ -136,7 +137,7 @@ def kl_bars_figure(traj: Trajectory, t: int = -1, height: int = 260) -> go.Figur
     return fig
 
 
-def kl_heatmap_figure(traj: Trajectory, height: int | None = None) -> go.Figure:
+def kl_heatmap_figure(traj: Trajectory, height: int | None = None, n_ticks: int = 8) -> go.Figure:
     """KL of each dimension (rows) at each recorded moment (columns, evenly spaced: the first epoch's moments are as
     wide as later epochs)."""
     d = traj.kl.shape[1]
@@ -145,7 +146,7 @@ def kl_heatmap_figure(traj: Trajectory, height: int | None = None) -> go.Figure:
                                colorbar=dict(title="nats", thickness=10), zmin=0,
                                customdata=np.broadcast_to(np.array(labels), (d, len(labels))),
                                hovertemplate="%{y} at epoch %{customdata}: %{z:.2f} nats<extra></extra>"))
-    ticks = np.unique(np.linspace(0, len(labels) - 1, min(len(labels), 8)).round().astype(int))
+    ticks = np.unique(np.linspace(0, len(labels) - 1, min(len(labels), n_ticks)).round().astype(int))
     fig.update_layout(height=height or 90 + 16 * d, margin=dict(l=10, r=10, t=36, b=10),
                       title=dict(text="KL per dimension over training", font_size=13),
                       xaxis=dict(title="epoch", tickvals=ticks, ticktext=[labels[i] for i in ticks]),
@@ -237,7 +238,7 @@ def model_collapse(info: CheckpointInfo) -> None:
     if isinstance(traj, str):
         st.warning(traj)
         return
-    st.plotly_chart(kl_heatmap_figure(traj, height=70 + 14 * traj.kl.shape[1]), key=f"collapse-kl-{info.name}",
+    st.plotly_chart(kl_heatmap_figure(traj, height=80 + 14 * traj.kl.shape[1], n_ticks=4), key=f"collapse-kl-{info.name}",
                     config={"displayModeBar": False})
     st.plotly_chart(active_units_figure(traj, height=190), key=f"collapse-active-{info.name}",
                     config={"displayModeBar": False})

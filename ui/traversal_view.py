@@ -35,13 +35,14 @@ def traversal_figure(tr: Traversal, probabilistic: bool, height: int | None = No
     picture = traversal_picture(tr)
     rows, steps = tr.images.shape[:2]
     cell_h, cell_w = picture.shape[0] / rows, picture.shape[1] / steps
+    labelled = sorted({0, steps // 2, steps - 1})  # the ends and the middle: the cells are too narrow for every value
     fig = go.Figure(go.Image(source=png_data_uri(picture), hoverinfo="skip"))
     fig.update_layout(
-        height=height or 60 + 34 * rows, margin=dict(l=10, r=10, t=10, b=30),
+        height=height or 40 + 46 * rows, margin=dict(l=10, r=10, t=10, b=30),
         yaxis=dict(tickvals=[(r + 0.5) * cell_h for r in range(rows)], showgrid=False, zeroline=False,
                    ticktext=[row_label(d, k, c, probabilistic) for d, k, c in zip(tr.dims, tr.kl, tr.collapsed)]),
-        xaxis=dict(tickvals=[(s + 0.5) * cell_w for s in range(steps)], ticktext=[f"{v:g}" for v in tr.values],
-                   showgrid=False, zeroline=False),
+        xaxis=dict(tickvals=[(s + 0.5) * cell_w for s in labelled], ticktext=[f"{tr.values[s]:g}" for s in labelled],
+                   showgrid=False, zeroline=False, tickangle=0),
     )
     return fig
 
