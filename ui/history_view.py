@@ -143,11 +143,11 @@ def kl_heatmap_figure(traj: Trajectory, height: int | None = None, n_ticks: int 
     d = traj.kl.shape[1]
     labels = [epoch_label(e) for e in traj.epochs]
     fig = go.Figure(go.Heatmap(z=traj.kl.T, x=list(range(len(labels))), y=dimension_names(traj), colorscale="Viridis",
-                               colorbar=dict(title="nats", thickness=10), zmin=0,
+                               colorbar=dict(title="nats", thickness=10, nticks=4), zmin=0,
                                customdata=np.broadcast_to(np.array(labels), (d, len(labels))),
                                hovertemplate="%{y} at epoch %{customdata}: %{z:.2f} nats<extra></extra>"))
     ticks = np.unique(np.linspace(0, len(labels) - 1, min(len(labels), n_ticks)).round().astype(int))
-    fig.update_layout(height=height or 90 + 16 * d, margin=dict(l=10, r=10, t=36, b=10),
+    fig.update_layout(height=height or max(180, 90 + 16 * d), margin=dict(l=10, r=10, t=36, b=10),
                       title=dict(text="KL per dimension over training", font_size=13),
                       xaxis=dict(title="epoch", tickvals=ticks, ticktext=[labels[i] for i in ticks]),
                       yaxis=dict(autorange="reversed"))
@@ -238,7 +238,8 @@ def model_collapse(info: CheckpointInfo) -> None:
     if isinstance(traj, str):
         st.warning(traj)
         return
-    st.plotly_chart(kl_heatmap_figure(traj, height=80 + 14 * traj.kl.shape[1], n_ticks=4), key=f"collapse-kl-{info.name}",
+    st.plotly_chart(kl_heatmap_figure(traj, height=max(170, 80 + 14 * traj.kl.shape[1]), n_ticks=4),
+                    key=f"collapse-kl-{info.name}",
                     config={"displayModeBar": False})
     st.plotly_chart(active_units_figure(traj, height=190), key=f"collapse-active-{info.name}",
                     config={"displayModeBar": False})
