@@ -25,6 +25,20 @@ SHIPPED = ROOT / "checkpoints"
 os.environ["VAE_OFFLINE"] = "1"
 
 
+BROWSER_FIXTURES = {"browser_page", "streamlit_server_factory", "forward_page", "server"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Marks what needs Chromium (`browser`) or the full data (`full_data`), so `-m "not browser"` runs the fast
+    subset; the marks follow the fixtures a test uses, so a new test is marked without anyone remembering to."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if "shared_data" in fixtures:
+            item.add_marker(pytest.mark.full_data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The full MNIST / Fashion-MNIST in torchvision's layout, or a skip saying why."""
