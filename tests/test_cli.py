@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--dataset", "mnist-sample", "--noise", "mask:0.5"], "only it takes one"),
         (["--dataset", "mnist-sample", "--kind", "dae", "--noise", "salt:3"], "noise must be mask:ν"),
         (["--dataset", "mnist-sample", "--sparsity", "0.1"], "sparsity penalty is for autoencoders"),
+        (["--dataset", "mnist-sample", "--lr-schedule", "onecycle"], "choose one of constant, cosine, warmup_cosine"),
+        (["--dataset", "mnist-sample", "--adam-beta2", "1"], "Adam's beta2 must be a number in [0, 1), got 1.0"),
     ],
 )
 def test_bad_train_arguments_exit_2_with_one_line(args, message, tmp_path, capsys, monkeypatch):
@@ -181,9 +183,11 @@ def test_train_evaluate_list_offline_from_the_command_line(tmp_path):
     env = {"VAE_DATA_DIR": str(tmp_path / "none"), "VAE_OFFLINE": "1"}
     out = tmp_path / "tiny.pt"
     trained = _cli("train", "--dataset", "mnist-sample", "--epochs", "2", "--hidden", "64", "--latent-dim", "3",
-                   "--beta", "2", "--out", str(out), env=env)
+                   "--beta", "2", "--lr-schedule", "warmup_cosine", "--adam-beta2", "0.99", "--out", str(out), env=env)
     assert trained.returncode == 0, trained.stderr
     assert trained.stdout.count("epoch ") == 2 and "test -ELBO" in trained.stdout and out.exists()
+    recipe = read_info(out).train_config
+    assert (recipe.beta, recipe.lr_schedule, recipe.adam_beta2) == (2.0, "warmup_cosine", 0.99)
 
     evaluated = _cli("evaluate", str(out), "--dataset", "mnist-sample", "--iw-samples", "20", env=env)
     assert evaluated.returncode == 0, evaluated.stderr

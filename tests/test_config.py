@@ -43,6 +43,11 @@ def test_model_configs_beyond_the_limits_are_refused(kwargs, message):
         (dict(beta=math.nan), "beta must be a finite non-negative number"),
         (dict(epochs="10"), "epochs must be a whole number, got '10'"),
         (dict(dataset=["mnist"]), "dataset must be a name"),
+        (dict(adam_beta2=1.0), "Adam's beta2 must be a number in [0, 1), got 1.0"),
+        (dict(adam_beta2=-0.1), "Adam's beta2 must be a number in [0, 1), got -0.1"),
+        (dict(adam_beta2=math.nan), "Adam's beta2 must be a number in [0, 1), got nan"),
+        (dict(adam_beta2="0.99"), "Adam's beta2 must be a number in [0, 1), got '0.99'"),
+        (dict(lr_schedule="onecycle"), "choose one of constant, cosine, warmup_cosine"),
     ],
 )
 def test_train_configs_with_non_finite_or_mistyped_values_are_refused(kwargs, message):

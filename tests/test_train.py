@@ -7,7 +7,7 @@ import torch
 from vae_core.checkpoint import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.train import fit, pick_device, prepare_model
+from vae_core.train import LR_WARMUP_SHARE, fit, pick_device, prepare_model, warmup_cosine
 
 SMALL = ModelConfig(latent_dim=2, hidden=(64,))
 
@@ -130,3 +130,33 @@ def test_cosine_schedule_anneals_to_zero_and_still_learns(sample, monkeypatch):
     assert rates[0] == pytest.approx(3e-3) and rates[-1] < 3e-5
     assert rates[len(rates) // 2] == pytest.approx(1.5e-3, rel=0.05)  # half-way down the cosine
     assert result.history[1]["test_elbo"] < result.history[0]["test_elbo"]
+
+
+def test_warmup_cosine_rises_over_the_first_tenth_then_anneals_to_zero():
+    total = 200
+    shares = [warmup_cosine(step, warmup=20, total=total) for step in range(total + 1)]
+    assert shares[0] == pytest.approx(1 / 20) and shares[9] == pytest.approx(0.5) and shares[19] == 1.0
+    assert shares[20] == 1.0 and shares[110] == pytest.approx(0.5) and shares[total] == pytest.approx(0.0)
+    assert all(a < b for a, b in zip(shares[:20], shares[1:20])) and all(a > b for a, b in zip(shares[20:], shares[21:]))
+    assert warmup_cosine(0, warmup=0, total=10) == 1.0  # a run too short for a warm-up starts at the peak
+
+
+def test_warmup_cosine_schedule_and_beta2_reach_the_optimiser_and_it_learns(sample, monkeypatch):
+    rates, betas = [], set()
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        betas.add(self.param_groups[0]["betas"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    cfg = TrainConfig(epochs=2, batch_size=256, lr=1e-2, lr_schedule="warmup_cosine", adam_beta2=0.99)
+    model, _ = prepare_model(SMALL, cfg)
+    result = fit(model, sample, cfg)
+    steps = len(rates)  # 4,000 images at 256: 16 steps an epoch
+    warmup = round(LR_WARMUP_SHARE * steps)
+    assert steps == 32 and betas == {(0.9, 0.99)}
+    assert rates[0] == pytest.approx(1e-2 / warmup) and max(rates) == pytest.approx(1e-2)
+    assert rates.index(max(rates)) == warmup - 1 and rates[-1] < 1e-4
+    assert result.history[1]["test_elbo"] < result.history[0]["test_elbo"] < 400

@@ -15,8 +15,8 @@ from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, save_checkpoint)
-from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, ConfigError, ModelConfig,
-                     TrainConfig)
+from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
+                     ModelConfig, TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
 from .evaluate import evaluate
 from .models import LatentModel
@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=tc.epochs)
     t.add_argument("--batch-size", type=int, default=tc.batch_size)
     t.add_argument("--lr", type=float, default=tc.lr)
-    t.add_argument("--lr-schedule", default=tc.lr_schedule, help="constant, or cosine (decays to 0 over the run)")
+    t.add_argument("--lr-schedule", default=tc.lr_schedule,
+                   help=f"{', '.join(LR_SCHEDULES)}: cosine decays to 0 over the run, warmup_cosine first rises "
+                        "linearly over its first tenth")
+    t.add_argument("--adam-beta2", type=float, default=tc.adam_beta2, help="decay of Adam's second-moment average")
     t.add_argument("--seed", type=int, default=tc.seed)
     t.add_argument("--device", default=tc.device, help="auto, cpu or cuda")
     t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
@@ -169,7 +172,7 @@ def _train(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
         kl_warmup=args.kl_warmup, mc_samples=args.mc_samples, seed=args.seed, device=args.device,
-        lr_schedule=args.lr_schedule,
+        lr_schedule=args.lr_schedule, adam_beta2=args.adam_beta2,
     )
     out = Path(args.out)
     _check_out(out)

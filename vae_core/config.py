@@ -8,7 +8,7 @@ from typing import Any
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 KINDS = ("ae", "dae", "vae", "cvae")  # vae_core.models.KINDS builds each; a checkpoint without a kind is a vae
 NOISE_KINDS = ("mask", "gauss")
 DEFAULT_NOISE = "mask:0.5"  # a dae's corruption unless another is asked for
@@ -106,7 +106,10 @@ class TrainConfig:
     mc_samples: int = 1
     seed: int = 0
     device: str = "auto"
-    lr_schedule: str = "constant"  # "cosine" decays the learning rate to 0 over this run's steps
+    # "cosine" decays the learning rate to 0 over this run's steps; "warmup_cosine" first raises it linearly from
+    # near 0 over the run's first tenth (vae_core.train.LR_WARMUP_SHARE), then decays it the same way
+    lr_schedule: str = "constant"
+    adam_beta2: float = 0.999  # decay of Adam's second-moment average; 0.99 adapts faster, which a short run needs
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "kl_warmup", "mc_samples", "seed"):
@@ -127,6 +130,8 @@ class TrainConfig:
             raise ConfigError(f"KL warm-up must be non-negative, got {self.kl_warmup}")
         if self.mc_samples < 1:
             raise ConfigError(f"Monte-Carlo samples must be at least 1, got {self.mc_samples}")
+        if not (_is_real(self.adam_beta2) and 0 <= self.adam_beta2 < 1):
+            raise ConfigError(f"Adam's beta2 must be a number in [0, 1), got {self.adam_beta2!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
 

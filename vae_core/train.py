@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable, Iterable, Protocol
 
 import torch
@@ -17,6 +18,7 @@ from .models import LatentModel, build_model
 from .trajectory import TrajectoryRecorder
 
 LOG_EVERY = 10  # steps between metric reads: each read syncs the device, so not every step
+LR_WARMUP_SHARE = 0.1  # of a run's steps, over which "warmup_cosine" raises the learning rate to its peak
 
 
 class StopFlag(Protocol):
@@ -213,11 +215,24 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
     """The optimiser and learning-rate schedule of a run of `total_steps` steps (shared by fit and sweep.fit_together)."""
     # The fused kernel updates all parameters in one pass: ~11% faster per step on a 2-core CPU for the 784-400-20 MLP.
-    optimizer = torch.optim.Adam(params, lr=config.lr, fused=device.type in ("cpu", "cuda"))
-    # A cosine decay reaches a given loss in fewer epochs than a constant rate when the run's length is known.
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-                 if config.lr_schedule == "cosine" else None)
-    return optimizer, scheduler
+    optimizer = torch.optim.Adam(params, lr=config.lr, betas=(0.9, config.adam_beta2),
+                                 fused=device.type in ("cpu", "cuda"))
+    # A cosine decay reaches a given loss in fewer epochs than a constant rate when the run's length is known; a
+    # linear warm-up before it lets a short run start at a higher peak rate without blowing up its first steps.
+    if config.lr_schedule == "cosine":
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.lr_schedule == "warmup_cosine":
+        factor = partial(warmup_cosine, warmup=round(LR_WARMUP_SHARE * total_steps), total=total_steps)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, None
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """The share of the peak rate used at 0-based `step` of `total`: (step + 1) / warmup over the first `warmup`
+    steps, then a cosine from 1 down to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def divergence_message(epoch: int, step: int, loss: float) -> str:
