@@ -4,7 +4,7 @@ The members' weights are stacked along a new first dimension (`torch.func.stack_
 the model's own `objective` once per member under `torch.func.vmap`, so K models cost one pass of K-wide batched
 kernels instead of K passes of small ones: on a GPU the small passes are launch-bound, so K members take about the
 time of one. Adam is elementwise, so one fused Adam over the stacked tensors updates each member exactly as its own
-Adam would.
+Adam would. On a GPU the whole step is replayed from a CUDA graph, as `fit`'s is (vae_core.graph_step).
 
 What members share and what not: every member sees the same batches in the same order (one permutation, from the
 shared seed), and the settings must be equal except β. Each member draws its own noise (reparameterisation samples,
@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .data import ImageDataset, to_float
 from .loss import kl_weight
 from .models import LatentModel
+from .graph_step import step_runner
 from .train import (LOG_EVERY, EpochMetrics, StepMetrics, StopFlag, TrainResult, divergence_message, device_label,
                     make_optimizer, pick_device)
 
@@ -113,6 +114,21 @@ def fit_together(
     optimizer, scheduler = make_optimizer(list(params.values()), config, device, total_steps)
     betas = torch.tensor([c.beta for c in configs], dtype=torch.float32, device=device)
     live = torch.ones(n_models, dtype=torch.bool, device=device)  # False for a member frozen after diverging
+
+    def train_step(idx: torch.Tensor, ramp: float | torch.Tensor) -> torch.Tensor:
+        x = to_float(train_images[idx])
+        y = None if train_labels is None else train_labels[idx]
+        terms = batched_terms(params, buffers, x, y, betas * ramp)  # (K, 3)
+        optimizer.zero_grad(set_to_none=True)
+        terms[:, 0].sum().backward()  # members are independent, so each one's gradient is its own loss's
+        # A frozen member's gradient may be NaN; zeroing it every step (not only once one froze) keeps the step the
+        # same every time, as a replayed graph needs.
+        for p in params.values():
+            p.grad.masked_fill_(~live.view(-1, *[1] * (p.dim() - 1)), 0.0)
+        optimizer.step()
+        return terms.detach()
+
+    run_step = step_runner(train_step, optimizer, config.batch_size, device)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     snapshot = _clone(params)
     histories: list[list[dict[str, float]]] = [[] for _ in models]
@@ -149,19 +165,10 @@ def fit_together(
                 break
             record_due(at)
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            x = to_float(train_images[idx])
-            y = None if train_labels is None else train_labels[idx]
             ramp = kl_weight(1.0, config.kl_warmup, at)  # shared warm-up, so one float times each member's β
-            terms = batched_terms(params, buffers, x, y, betas * ramp)  # (K, 3)
-            optimizer.zero_grad(set_to_none=True)
-            terms[:, 0].sum().backward()  # members are independent, so each one's gradient is its own loss's
-            if len(training) < n_models:
-                for p in params.values():
-                    p.grad.masked_fill_(~live.view(-1, *[1] * (p.dim() - 1)), 0.0)
-            optimizer.step()
+            batch_terms = run_step(idx, ramp)
             if scheduler is not None:
                 scheduler.step()
-            batch_terms = terms.detach()
             sums += batch_terms * len(idx)
             epoch_sums += batch_terms[:, 1:] * len(idx)
             since_report += len(idx)
