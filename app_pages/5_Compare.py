@@ -16,6 +16,7 @@ from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT
 from vae_core.config import ConfigError
 from ui.forms import parse_betas
+from vae_core.data import ImageDataset
 from vae_core.jobs import sweep_spec
 
 st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
@@ -95,14 +96,15 @@ def rate_distortion_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def show_column(info: CheckpointInfo, panel: model_panels.Panel, class_names: tuple[str, ...], tint: bool) -> None:
+def show_column(info: CheckpointInfo, panel: model_panels.Panel, data: ImageDataset, tint: bool, label: int | None,
+                same_axes: bool) -> None:
     st.markdown(header(info))
     extent = (" · codes on their own extent, the dashed square is [-3, 3]²"
               if info.model_config.kind in ("ae", "dae") else "")
     st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}"
                f"{extent}")
     snap = panel.snapshot
-    st.plotly_chart(model_panels.map_figure(info, snap, class_names), key=f"map-{info.name}")
+    model_panels.live_map(info, snap, data, label, key=f"map-{info.name}", group="compare" if same_axes else None)
     if panel.grid is not None:
         st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
                  caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane")
@@ -177,7 +179,7 @@ def compare_section(selected: str | None) -> None:
                 "prior samples read as digits": None if panel is None else panel.confident_share})
             sources[info.name] = source
         if panel is not None:
-            panels.append((info, panel, data.class_names))
+            panels.append((info, panel, data))
     for name, (notice, members) in missing.items():  # one notice per missing dataset, not one per model
         st.warning(f"The test images of **{name}** are not available here, so {', '.join(members)} "
                    "cannot be drawn side by side.")
@@ -221,16 +223,17 @@ def compare_section(selected: str | None) -> None:
 
     d = {i.model_config.latent_dim for i, _, _ in panels}
     st.markdown("**Side by side.** Each column is one model. " + (
-        "Maps and grids use the latent axes z0, z1." if d == {2} else
+        "Maps and grids use the latent axes z0, z1; moving over one map decodes the same spot in every model."
+        if d == {2} else
         "For d > 2 each model is drawn on the plane of its own top two principal components (its latent space is its "
         "own); grids always span [-3, 3]², so spread and holes compare directly."))
-    class_names = panels[0][2]
+    class_names = panels[0][2].class_names
     st.html(" ".join(f'<span style="color:{CLASS_COLORS[k % len(CLASS_COLORS)]}">&#9679;</span>&nbsp;{name}'
                      for k, name in enumerate(class_names)))
     # at least MIN_COLUMNS slots, so two models do not get half the page each and huge grids
-    for col, (info, panel, names) in zip(st.columns(max(len(panels), MIN_COLUMNS)), panels):
+    for col, (info, panel, data) in zip(st.columns(max(len(panels), MIN_COLUMNS)), panels):
         with col:
-            show_column(info, panel, names, tint)
+            show_column(info, panel, data, tint, label, same_axes=d == {2})
     collapse_and_traversals([info for info, _, _ in panels], label)
 
 

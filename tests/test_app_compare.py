@@ -2,6 +2,7 @@
 a checkpoint lacks them; a sweep trained from the page; the shipped sweep when it is there."""
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import SHARED_DATA, shipped_checkpoint
+from conftest import SHARED_DATA, shipped_checkpoint, plane_data
 from ui import model_panels, shared, training
 from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
@@ -69,10 +70,17 @@ def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoint
     assert df["KL"].iloc[1] < df["KL"].iloc[0], "a larger β must buy a smaller KL"
     assert any(c.value.startswith("Metrics: stored at training") for c in at.caption)
     assert all(u.endswith("of 3") for u in df["active units"])
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3  # rate–distortion + one latent map per model
-    assert len(at.get("image")) == 2 * 3  # per model: decoded grid, prior samples, reconstructions
-    assert [m.value for m in at.markdown if m.value.startswith("####")] == ["#### VAE · β = 0.5", "#### VAE · β = 4"]
+    assert "rate-distortion" in [c.key for c in at.get("plotly_chart")]
+    for name in ("tiny_beta0.5", "tiny_beta4"):  # one live map per model, compact, on its own PCA plane (d = 3)
+        plane = plane_data(at, f"map-{name}")
+        indices = np.frombuffer(base64.b64decode(plane["points"]["indices"]), "<i4")
+        assert plane["compact"] and plane["group"] is None and plane["model"]["spec"]["latent_dim"] == 3
+        assert len(indices) == len(set(indices.tolist())) > 0 and plane["plane"]["labels"][0].startswith("PC1")
+    captions = [c for image in at.get("image") for c in image.captions]
+    for kind in ("decoded 12×12 grid", "samples from the prior", "the same 8 test inputs"):  # per model
+        assert sum(c.startswith(kind) for c in captions) == 2, (kind, captions)
+    headers = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert headers[:2] == ["#### VAE · β = 0.5", "#### VAE · β = 4"]  # the columns (the traversals repeat them)
     assert not at.warning  # same dataset, architecture and size: nothing to warn about
 
 

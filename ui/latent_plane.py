@@ -93,8 +93,9 @@ def atlas_png(images: np.ndarray, columns: int = ATLAS_COLUMNS) -> bytes:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _atlas(key: tuple, n: int, _sel: Selection) -> str:
-    images = _sel.data.test_images[:n].numpy().reshape(n, *_sel.data.test_images.shape[-2:])
+def _atlas(key: tuple, _sel: Selection) -> str:
+    images = _sel.data.test_images.numpy()
+    images = images.reshape(len(images), *images.shape[-2:])
     if images.dtype != np.uint8:
         images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
     digest = hashlib.sha256(images.tobytes()).hexdigest()[:20]
@@ -159,15 +160,18 @@ def decode_drawn(value: dict[str, Any] | None, side: int = 28) -> dict[str, Any]
 
 def latent_plane(
     sel: Selection, plane: LatentPlane, extent: float, *, key: str,
-    xy: np.ndarray | None = None, labels: np.ndarray | None = None, class_names: tuple[str, ...] = (),
+    xy: np.ndarray | None = None, labels: np.ndarray | None = None, indices: np.ndarray | None = None,
+    class_names: tuple[str, ...] = (),
     decode: bool = True, pad: bool = False, grid_n: int = 15, show_grid: bool = True, prior_box: bool = False,
     klass: int | None = None, pinned: tuple[float, float] | None = None, picked: int | None = None,
-    center: tuple[float, float] = (0.0, 0.0), axis_titles: tuple[str, str] | None = None,
+    center: tuple[float, float] = (0.0, 0.0), axis_titles: tuple[str, str] | None = None, compact: bool = False,
+    group: str | None = None,
     marks: tuple[Mark, ...] = (), on_pin: Callable[[], None] | None = None, on_pick: Callable[[], None] | None = None,
     on_drawn: Callable[[], None] | None = None, on_klass: Callable[[], None] | None = None,
 ) -> PlaneEvents:
-    """Mounts the plane. `xy` (N, 2) are the points' plane coordinates (test images 0..N-1, shown on hover); `decode`
-    False shows points only (a UMAP view); `pad` adds the drawing pad. Callbacks run before the rerun, like a
+    """Mounts the plane. `xy` (N, 2) are the points' plane coordinates, of test images `indices` (default 0..N-1;
+    hover shows them); `decode` False shows points only (a UMAP view); `pad` adds the drawing pad; `compact` is for
+    narrow columns (no toolbar, the probe below the plot); planes of one `group` decode the same spot together. Callbacks run before the rerun, like a
     widget's; read the values from `st.session_state[key]` there, or from the returned events. The view shows
     `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
     points = None
@@ -175,9 +179,11 @@ def latent_plane(
         n = len(xy)
         points = {
             "xy": _b64(np.asarray(xy, "<f4")), "labels": _b64(np.asarray(labels, np.uint8)),
-            "key": hashlib.sha256(np.asarray(xy, "<f4").tobytes() + np.asarray(labels, np.uint8).tobytes()).hexdigest()[:16],
-            "atlas": _atlas(model_key(sel), n, sel) if sel.data is not None else None,
-            "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape), "index_offset": 0,
+            "key": hashlib.sha256(np.asarray(xy, "<f4").tobytes() + np.asarray(labels, np.uint8).tobytes()
+                                  + (b"" if indices is None else np.asarray(indices, "<i4").tobytes())).hexdigest()[:16],
+            "indices": None if indices is None else _b64(np.asarray(indices, "<i4")),
+            "atlas": _atlas(model_key(sel), sel) if sel.data is not None else None,
+            "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape),
         }
     conditional = sel.info.model_config.kind == "cvae"
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]
@@ -192,7 +198,7 @@ def latent_plane(
         "colors": list(CLASS_COLORS), "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,
         "class_picker": conditional and decode, "klass": int(klass or 0),
         "pinned": None if pinned is None else [float(pinned[0]), float(pinned[1])], "picked": picked,
-        "marks": [m.to_json() for m in marks],
+        "marks": [m.to_json() for m in marks], "compact": compact, "group": group,
     }
     callbacks = {"on_pin_change": on_pin or _noop, "on_pick_change": on_pick or _noop,
                  "on_drawn_change": on_drawn or _noop, "on_klass_change": on_klass or _noop}

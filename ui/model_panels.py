@@ -8,12 +8,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from ui import shared
 from ui.images import tile
-from ui.plots import add_prior_box, code_extent, latent_map
+from ui.latent_plane import latent_plane
+from ui.plots import code_extent
 from vae_core import evaluate, inference
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT, probabilities
@@ -86,16 +86,16 @@ def metrics(info: CheckpointInfo, data: ImageDataset | None) -> tuple[dict[str, 
     return _metrics(str(info.path), shared.stamp(info.path), info.dataset, info, data)
 
 
-def map_figure(info: CheckpointInfo, snap: Snapshot, class_names: tuple[str, ...], height: int = 330) -> go.Figure:
-    """The snapshot's latent map; an autoencoder's codes on their own extent with the prior's square drawn on top."""
+def live_map(info: CheckpointInfo, snap: Snapshot, data: ImageDataset, label: int | None, key: str,
+             group: str | None) -> None:
+    """The snapshot's map on the live plane in its compact form (decoded under the pointer, hover shows the test
+    image); an autoencoder's codes on their own extent with the prior's square drawn on top."""
     probabilistic = info.model_config.kind in ("vae", "cvae")
-    extent = None if probabilistic else code_extent(snap.points)
-    fig = latent_map(snap.points, snap.labels, class_names, axis_titles=snap.plane.labels,
-                     extent=3.0 if probabilistic else extent, height=height)
-    if not probabilistic:
-        add_prior_box(fig)
-    fig.update_layout(showlegend=False, margin=dict(l=40, r=5, t=5, b=35))
-    return fig
+    sel = shared.Selection(info=info, model=shared.load_model(info), data=data, data_notice=None, mu=None, sigma=None)
+    latent_plane(sel, snap.plane, inference.GRID_EXTENT if probabilistic else code_extent(snap.points), key=key,
+                 xy=snap.points, labels=snap.labels, indices=map_indices(len(data.test_images)),
+                 class_names=data.class_names, show_grid=False, prior_box=not probabilistic, klass=label,
+                 compact=True, group=group)
 
 
 def grid_picture(grid: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:

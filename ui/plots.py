@@ -13,7 +13,6 @@ from vae_core.inference import GRID_EXTENT
 # Plotly's D3 palette: ten well separated hues, one per class
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-MARK_COLOR = "#000000"
 PATH_COLOR = "#e4007c"
 POINT_SIZE = 4  # marker diameter of the test points, in screen pixels
 MARGINS = dict(l=50, r=10, t=30, b=45)
@@ -69,11 +68,3 @@ def code_extent(xy: np.ndarray) -> float:
     autoencoder's codes (which nothing keeps near 0), rounded up to a half unit."""
     reach = float(np.abs(np.asarray(xy)).max()) if len(xy) else 0.0
     return max(GRID_EXTENT, math.ceil(reach * 1.05 * 2) / 2)
-
-
-def add_prior_box(fig: go.Figure, extent: float = GRID_EXTENT) -> go.Figure:
-    """The square [-extent, extent]² where N(0, I) puts nearly all its mass, dashed (the caption names it; a label
-    inside would sit on the points): on an autoencoder's map it shows which codes a prior sample could land on."""
-    fig.add_shape(type="rect", x0=-extent, y0=-extent, x1=extent, y1=extent, layer="above",
-                  line=dict(color=MARK_COLOR, width=1.5, dash="dash"))
-    return fig

@@ -7,6 +7,7 @@ const LP = (window.__latentPlane = window.__latentPlane || {
   weights: new Map(), // sha -> Promise<Float32Array>, shared by every instance and rerun
   images: new Map(), // url -> Promise<HTMLImageElement>
   states: new WeakMap(), // root element -> state kept across reruns
+  groups: new Map(), // group name -> the planes whose probes follow each other
   // read by bench/live_latency.py: ms from a pointer event to the probe's repaint, from a pad stroke's end to its μ
   // on the map, and when (performance.now()) the first plane was ready and its first grid fully decoded
   timings: [], padTimings: [], firstReady: null, firstGrid: null,
@@ -98,14 +99,20 @@ class LatentPlane {
   async update(data, api) {
     this.api = api;
     const prev = this.data || {};
+    if (data.group) {
+      const members = (LP.groups.get(data.group) || []).filter((p) => p.root.isConnected && p !== this);
+      LP.groups.set(data.group, [...members, this]);
+    }
     this.data = data;
     this.root.classList.toggle("lp-no-decode", !data.decode);
     this.root.classList.toggle("lp-no-pad", !data.pad);
+    this.root.classList.toggle("lp-compact", !!data.compact);
     this.root.dataset.ready = "0";
     if (!prev.points || prev.points.key !== (data.points && data.points.key)) {
       const pts = data.points;
       this.xy = pts ? lpB64(pts.xy, Float32Array) : new Float32Array(0);
       this.labels = pts ? lpB64(pts.labels, Uint8Array) : new Uint8Array(0);
+      this.indices = pts && pts.indices ? lpB64(pts.indices, Int32Array) : null; // test-set index of each point
       this.atlas = pts && pts.atlas ? lpImage(pts.atlas) : null;
     }
     if (!this.view || prev.view_key !== data.view_key) this.resetView();
@@ -427,7 +434,7 @@ class LatentPlane {
     this.probe.dataset.z = JSON.stringify(z);
     if (eventTime != null) LP.timings.push(performance.now() - eventTime);
     this.q("coords").textContent = "x = " + at[0].toFixed(3) + ", y = " + at[1].toFixed(3) +
-      (z.length > 2 ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+      (z.length > 2 && !this.data.compact ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
   }
 
   // --- pointer, keys, pad ----------------------------------------------------------------------------------------
@@ -438,6 +445,19 @@ class LatentPlane {
       if (dd <= bestD) { bestD = dd; best = i; }
     }
     return best;
+  }
+
+  testIndex(i) {
+    return this.indices ? this.indices[i] : i;
+  }
+
+  // Planes of one group (Compare's models, on the same axes) follow each other's pointer: one hover decodes the
+  // same spot in every model.
+  follow(at) {
+    this.pointer = at;
+    this.hover = -1;
+    this.paintProbe(at, null);
+    this.drawOverlay();
   }
 
   local(ev) {
@@ -452,7 +472,8 @@ class LatentPlane {
     tip.style.left = Math.min(sx + 14, this.size - 110) + "px";
     tip.style.top = Math.max(sy - 90, 0) + "px";
     const name = this.data.classes[this.labels[i]] ?? this.labels[i];
-    this.q("tip-text").textContent = "#" + (pts.index_offset + i) + " · " + name;
+    const index = this.testIndex(i);
+    this.q("tip-text").textContent = "#" + index + " · " + name;
     const cv = this.q("tip-image");
     if (this.atlas) {
       this.atlas.then((img) => {
@@ -460,7 +481,7 @@ class LatentPlane {
         const [, h, w] = pts.image_shape, cols = pts.atlas_cols;
         const ctx = cv.getContext("2d");
         cv.width = w; cv.height = h;
-        ctx.drawImage(img, (i % cols) * w, Math.floor(i / cols) * h, w, h, 0, 0, w, h);
+        ctx.drawImage(img, (index % cols) * w, Math.floor(index / cols) * h, w, h, 0, 0, w, h);
       });
     }
   }
@@ -485,6 +506,9 @@ class LatentPlane {
       this.pointer = this.toPlane(sx, sy);
       this.paintProbe(this.pointer, ev.timeStamp);
       this.drawOverlay();
+      if (this.data.group) {
+        for (const other of LP.groups.get(this.data.group) || []) if (other !== this && other.root.isConnected) other.follow(this.pointer);
+      }
     });
     ov.addEventListener("pointerleave", () => { this.hover = -1; this.showTooltip(-1); this.drawOverlay(); });
     ov.addEventListener("pointerdown", (ev) => {
@@ -498,7 +522,7 @@ class LatentPlane {
       down = null;
       if (!was || was.dragged || !this.inside(sx, sy)) return;
       const i = this.pointAt(sx, sy);
-      if (i >= 0) this.api.setTriggerValue("pick", this.data.points.index_offset + i);
+      if (i >= 0) this.api.setTriggerValue("pick", this.testIndex(i));
       else if (this.data.decode) this.pin(this.toPlane(sx, sy));
     });
     ov.addEventListener("wheel", (ev) => {
