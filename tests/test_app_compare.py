@@ -133,4 +133,8 @@ def test_shipped_beta_sweep_compares_without_training(use_folder, monkeypatch):
     df = table(at).set_index("model")
     assert df.loc["mnist_z10_beta8", "KL"] < df.loc["mnist_z10_beta0.5", "KL"]
     assert df.loc["mnist_z10_beta8", "recon"] > df.loc["mnist_z10_beta0.5", "recon"]
-    assert len(at.get("plotly_chart")) == 1 + len(chosen)
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert "rate-distortion" in keys
+    # per model: the KL heat map and active units of its training history, and its traversal
+    for name in chosen:
+        assert {f"collapse-kl-{name}", f"collapse-active-{name}", f"traversal-{name}"} <= set(keys), (name, keys)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import jobs
+from conftest import shipped_checkpoint
+from vae_core import inference, jobs
 from vae_core.checkpoint import CheckpointError, load_checkpoint, load_trajectory, read_info, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.data import load_dataset
+from vae_core.data import load_dataset, load_test_set
 from vae_core.models import build_model
 from vae_core.snapshots import example_indices, map_indices
 from vae_core.train import fit, prepare_model
@@ -214,3 +215,35 @@ def test_the_cli_records_the_history_and_continues_it_on_resume(tmp_path):
     resumed = load_trajectory(out)
     assert list(resumed.epochs[:len(first.epochs)]) == list(first.epochs) and resumed.epochs[-1] == 2.0
     assert np.array_equal(resumed.mu[:len(first.epochs)], first.mu)
+
+
+SHIPPED_WITH_HISTORY = ("mnist_z2", "mnist_z20", "mnist_z10_beta0.5", "mnist_z10_beta1", "mnist_z10_beta4",
+                        "mnist_z10_beta8")
+
+
+@pytest.mark.parametrize("name", SHIPPED_WITH_HISTORY)
+def test_shipped_models_carry_their_own_training_history(name):
+    path = shipped_checkpoint(name)
+    model, info = load_checkpoint(path)
+    traj = load_trajectory(path)
+    assert traj is not None, f"{name} was shipped without a training history"
+    assert traj.epochs[0] == 0.0 and traj.epochs[-1] == len(info.history) == info.train_config.epochs
+    assert int((traj.epochs < 1).sum()) >= 8
+    assert traj.nbytes < 5_000_000
+    data = load_test_set(info.dataset)
+    assert traj.indices.tolist() == map_indices(len(data.test_images)).tolist()  # one subset for the whole dataset
+    # the last moment is the shipped weights: their μ of the followed images, to float16 precision
+    mu = inference.encode(model, data.test_images[traj.indices], data.test_labels[traj.indices])[0]
+    assert np.allclose(traj.mu[-1].astype(np.float32), mu, atol=2e-2, rtol=1e-2)
+
+
+def test_a_diverged_run_keeps_a_loadable_history(sample, tmp_path):
+    config = TrainConfig(dataset="mnist-sample", epochs=2, batch_size=100, lr=1e12)  # diverges within the run
+    model, _ = prepare_model(TINY, config)
+    recorder = TrajectoryRecorder(sample, config.epochs, TINY.latent_dim)
+    result = fit(model, sample, config, recorder=recorder)
+    assert result.status == "diverged"
+    path = save_checkpoint(tmp_path / "d.pt", result.model, config, "mnist-sample", trajectory=recorder.to_payload())
+    traj = load_trajectory(path)
+    assert traj is not None and traj.epochs[0] == 0.0  # the moments before it went wrong
+    assert np.isfinite(traj.mu.astype(np.float32)).all() and np.isfinite(traj.kl).all()

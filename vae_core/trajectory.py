@@ -99,11 +99,15 @@ class TrajectoryRecorder:
         if self.frames and epoch <= self.frames[-1].epoch:
             return
         mu, kl = _encode(model, self._images, torch.as_tensor(self.labels))
-        self.frames.append(Frame(
-            epoch=float(epoch), mu=mu.astype(np.float16), kl=kl,
-            recon=_pixels(inference.reconstruct(model, self._recon_inputs, self._recon_labels)),
-            samples=_pixels(inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED)),
-        ))
+        recon = inference.reconstruct(model, self._recon_inputs, self._recon_labels)
+        samples = inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED)
+        # Weights on their way to NaN (fit notices a few steps later and restores the last good ones) give no frame:
+        # a stored history holds only finite values, so the checkpoint of the restored model stays loadable.
+        if not all(np.isfinite(a).all() for a in (mu, recon, samples, *(() if kl is None else (kl,)))) \
+                or np.abs(mu).max(initial=0) > np.finfo(np.float16).max:
+            return
+        self.frames.append(Frame(epoch=float(epoch), mu=mu.astype(np.float16), kl=kl, recon=_pixels(recon),
+                                 samples=_pixels(samples)))
 
     def to_payload(self) -> dict[str, torch.Tensor] | None:
         """The checkpoint's "trajectory" dict, or None before the first frame."""
