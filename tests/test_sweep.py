@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -175,3 +176,56 @@ def test_no_host_sync_between_metric_reads(sample, monkeypatch, together):
             fit(prepare_model(SMALL, cfg)[0], sample, cfg, evaluate_each_epoch=False)
     assert mode.reads == []
     assert len(lists) == math.ceil(steps / LOG_EVERY) + 1  # the reports, then the epoch's means
+
+
+class StandInGraphs:
+    """CUDA graphs' part played on the CPU: `capture` records the step without running it and `replay` runs it on
+    whatever the static buffers hold, as a graph does; counts what was asked of it."""
+
+    def __init__(self) -> None:
+        self.warmed = self.captured = self.replayed = 0
+
+    def warm(self, run):
+        self.warmed += 1
+        return run()
+
+    def capture(self, run):
+        self.captured += 1
+
+        def replay():
+            self.replayed += 1
+            return run()
+
+        return replay
+
+
+def untimed(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in h.items() if k not in ("images_per_s", "elapsed", "eta")} for h in history]
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_the_graphed_step_trains_exactly_as_the_plain_one(sample, monkeypatch, together):
+    """The GPU path's wrapper (static index and weight buffers, warm-up, one capture, replays, an eager last batch),
+    driven on the CPU: the same weights and histories as the plain steps, with a KL warm-up and a cosine schedule."""
+    from vae_core import graph_step
+
+    cfg = TrainConfig(epochs=2, batch_size=192, kl_warmup=1, lr_schedule="cosine", lr=3e-3)  # 20 full batches + 160
+    configs = [cfg, replace(cfg, beta=4.0)] if together else [cfg]
+
+    def train() -> list:
+        models = fresh(configs)
+        if together:
+            return fit_together(models, sample, configs)
+        return [fit(models[0], sample, cfg)]
+
+    plain = train()
+    backend = StandInGraphs()
+    monkeypatch.setattr(graph_step, "graph_backend", lambda device: backend)
+    graphed = train()
+    full_batches = len(sample.train_images) // cfg.batch_size
+    assert (backend.warmed, backend.captured) == (graph_step.WARMUP_STEPS, 1)
+    assert backend.replayed == cfg.epochs * full_batches - graph_step.WARMUP_STEPS
+    for a, b in zip(plain, graphed):
+        assert untimed(a.history) == untimed(b.history) and len(a.history) == 2
+        for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(wa, wb), name

@@ -15,6 +15,7 @@ from .config import ModelConfig, TrainConfig
 from .data import ImageDataset, to_float
 from .loss import kl_weight
 from .models import LatentModel, build_model
+from .graph_step import Step, step_runner
 from .trajectory import TrajectoryRecorder
 
 LOG_EVERY = 10  # steps between metric reads: each read syncs the device, so not every step
@@ -126,6 +127,8 @@ def fit(
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer, scheduler = make_optimizer(model.parameters(), config, device, total_steps)
+    run_step = step_runner(_training_step(model, optimizer, train_images, train_labels, config.mc_samples), optimizer,
+                           config.batch_size, device)
     gen = torch.Generator(device="cpu").manual_seed(config.seed + first_epoch)
     snapshot = _snapshot(model)
     start = time.perf_counter()
@@ -147,16 +150,10 @@ def fit(
             if recorder is not None and recorder.due(epoch + step / steps_per_epoch):
                 recorder.record(model, epoch + step / steps_per_epoch)
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            x = to_float(train_images[idx])
             weight = kl_weight(config.beta, config.kl_warmup, epoch + step / steps_per_epoch)
-            y = None if train_labels is None else train_labels[idx]
-            terms = model.objective(x, y, kl_weight=weight, mc_samples=config.mc_samples)
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            optimizer.step()
+            batch_terms = run_step(idx, weight)
             if scheduler is not None:
                 scheduler.step()
-            batch_terms = torch.stack([terms.recon.detach(), terms.kl.detach(), terms.loss.detach()])
             sums += batch_terms * len(idx)
             epoch_sums += batch_terms[:2] * len(idx)
             since_report += len(idx)
@@ -215,8 +212,9 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
     """The optimiser and learning-rate schedule of a run of `total_steps` steps (shared by fit and sweep.fit_together)."""
     # The fused kernel updates all parameters in one pass: ~11% faster per step on a 2-core CPU for the 784-400-20 MLP.
+    # Capturable on CUDA, where the step is replayed from a CUDA graph (vae_core.graph_step).
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=(0.9, config.adam_beta2),
-                                 fused=device.type in ("cpu", "cuda"))
+                                 fused=device.type in ("cpu", "cuda"), capturable=device.type == "cuda")
     # A cosine decay reaches a given loss in fewer epochs than a constant rate when the run's length is known; a
     # linear warm-up before it lets a short run start at a higher peak rate without blowing up its first steps.
     if config.lr_schedule == "cosine":
@@ -233,6 +231,22 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _training_step(model: LatentModel, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+                   labels: torch.Tensor | None, mc_samples: int) -> Step:
+    """One step on the batch of images `idx`; returns its (recon, kl, objective) on the device, unread."""
+
+    def step(idx: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+        x = to_float(images[idx])
+        y = None if labels is None else labels[idx]
+        terms = model.objective(x, y, kl_weight=weight, mc_samples=mc_samples)
+        optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        optimizer.step()
+        return torch.stack([terms.recon.detach(), terms.kl.detach(), terms.loss.detach()])
+
+    return step
 
 
 def divergence_message(epoch: int, step: int, loss: float) -> str:
