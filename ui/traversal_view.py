@@ -38,7 +38,8 @@ def traversal_figure(tr: Traversal, probabilistic: bool, height: int | None = No
     labelled = sorted({0, steps // 2, steps - 1})  # the ends and the middle: the cells are too narrow for every value
     fig = go.Figure(go.Image(source=png_data_uri(picture), hoverinfo="skip"))
     fig.update_layout(
-        height=height or 40 + 46 * rows, margin=dict(l=10, r=10, t=10, b=30),
+        # about the height the picture takes at a Compare column's width, so no band of white sits above and below it
+        height=height or 40 + 21 * rows, margin=dict(l=10, r=10, t=10, b=30),
         yaxis=dict(tickvals=[(r + 0.5) * cell_h for r in range(rows)], showgrid=False, zeroline=False,
                    ticktext=[row_label(d, k, c, probabilistic) for d, k, c in zip(tr.dims, tr.kl, tr.collapsed)]),
         xaxis=dict(tickvals=[(s + 0.5) * cell_w for s in labelled], ticktext=[f"{tr.values[s]:g}" for s in labelled],
