@@ -3,7 +3,6 @@ the shipped β = 8 model the marked rows are the ones the decoder ignores."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from conftest import shipped_checkpoint
 from vae_core import inference

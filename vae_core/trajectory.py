@@ -207,7 +207,7 @@ def validate(payload: object, latent_dim: int, image_shape: tuple[int, int, int]
     for key, tensor in payload.items():
         if not tensor.is_contiguous():
             raise TrajectoryError(f"{key} is not stored densely")
-    epochs, mu = payload["epochs"], payload["mu"]
+    epochs = payload["epochs"]
     n_frames = len(epochs) if epochs.ndim == 1 else 0
     n_points = len(payload["indices"]) if payload["indices"].ndim == 1 else 0
     n_recon = len(payload["recon_indices"]) if payload["recon_indices"].ndim == 1 else 0
