@@ -218,7 +218,7 @@ def test_the_cli_records_the_history_and_continues_it_on_resume(tmp_path):
 
 
 SHIPPED_WITH_HISTORY = ("mnist_z2", "mnist_z20", "mnist_z10_beta0.5", "mnist_z10_beta1", "mnist_z10_beta4",
-                        "mnist_z10_beta8", "fashion_z2", "mnist_ae_z2", "mnist_cvae_z2")
+                        "mnist_z10_beta8", "fashion_z2", "mnist_ae_z2", "mnist_cvae_z2", "mnist_dae_z2")
 
 
 @pytest.mark.parametrize("name", SHIPPED_WITH_HISTORY)
