@@ -253,10 +253,15 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
                 "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
                 "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
     c_from, c_index, c_image = st.columns([2, 1, 1], vertical_alignment="bottom")
-    origin = c_from.radio("Start from", ("a test image", "the origin z = 0"), horizontal=True,
-                          key="compare.traverse_from")
+    pinned = st.session_state.get(session_keys.CLICKED_LATENTS) or []
+    starts = ("a test image", *(("the last position pinned on the Latent Map",) if pinned else ()), "the origin z = 0")
+    origin = c_from.radio("Start from", starts, horizontal=True, key=training.remembered("compare.traverse_from",
+                                                                                        starts[0], starts))
     start = None
-    if origin == "a test image":
+    if origin == starts[1] and pinned:
+        start = tuple(float(v) for v in pinned[-1])
+        c_index.caption("z = [" + ", ".join(f"{v:.2f}" for v in start) + "]")
+    elif origin == "a test image":
         n = min(len(data.test_images) for data in datasets.values())
         start = int(c_index.number_input("Test image #", 0, n - 1, step=1, key="compare.traverse_index"))
         first = next(iter(datasets.values()))
@@ -264,7 +269,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
     for col, info in zip(st.columns(slots), models):
         data = datasets[info.name]
         # a conditional model keeps the class of the start image, or draws the class picked above from the origin
-        drawn = int(data.test_labels[start]) if start is not None else (label if label is not None else 0)
+        drawn = int(data.test_labels[start]) if isinstance(start, int) else (label if label is not None else 0)
         with col:
             st.markdown(header(info))
             traversal_view.show(info, data, start, drawn)

@@ -11,12 +11,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ui import history_view, shared, training
+from ui import history_view, session_keys, shared, training
+from ui.plots import png_data_uri
+from ui.traversal_view import traversal_picture
 from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint, load_trajectory, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_test_set
-from vae_core.traversal import dimension_stats
+from vae_core.traversal import dimension_stats, traverse
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "app_pages"
@@ -107,9 +109,27 @@ def test_compare_shows_collapse_and_traversals_ordered_by_kl_per_model(app, hist
         rows = fig["layout"]["yaxis"]["ticktext"]
         assert [int(r.split(" ")[0][1:]) for r in rows] == list(stats.order())
         assert [r.endswith("collapsed") for r in rows] == list(stats.collapsed[stats.order()])
-    at.radio(key="compare.traverse_from").set_value("the origin z = 0").run()
+    at.radio(key="_w.compare.traverse_from").set_value("the origin z = 0").run()
     assert not at.exception
     assert len([f for f in figures(at) if f["data"] and f["data"][0]["type"] == "image" and not f.get("frames")]) == 2
+
+
+def test_compare_traverses_from_the_position_pinned_on_the_latent_map(app, histories):
+    at = AppTest.from_file(str(PAGES / "5_Compare.py"), default_timeout=180)
+    at.session_state["selected_model"] = "tiny_beta8"
+    at.session_state[session_keys.CLICKED_LATENTS] = [np.array([0.5, -1.0, 2.0], np.float32)]
+    at.run()
+    at.radio(key="_w.compare.traverse_from").set_value("the last position pinned on the Latent Map").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value == "z = [0.50, -1.00, 2.00]" for c in at.caption)
+    traversals = [f for f in figures(at) if f["data"] and f["data"][0]["type"] == "image" and not f.get("frames")]
+    assert len(traversals) == 2
+    # each picture is the traversal from exactly that code
+    data = load_test_set("mnist-sample")
+    for name, fig in zip(("tiny_beta0.5", "tiny_beta8"), traversals):
+        model = load_checkpoint(histories / f"{name}.pt")[0]
+        expected = traverse(model, np.array([0.5, -1.0, 2.0]), dimension_stats(model, data.test_images))
+        assert fig["data"][0]["source"] == png_data_uri(traversal_picture(expected))
 
 
 def test_train_page_shows_the_history_after_a_run(monkeypatch, tmp_path):

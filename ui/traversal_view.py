@@ -59,21 +59,34 @@ def stats(info: CheckpointInfo, data: ImageDataset) -> DimensionStats:
 
 
 @st.cache_data(show_spinner="Decoding the traversals…", max_entries=64)
-def _traversal(path: str, stamp: float, start: int | None, label: int | None, _info: CheckpointInfo,
+def _traversal(path: str, stamp: float, start: Start, label: int | None, _info: CheckpointInfo,
                _data: ImageDataset) -> Traversal:
     model = shared.load_model(_info)
-    z = np.zeros(model.latent_dim, np.float32) if start is None else encode_one(model, _data.test_images[start], label)
+    if start is None:
+        z = np.zeros(model.latent_dim, np.float32)
+    elif isinstance(start, tuple):
+        z = np.asarray(start, np.float32)
+    else:
+        z = encode_one(model, _data.test_images[start], label)
     return traverse(model, z, stats(_info, _data), label=label)
 
 
-def traversal(info: CheckpointInfo, data: ImageDataset, start: int | None, label: int | None) -> Traversal:
-    """From test image `start`'s μ (None: from the origin z = 0); a conditional model draws `label`."""
+Start = int | tuple[float, ...] | None  # a test image's index, a code (a pinned position), or the origin
+
+
+def traversal(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | None) -> Traversal:
+    """From test image `start`'s μ, from a given code (a tuple of d numbers), or from the origin z = 0 (None);
+    a conditional model draws `label`."""
     label = label if info.model_config.kind == "cvae" else None
     return _traversal(str(info.path), shared.stamp(info.path), start, label, info, data)
 
 
-def show(info: CheckpointInfo, data: ImageDataset, start: int | None, label: int | None) -> None:
+def show(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | None) -> None:
     """One model's traversal with a caption saying how many of its dimensions collapsed."""
+    if isinstance(start, tuple) and len(start) != info.model_config.latent_dim:
+        st.caption(f"the pinned position has {len(start)} numbers; this model's codes have "
+                   f"{info.model_config.latent_dim}")
+        return
     tr = traversal(info, data, start, label)
     probabilistic = info.model_config.kind in ("vae", "cvae")
     st.plotly_chart(traversal_figure(tr, probabilistic), key=f"traversal-{info.name}", config={"displayModeBar": False})
