@@ -489,7 +489,10 @@ class LatentPlane {
   bind() {
     const ov = this.overlay;
     let down = null;
-    ov.addEventListener("pointermove", (ev) => {
+    // Chrome holds pointermove back until the next frame (up to ~16 ms); pointerrawupdate comes as the input does
+    // (secure contexts: https or localhost), so the probe is repainted within the frame the pointer moved in.
+    const moveEvent = "onpointerrawupdate" in window && window.isSecureContext ? "pointerrawupdate" : "pointermove";
+    ov.addEventListener(moveEvent, (ev) => {
       const [sx, sy] = this.local(ev);
       if (down) {
         if (Math.hypot(sx - down.sx, sy - down.sy) > 4) down.dragged = true;
