@@ -25,7 +25,7 @@ SHIPPED = ROOT / "checkpoints"
 os.environ["VAE_OFFLINE"] = "1"
 
 
-BROWSER_FIXTURES = {"browser_page", "streamlit_server_factory", "forward_page", "server"}
+BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "forward_page", "server"}
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -115,17 +115,25 @@ def streamlit_server_factory():
         server.stop()
 
 
-@pytest.fixture
-def browser_page():
-    """A Playwright page in Debian's Chromium, or a skip saying why."""
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium under Playwright, started once per session (Playwright's sync API allows one at a time),
+    or a skip saying why."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page in a fresh browser context (its own storage and caches)."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture

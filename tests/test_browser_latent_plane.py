@@ -13,7 +13,7 @@ from PIL import Image
 
 from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, probe,
                            to_plane)
-from conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, SHIPPED
+from conftest import ROOT, SHIPPED
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_test_set
@@ -54,18 +54,14 @@ def _shipped(path) -> tuple[LatentModel, str]:
 
 
 @pytest.fixture(scope="module")
-def forward_page():
-    """One blank page with forward.js loaded, shared by every model (a browser start costs seconds)."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_content("<html><body></body></html>")
-        page.add_script_tag(content=FORWARD_JS)
-        yield page
-        browser.close()
+def forward_page(chromium):
+    """One blank page with forward.js loaded, shared by every model."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_content("<html><body></body></html>")
+    page.add_script_tag(content=FORWARD_JS)
+    yield page
+    context.close()
 
 
 @pytest.mark.parametrize("make", MODELS)
