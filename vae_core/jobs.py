@@ -334,7 +334,7 @@ class TrainingJob:
         self._set(class_names=data.class_names)
         if len(runs) == 1:
             model, _ = prepare_model(runs[0].model_config, runs[0].train_config)
-            status, message = self._train(0, runs[0], model, data)
+            status, message = self._train(runs[0], model, data)
             failure = message if status == "diverged" else ""
         else:
             failure = self._train_together(data)
@@ -397,8 +397,8 @@ class TrainingJob:
         saved = f"; {len(self._state.saved)} other model(s) of the sweep were saved" if failures and self._state.saved else ""
         return "; ".join(failures) + saved
 
-    def _train(self, index: int, run: RunSpec, model: LatentModel, data: ImageDataset) -> tuple[str, str]:
-        n_runs = len(self.spec.runs)
+    def _train(self, run: RunSpec, model: LatentModel, data: ImageDataset) -> tuple[str, str]:
+        """The single-model path (a sweep's members train together in `_train_together`)."""
         map_idx = map_indices(len(data.test_images))
         example_idx = example_indices(data.test_labels)
         last_snapshot = -math.inf
@@ -410,16 +410,15 @@ class TrainingJob:
             self._set(snapshot=snap)
 
         def on_step(m: StepMetrics) -> None:
-            run_eta = m.eta + (n_runs - index - 1) * (m.elapsed + m.eta)
             point = (m.epoch - 1 + m.step / m.steps_per_epoch, m.recon + m.kl, m.recon, m.kl)
             with self._lock:
                 s = self._state
                 s.steps.append(point)
-                s.progress = (index + m.progress) / n_runs
-                s.eta = run_eta
+                s.progress = m.progress
+                s.eta = m.eta
                 s.images_per_s = m.images_per_s
                 s.epoch = m.epoch
-                s.phase = f"training {run.label}" + (f" ({index + 1} of {n_runs})" if n_runs > 1 else "")
+                s.phase = f"training {run.label}"
 
         def on_epoch(m: EpochMetrics, trained: LatentModel) -> None:
             with self._lock:
