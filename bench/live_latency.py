@@ -18,7 +18,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser_plane import PINNED, PLANE, SEVEN, draw, empty_spots, geometry, open_plane, to_plane  # noqa: E402
+from browser_plane import PINNED, PLANE, SEVEN, draw, empty_spots, geometry, open_plane, pin  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
 
 
@@ -62,13 +61,8 @@ def measure(page, url: str, moves: int, strokes: int, pins: int) -> dict:
 
     round_trips = []
     for px, py in empty_spots(geometry(page), pins):
-        expected = to_plane(page, px, py)
-        start = time.perf_counter()
-        page.mouse.click(px, py)
-        page.wait_for_function("""([x, y]) => { const m = document.body.innerText.match(
-            /\\(x, y\\) = \\((-?[\\d.]+), (-?[\\d.]+)\\)/); return m && Math.abs(+m[1] - x) < 0.002 &&
-            Math.abs(+m[2] - y) < 0.002; }""", arg=list(expected), timeout=60_000, polling=5)
-        round_trips.append((time.perf_counter() - start) * 1e3)
+        _, seconds = pin(page, px, py, timeout_ms=60_000)
+        round_trips.append(seconds * 1e3)
         assert PINNED.search(page.inner_text("body"))
     return {"cold": cold, "warm": warm, "moves": move_ms, "pad": pad_ms, "round_trips": round_trips}
 

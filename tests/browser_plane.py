@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 
@@ -79,6 +80,18 @@ def empty_spots(geom: dict, count: int, clearance_px: float = 14.0) -> list[tupl
         if len(spots) == count:
             break
     return [(geom["left"] + x, geom["top"] + y) for x, y in spots]
+
+
+def pin(page, px: float, py: float, timeout_ms: int = 30_000) -> tuple[tuple[float, float], float]:
+    """Clicks empty space at page pixel (px, py) and waits until the server's side panel shows that position
+    (to 3 decimals); returns the plane coordinates the click was at and the seconds from the click to that."""
+    expected = to_plane(page, px, py)
+    clicked = time.perf_counter()
+    page.mouse.click(px, py)
+    page.wait_for_function("""([x, y]) => { const m = document.body.innerText.match(
+        /\\(x, y\\) = \\((-?[\\d.]+), (-?[\\d.]+)\\)/); return m && Math.abs(+m[1] - x) < 0.002 &&
+        Math.abs(+m[2] - y) < 0.002; }""", arg=list(expected), timeout=timeout_ms, polling=5)
+    return expected, time.perf_counter() - clicked
 
 
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:

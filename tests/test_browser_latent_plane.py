@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, probe,
-                           to_plane)
+from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, pin,
+                           probe)
 from conftest import ROOT, SHIPPED
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
@@ -135,11 +135,7 @@ def test_clicks_pick_isolated_points_and_pin_empty_space_exactly(plane_page):
     geom = geometry(page)
     pixel = geom["view"]["span"] / geom["area"]["w"]  # plane units per screen pixel
     for px, py in empty_spots(geom, 3):
-        expected = to_plane(page, px, py)
-        page.mouse.click(px, py)
-        page.wait_for_function("""([x, y]) => { const m = document.body.innerText.match(
-            /\\(x, y\\) = \\((-?[\\d.]+), (-?[\\d.]+)\\)/); return m && Math.abs(+m[1] - x) < 0.002 &&
-            Math.abs(+m[2] - y) < 0.002; }""", arg=list(expected), timeout=30_000)
+        expected, _ = pin(page, px, py)
         shown = [float(v) for v in PINNED.search(page.inner_text("body")).groups()]
         assert abs(shown[0] - expected[0]) <= pixel and abs(shown[1] - expected[1]) <= pixel
 

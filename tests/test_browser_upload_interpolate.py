@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, StreamlitServer
 from test_app_reconstruct import _bad_files, _good_files
-from browser_plane import PINNED, PLANE, SEVEN, draw, empty_spots, geometry, open_plane, to_plane
+from browser_plane import PINNED, PLANE, SEVEN, draw, empty_spots, geometry, open_plane, pin
 from vae_core.data import load_dataset
 
 SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -57,11 +57,7 @@ def test_two_latent_map_pins_become_the_ends_of_a_path_and_a_drawn_digit_goes_to
     page = browser_page
     open_plane(page, server.url)
     for px, py in empty_spots(geometry(page), 2):
-        expected = to_plane(page, px, py)
-        page.mouse.click(px, py)
-        page.wait_for_function("""([x, y]) => { const m = document.body.innerText.match(
-            /\\(x, y\\) = \\((-?[\\d.]+), (-?[\\d.]+)\\)/); return m && Math.abs(+m[1] - x) < 0.002 &&
-            Math.abs(+m[2] - y) < 0.002; }""", arg=list(expected), timeout=30_000)
+        pin(page, px, py)
     assert PINNED.search(page.inner_text("body"))
 
     # through the sidebar, not page.goto: a new page load would start a new session without the pins
