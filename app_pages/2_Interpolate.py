@@ -148,7 +148,7 @@ def main() -> None:
             plane = latent_views.default_plane(sel)
             xy = plane.project(path)
             map_overlays.overlay_plane(sel, plane, "interp_plane", [Mark(path=xy.tolist(), dots=True, color=PATH_COLOR)],
-                                       reach=xy, on_pin=lambda: map_overlays.pin_to_latents("interp_plane", plane))
+                                       reach=xy)
             st.caption(f"{method} path, A (large dot) → B. Move over the plane to decode any spot; click empty space "
                        "to pin it: the last two pins are the **Clicked points** endpoints.")
             note = map_overlays.view_note(sel)

@@ -205,9 +205,8 @@ def main() -> None:
                 marks += [Mark(path=ellipse(c, cov, k).tolist(), closed=True, fill="rgba(255, 200, 0, 0.35)")
                           for c, cov in zip(centres, projected_covariances(plane.axes, sigma))]
             marks += [Mark(at=c.tolist(), label=str(i + 1)) for i, c in enumerate(centres)]
-            reach = np.concatenate([centres, *(m.path for m in marks if m.path)]) if marks else centres
-            map_overlays.overlay_plane(sel, plane, "recon_plane", marks, reach=np.asarray(reach),
-                                       on_pin=lambda: map_overlays.pin_to_latents("recon_plane", plane))
+            reach = np.concatenate([centres, *(m.path for m in marks if m.path)])
+            map_overlays.overlay_plane(sel, plane, "recon_plane", marks, reach=reach)
             note = map_overlays.view_note(sel)
             if note:
                 st.caption(f"{note} Each ellipse is the exact projection of that image's diagonal-Gaussian "

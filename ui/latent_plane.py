@@ -93,7 +93,8 @@ def atlas_png(images: np.ndarray, columns: int = ATLAS_COLUMNS) -> bytes:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _atlas(key: tuple, _sel: Selection) -> str:
+def _atlas(dataset: str, _sel: Selection) -> str:
+    """The URL of the tooltip atlas of `dataset`'s test images, made once per dataset (every model of it shares it)."""
     images = _sel.data.test_images.numpy()
     images = images.reshape(len(images), *images.shape[-2:])
     if images.dtype != np.uint8:
@@ -176,13 +177,13 @@ def latent_plane(
     `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
     points = None
     if xy is not None and len(xy):
-        n = len(xy)
+        xy32, labels8 = np.ascontiguousarray(xy, "<f4"), np.ascontiguousarray(labels, np.uint8)
         points = {
-            "xy": _b64(np.asarray(xy, "<f4")), "labels": _b64(np.asarray(labels, np.uint8)),
-            "key": hashlib.sha256(np.asarray(xy, "<f4").tobytes() + np.asarray(labels, np.uint8).tobytes()
+            "xy": _b64(xy32), "labels": _b64(labels8),
+            "key": hashlib.sha256(xy32.tobytes() + labels8.tobytes()
                                   + (b"" if indices is None else np.asarray(indices, "<i4").tobytes())).hexdigest()[:16],
             "indices": None if indices is None else _b64(np.asarray(indices, "<i4")),
-            "atlas": _atlas(model_key(sel), sel) if sel.data is not None else None,
+            "atlas": _atlas(sel.data.name, sel) if sel.data is not None else None,
             "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape),
         }
     conditional = sel.info.model_config.kind == "cvae"

@@ -7,8 +7,6 @@ how a latent vector is written out.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import streamlit as st
 
@@ -39,17 +37,19 @@ def view_note(sel: Selection) -> str | None:
             f"({share:.0%} of the variance of its posterior means), as on the Latent Map's PCA view.")
 
 
-def overlay_plane(sel: Selection, plane: LatentPlane, key: str, marks: list[Mark], reach: np.ndarray | None = None,
-                  on_pin: Callable[[], None] | None = None) -> PlaneEvents:
+def overlay_plane(sel: Selection, plane: LatentPlane, key: str, marks: list[Mark],
+                  reach: np.ndarray | None = None) -> PlaneEvents:
     """The test set's posterior means on `plane` in the live plane (decoded under the pointer), with the page's
-    marks; the view spans `reach` (the marks' plane coordinates: uploads may land far out)."""
+    marks; the view spans `reach` (the marks' plane coordinates: uploads may land far out). Pins there join the
+    latents the Interpolate page can use as endpoints."""
     xy = None if sel.data is None else plane.project(sel.mu)
     # a VAE's view is the prior's square (a few outlying codes go off it); an autoencoder's spans its codes
     spans = [a for a in (None if sel.model.probabilistic else xy, reach) if a is not None and len(a)]
     extent = code_extent(np.concatenate(spans)) if spans else GRID_EXTENT
     return latent_plane(sel, plane, extent, key=key, xy=xy,
                         labels=None if xy is None else sel.data.test_labels.numpy()[:len(xy)],
-                        class_names=sel.class_names, show_grid=False, marks=tuple(marks), on_pin=on_pin)
+                        class_names=sel.class_names, show_grid=False, marks=tuple(marks),
+                        on_pin=lambda: pin_to_latents(key, plane))
 
 
 def pin_to_latents(key: str, plane: LatentPlane) -> None:

@@ -132,11 +132,9 @@ class LatentPlane {
       const [c, h, w] = this.spec.image_shape;
       this.probe.width = w;
       this.probe.height = h;
-      for (const name of ["recon"]) {
-        const cv = this.q(name);
-        cv.width = w;
-        cv.height = h;
-      }
+      const recon = this.q("recon");
+      recon.width = w;
+      recon.height = h;
       if (!prev.model || prev.model.sha !== data.model.sha || prev.view_key !== data.view_key) this.drawnCode = null;
       this.decodeGrid();
       if (this.pointer) this.paintProbe(this.pointer, null);
