@@ -303,6 +303,19 @@ def test_an_npz_of_grey_images_without_labels_and_one_with_bare_labels(tmp_path)
     assert m.class_names == ("5", "7") and sorted(all_images(m)[1].tolist()) == [0] * 5 + [1] * 5
 
 
+def test_an_npz_whose_header_claims_more_than_it_holds_is_refused_before_loading(tmp_path, monkeypatch):
+    np.savez(tmp_path / "liar.npz", images=np.zeros((4, 8, 8), np.uint8))
+    with zipfile.ZipFile(tmp_path / "liar.npz") as zf:
+        data = zf.read("images.npy")  # a 128-byte header padded with spaces, then 256 bytes of pixels
+    header = data[:128].replace(b"(4, 8, 8)", b"(9999999, 8, 8)").replace(b" " * 6 + b"\n", b"\n")
+    assert len(header) == 128
+    with zipfile.ZipFile(tmp_path / "liar.npz", "w") as zf:
+        zf.writestr("images.npy", header + data[128:])
+    monkeypatch.setattr(importer.np, "load", None)  # must not be reached
+    with pytest.raises(ImportFailed, match=r"images.npy declares \(9999999, 8, 8\) but holds 384 bytes"):
+        import_images(tmp_path / "liar.npz", "liar", root=tmp_path / "store")
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"pixels": np.zeros((2, 8, 8), np.uint8)}, "has no 'images' array"),
     ({"images": np.zeros((2, 8, 8), np.float32)}, "must be uint8"),
@@ -310,7 +323,7 @@ def test_an_npz_of_grey_images_without_labels_and_one_with_bare_labels(tmp_path)
     ({"images": np.zeros((2, 8, 8), np.uint8), "labels": np.zeros(3, int)}, "one integer of 0 or more per image"),
     ({"images": np.zeros((2, 8, 8), np.uint8), "labels": np.array([0, 1]), "class_names": np.array(["x"])},
      "one per label value"),
-    ({"images": np.array([None, None], dtype=object)}, "could not be read"),  # pickled: never loaded
+    ({"images": np.array([None, None], dtype=object)}, "images.npy holds Python objects"),  # never unpickled
     ({"images": np.zeros((2, 1, 1), np.uint8)}, "at least 2×2"),
 ])
 def test_a_malformed_npz_is_refused_in_one_line(tmp_path, arrays, message):

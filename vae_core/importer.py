@@ -188,18 +188,17 @@ class ImportReport:
                  + (f"{len(m.class_names)} classes: " + ", ".join(
                      f"{name} {c['train'] + c['test']:,}" for name, c in m.class_counts.items())
                     if m.labelled else "unlabelled")]
-        if not m.skipped:
-            return lines
-        by_reason: dict[str, int] = {}
-        for s in m.skipped:
-            by_reason[s.reason] = by_reason.get(s.reason, 0) + 1
-        counted = sorted(by_reason.items(), key=lambda kv: (kv[0] in _QUIET_REASONS, -kv[1]))
-        lines.append(f"skipped {len(m.skipped):,}: " + ", ".join(f"{n:,} {reason}" for reason, n in counted))
-        ordered = sorted(m.skipped, key=lambda s: s.reason in _QUIET_REASONS)  # stable: source order otherwise
-        lines += [f"  {s}" for s in ordered[:named]]
-        if len(ordered) > named:
-            lines.append(f"  … and {len(ordered) - named:,} more, all listed in {m.folder / MANIFEST_FILE}")
-        return lines
+        if m.skipped:
+            by_reason: dict[str, int] = {}
+            for s in m.skipped:
+                by_reason[s.reason] = by_reason.get(s.reason, 0) + 1
+            counted = sorted(by_reason.items(), key=lambda kv: (kv[0] in _QUIET_REASONS, -kv[1]))
+            lines.append(f"skipped {len(m.skipped):,}: " + ", ".join(f"{n:,} {reason}" for reason, n in counted))
+            ordered = sorted(m.skipped, key=lambda s: s.reason in _QUIET_REASONS)  # stable: source order otherwise
+            lines += [f"  {s}" for s in ordered[:named]]
+            if len(ordered) > named:
+                lines.append(f"  … and {len(ordered) - named:,} more, all listed in {m.folder / MANIFEST_FILE}")
+        return [_printable(line) for line in lines]  # class and file names are whatever the source held
 
 
 # Reasons for skipping that are housekeeping rather than a problem with the user's images.
@@ -871,9 +870,11 @@ def _read_npz(path: Path, limits: ImportLimits) -> tuple[np.ndarray, np.ndarray,
     archive's listing; its declared sizes are checked before an array is read, and no pickled object is loaded."""
     with _open_zip(path, limits) as zf:
         infos = zf.infolist()
-    total = sum(i.file_size for i in infos)
-    if total > limits.max_total_bytes:
-        raise _too_big(total, limits)
+        total = sum(i.file_size for i in infos)
+        if total > limits.max_total_bytes:
+            raise _too_big(total, limits)
+        for info in infos:
+            _check_npy_header(zf, info, path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "images" not in npz.files:
@@ -912,6 +913,27 @@ def _read_npz(path: Path, limits: ImportLimits) -> tuple[np.ndarray, np.ndarray,
                                f"(at least {labels.max() + 1}), got {names.dtype} {names.shape}")
         class_names = tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names.tolist())
     return images, labels.astype(np.int64), class_names, [(i.filename, i.file_size, i.CRC) for i in infos]
+
+
+def _check_npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> None:
+    """Refuse an array whose header declares more data than its member holds (numpy would allocate the declared
+    size before reading) or Python objects, before np.load sees it."""
+    if not info.filename.endswith(".npy"):
+        return
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_header(f)
+    except Exception as exc:  # noqa: BLE001 - a malformed header: one line, whatever numpy raised
+        raise ImportFailed(f"{path.name} could not be read as an .npz of arrays ({str(exc)[:160]})") from exc
+    if dtype.hasobject:
+        raise ImportFailed(f"{path.name}: {info.filename} holds Python objects; only plain arrays are read")
+    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+        raise ImportFailed(f"{path.name}: {info.filename} declares {shape} but holds {info.file_size:,} bytes")
 
 
 def _normalise_arrays(pixels: np.ndarray, side: int, pad: bool, grey: bool | None,
