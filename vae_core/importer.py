@@ -41,7 +41,7 @@ from filelock import FileLock
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # The upload pipeline's format rules and decoders: an imported image is accepted exactly when an upload would be.
-from .preprocess import _ALLOWED_TEXT, _OPEN_FORMATS, ALLOWED_FORMATS, MAX_PIXELS, _high_depth_to_uint8, _sniff_format
+from .preprocess import ALLOWED_FORMATS, MAX_PIXELS, _ALLOWED_TEXT, _OPEN_FORMATS, _high_depth_to_uint8, _sniff_format
 
 __all__ = [
     "DATASETS_DIR_ENV", "DEFAULT_LIMITS", "RESERVED_NAMES", "SIDES", "ImportFailed", "ImportLimits", "ImportReport",
@@ -649,8 +649,8 @@ def _normalise(decoded: tuple[Image.Image, bool], side: int, pad: bool, grey: bo
     if grey and out.mode != "L":
         out = out.convert("L")
     a = np.asarray(out)
-    if a.ndim == 2:
-        return a, True
+    if a.ndim == 2 or grey is False:  # grey or colour; or colour asked for, when greyness does not matter
+        return a, a.ndim == 2
     c = a.astype(np.int16)  # channel pairs, not a reduction along the 3-long last axis: 8× faster
     spread = max(int(np.abs(c[..., i] - c[..., j]).max()) for i, j in ((0, 1), (1, 2), (0, 2)))
     return a, spread <= _GREY_TOLERANCE
