@@ -1,10 +1,12 @@
-"""`python -m vae_core train | evaluate | list`. Bad arguments give one line on stderr and exit code 2."""
+"""`python -m vae_core train | evaluate | classifier | list | data add|list|remove`. Bad arguments give one line on
+stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,6 +21,8 @@ from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELI
                      ModelConfig, TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
 from .evaluate import evaluate
+from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
+                       list_imported, remove_imported)
 from .models import LatentModel
 
 EXIT_USAGE = 2
@@ -99,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("dir", nargs="?", default="checkpoints")
+
+    d = sub.add_parser("data", help="import your own images as a dataset; list or remove imported ones")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    add = dsub.add_parser("add", help="import a folder (one subfolder per class, or flat), a .zip of one, or an .npz")
+    add.add_argument("name", help="letters, digits, '_', '.' or '-'")
+    add.add_argument("source", help="folder, .zip, or .npz with images (N, H, W[, C]) uint8 and optional labels")
+    add.add_argument("--side", type=int, choices=SIDES,
+                     help="image side (default: the largest that at least half the images reach without upscaling)")
+    add.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 (default: 1 when every image is grey)")
+    add.add_argument("--test-fraction", type=float, default=0.1, help="share held out as the test split (default 0.1)")
+    add.add_argument("--pad", action="store_true", help="pad each image to a square instead of cropping its centre")
+    add.add_argument("--seed", type=int, default=0, help="of the train/test split")
+    add.add_argument("--replace", action="store_true", help="let these images replace a dataset of the same name")
+    dsub.add_parser("list", help="list the imported datasets")
+    rm = dsub.add_parser("remove", help="delete an imported dataset")
+    rm.add_argument("name")
     return parser
 
 
@@ -307,11 +327,74 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(source: str | Path, name: str, **settings) -> ImportReport:
+    """import_images with a progress bar on stderr, one per phase (listing, sizes, decoding, saving)."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int, message: str) -> None:
+        nonlocal bar
+        if bar is None or bar.desc != message:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(desc=message, total=total or None, unit="file", file=sys.stderr, dynamic_ncols=True)
+        bar.total = total or None
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return import_images(source, name, progress=progress, **settings)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _name_for(path: Path) -> str:
+    """A dataset name made from a file's stem or a folder's name: a built-in's name gets `-images` added."""
+    stem = path.resolve().name if path.is_dir() else path.stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-_.")[:57] or "images"
+    return f"{name}-images" if name.lower() in RESERVED_NAMES else name
+
+
+def resolve_dataset_argument(text: str) -> str:
+    """A --dataset value as a dataset's name: a name as it is; a folder, .zip or .npz imported on the way (named
+    after it, its report printed on stderr; an unchanged source is not imported twice). A bare word is a name when
+    a built-in or imported dataset has it, else a folder of that name."""
+    path = Path(text).expanduser()
+    pathlike = "/" in text or os.sep in text or path.suffix.lower() in (".zip", ".npz")
+    if not pathlike and (text in RESERVED_NAMES or find_imported(text) is not None or not path.is_dir()):
+        return text
+    if not (path.is_dir() or (path.is_file() and path.suffix.lower() in (".zip", ".npz"))):
+        raise UsageError(f"--dataset {text}: " + ("not a folder, .zip or .npz" if path.exists() else "no such folder or file"))
+    report = _import(path, _name_for(path))
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return report.manifest.name
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "add":
+        report = _import(args.source, args.name, side=args.side, channels=args.channels,
+                         test_fraction=args.test_fraction, pad=args.pad, seed=args.seed, replace=args.replace)
+        print("\n".join(report.lines()))
+    elif args.data_command == "list":
+        print(f"{'name':24s} {'train':>8s} {'test':>7s} {'classes':>7s} {'side':>4s} {'channels':>8s}  source")
+        for m in list_imported():
+            print(f"{m.name:24s} {m.n_train:8,d} {m.n_test:7,d} {len(m.class_names) or '-':>7} {m.side:4d} "
+                  f"{m.channels:8d}  {m.source}")
+    else:
+        manifest = remove_imported(args.name)
+        print(f"removed {manifest.name!r} ({manifest.n_train + manifest.n_test:,} images from {manifest.source})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "list": _list}[args.command](args)
-    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError) as exc:
+        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "list": _list,
+                "data": _data}[args.command](args)
+    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ImportedDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
