@@ -1,0 +1,96 @@
+"""PyTorch encoders and decoders written as the two ONNX files Latent Explorer imports (`python -m vae_core import`).
+
+The contract (README, "Your own model"): `encoder.onnx` takes images x, float32 in [0, 1], (N, C, H, W) or flattened
+to (N, C·H·W), and outputs μ, or μ and log σ², each (N, d); `decoder.onnx` takes z (N, d) and outputs the images (or
+their flattening) as probabilities or as logits. The batch axis N is dynamic.
+
+Our own models are exported the same way by `export_model`, with fixed names: encoder inputs "x" [, "y"], outputs
+"mu" [, "logvar"] (log σ² already clamped as `encode` clamps it); decoder inputs "z" [, "y"], output "logits"
+(N, C, H, W): the pre-sigmoid values `LatentModel.decode` returns, so the pixel means are their sigmoid. A conditional
+model (cvae) takes its label as a second input "y": float32 one-hot rows (N, n_classes), which may also blend classes.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import LatentModel
+
+EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 into a constant, so the traced example batch is 2
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: LatentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        q = self.model.encode(x, y)
+        return q.mean if q.logvar is None else (q.mean, q.logvar)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: LatentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.decode(z, y)
+
+
+def module_bytes(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str],
+                 output_names: list[str]) -> bytes:
+    """`module` run on `args` as one ONNX model (torch.onnx's exporter), every input's first axis a dynamic batch.
+
+    The module is put in eval mode (dropout off, batch norm on its running statistics), as it is meant to be run."""
+    module.eval()
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
+        program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=output_names,
+                                    dynamic_shapes=tuple({0: batch} for _ in args), verbose=False)
+    return program.model_proto.SerializeToString()
+
+
+def export_model(model: LatentModel) -> tuple[bytes, bytes]:
+    """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits)."""
+    config = model.config
+    device = next(model.parameters()).device
+    x = torch.rand(EXAMPLE_BATCH, *config.image_shape, device=device)
+    z = torch.randn(EXAMPLE_BATCH, config.latent_dim, device=device)
+    y = ((torch.eye(config.n_classes, device=device)[:EXAMPLE_BATCH],) if model.conditional else ())
+    label = ["y"] if model.conditional else []
+    was_training = model.training
+    try:
+        encoder = module_bytes(_Encoder(model), (x, *y), ["x", *label], ["mu", "logvar"] if model.probabilistic else ["mu"])
+        decoder = module_bytes(_Decoder(model), (z, *y), ["z", *label], ["logits"])
+    finally:
+        model.train(was_training)
+    return encoder, decoder
+
+
+def export_modules(encoder: nn.Module, decoder: nn.Module, image_shape: tuple[int, int, int], latent_dim: int,
+                   out_dir: str | os.PathLike, *, flat_input: bool = False) -> tuple[Path, Path]:
+    """Write `out_dir`/encoder.onnx and `out_dir`/decoder.onnx for any PyTorch encoder and decoder; returns the paths.
+
+    `encoder` maps images (N, *image_shape) in [0, 1], or (N, C·H·W) with `flat_input`, to μ or a tuple (μ, log σ²),
+    each (N, latent_dim); `decoder` maps z (N, latent_dim) to images (N, *image_shape) or (N, C·H·W), probabilities or
+    logits (say which when importing). Both are put in eval mode. Wrap a module whose forward returns something else
+    (a dict, a dataclass) in a small nn.Module that returns these tensors."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = next(iter(encoder.parameters()), torch.empty(0)).device
+    x = torch.rand(EXAMPLE_BATCH, *image_shape, device=device)
+    x = x.flatten(1) if flat_input else x
+    with torch.no_grad():
+        code = encoder.eval()(x)
+    n_outputs = len(code) if isinstance(code, (tuple, list)) else 1
+    z = torch.randn(EXAMPLE_BATCH, latent_dim, device=next(iter(decoder.parameters()), torch.empty(0)).device)
+    paths = out / "encoder.onnx", out / "decoder.onnx"
+    paths[0].write_bytes(module_bytes(encoder, (x,), ["x"], ["mu", "logvar"][:n_outputs]))
+    paths[1].write_bytes(module_bytes(decoder, (z,), ["z"], ["x"]))
+    return paths
