@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .evaluate import device_of
 from .models import LatentModel
 
 EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 into a constant, so the traced example batch is 2
@@ -59,7 +60,7 @@ def module_bytes(module: nn.Module, args: tuple[torch.Tensor, ...], input_names:
 def export_model(model: LatentModel) -> tuple[bytes, bytes]:
     """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits)."""
     config = model.config
-    device = next(model.parameters()).device
+    device = device_of(model)
     x = torch.rand(EXAMPLE_BATCH, *config.image_shape, device=device)
     z = torch.randn(EXAMPLE_BATCH, config.latent_dim, device=device)
     y = ((torch.eye(config.n_classes, device=device)[:EXAMPLE_BATCH],) if model.conditional else ())

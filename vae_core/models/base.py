@@ -44,6 +44,7 @@ class LatentModel(nn.Module):
     probabilistic: ClassVar[bool] = False  # q(z|x) has a variance, and a prior: ELBO, KL, IW log p(x) exist
     conditional: ClassVar[bool] = False  # encoder and decoder also take the class label
     curves: ClassVar[tuple[str, ...]] = ("recon",)  # the per-image quantities its training reports, in nats
+    trainable: ClassVar[bool] = True  # built from its config and fitted here; an imported model (onnx_model) is not
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
