@@ -8,8 +8,8 @@ The file is what `torch.save` writes (read back with `weights_only=True`, so it 
   dataset, metrics (test −ELBO, recon, KL measured at import, or recon alone for an autoencoder),
   extra         title, the source files' names and sha256, and which input and outputs of the graphs are used,
   encoder, decoder  the two ONNX files as they were given, uint8 tensors (memory-mapped when loaded).
-Listing re-checks both graphs without running them (`onnx_check.check_graph`); loading re-checks them and runs them
-once in the capped child process first (`onnx_check.check_pair`), since the file may have been edited since.
+Listing and loading check both graphs again and run them once in the capped child process (`onnx_check.check_pair`),
+since the file may have been edited since it was written.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .data import ImageDataset
 from .evaluate import elbo
 from .models import KINDS, ImportedModel
 from .models.onnx_model import DEFAULT_GAUSSIAN_VAR, ImportedConfig
-from .onnx_check import MAX_ONNX_BYTES, Graph, OnnxError, check_graph, check_pair
+from .onnx_check import MAX_ONNX_BYTES, OnnxError, Pair, check_pair
 
 ROLES = ("encoder", "decoder")
 
@@ -95,29 +95,26 @@ def _stored(path: Path, payload: dict[str, Any]) -> tuple[CheckpointInfo, bytes,
     return info, blobs[0], blobs[1]
 
 
-def _agrees(path: Path, info: CheckpointInfo, encoder: Graph, decoder: Graph) -> None:
-    config = info.model_config
-    found = ("onnx_vae" if len(encoder.outputs) == 2 else "onnx_ae", encoder.width, encoder.input_rank)
-    if found != (config.kind, config.latent_dim, config.input_rank):
-        raise CheckpointError(f"{path}: its graphs (kind, d, input rank {found}) no longer match what was recorded at "
-                              f"import ({(config.kind, config.latent_dim, config.input_rank)})")
-
-
-def read_info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
-    """The metadata of an imported file, once both graphs pass every check short of running them."""
-    info, encoder, decoder = _stored(path, payload)
-    shape = info.model_config.image_shape
-    enc = check_graph(encoder, f"{path} (encoder)", "encoder", shape)
-    dec = check_graph(decoder, f"{path} (decoder)", "decoder", shape, latent_dim=enc.width)
-    _agrees(path, info, enc, dec)
-    return info
-
-
-def load(path: Path, payload: dict[str, Any]) -> tuple[ImportedModel, CheckpointInfo]:
-    """The imported model of a file, re-checked and run once in the capped child process before a session is made."""
+def _checked(path: Path, payload: dict[str, Any]) -> tuple[CheckpointInfo, bytes, bytes, Pair]:
+    """Everything an imported file holds, its graphs checked again and run once in the capped child process (once
+    per process for the same bytes: onnx_check remembers the pairs that passed)."""
     info, encoder, decoder = _stored(path, payload)
     config = info.model_config
     pair = check_pair(encoder, decoder, config.image_shape, config.decoder_output,
                       encoder_name=f"{path} (encoder)", decoder_name=f"{path} (decoder)")
-    _agrees(path, info, pair.encoder, pair.decoder)
-    return KINDS[config.kind](config, encoder, decoder, pair), info
+    found = ("onnx_vae" if pair.probabilistic else "onnx_ae", pair.latent_dim, pair.encoder.input_rank)
+    if found != (config.kind, config.latent_dim, config.input_rank):
+        raise CheckpointError(f"{path}: its graphs (kind, d, input rank {found}) no longer match what was recorded at "
+                              f"import ({(config.kind, config.latent_dim, config.input_rank)})")
+    return info, encoder, decoder, pair
+
+
+def read_info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
+    """The metadata of an imported file whose graphs pass every check."""
+    return _checked(path, payload)[0]
+
+
+def load(path: Path, payload: dict[str, Any]) -> tuple[ImportedModel, CheckpointInfo]:
+    """The imported model of a file whose graphs pass every check."""
+    info, encoder, decoder, pair = _checked(path, payload)
+    return KINDS[info.model_config.kind](info.model_config, encoder, decoder, pair), info

@@ -14,11 +14,12 @@ outputs μ, or μ and log σ², each (N, d); the decoder takes z (N, d) and outp
 """
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import math
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +34,13 @@ from .models.onnx_model import DECODER_OUTPUTS
 MAX_ONNX_BYTES = 100_000_000  # per file; our largest network is 9 MB, the PyTorch example's decoder 1.3 MB
 MAX_TENSOR_BYTES = 250_000_000  # any one tensor a graph holds or makes for PROBE_BATCH images
 KEEP_FOR_INFERENCE_BYTES = 4096  # initialisers up to this size (shapes, axes, scales) are kept for shape inference
+FINITE_CHECK_CHUNK = 1 << 20  # values per isfinite() pass over a stored tensor
 PROBE_BATCH = 2
 PROBE_MEMORY_BYTES = 1_000_000_000  # the child's address space; onnxruntime and numpy take 0.2 GB of it first
 PROBE_TIMEOUT_S = 60
 PROBE_SCRIPT = Path(__file__).with_name("onnx_probe.py")
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+PASSED_KEPT = 64  # pairs remembered as checked (by content hash), oldest forgotten first
 # What a stored tensor may hold: numbers whose size is whole bytes (onnx packs 4-bit types two to a byte).
 _TENSOR_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.INT8,
                  TensorProto.UINT8, TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32, TensorProto.UINT32,
@@ -84,6 +87,9 @@ class Pair:
         return len(self.encoder.outputs) == 2
 
 
+_passed: dict[tuple[str, str, tuple[int, ...], str], Pair] = {}
+
+
 def _shown(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit - 3] + "...")
 
@@ -103,13 +109,22 @@ def _refuse(name: str, reason: str) -> OnnxError:
 
 def check_pair(encoder: bytes, decoder: bytes, image_shape: tuple[int, int, int], decoder_output: str, *,
                encoder_name: str = "encoder.onnx", decoder_name: str = "decoder.onnx") -> Pair:
-    """Both files checked, each on its own and against the other, then run once in the capped child process."""
+    """Both files checked, each on its own and against the other, then run once in the capped child process.
+
+    A pair that passed is remembered by the sha256 of its bytes (and the shape and output it was checked for), so
+    listing a model and then loading it runs the child once; bytes that differ in any way are checked afresh."""
     if decoder_output not in DECODER_OUTPUTS:
         raise ValueError(f"decoder output must be one of {', '.join(DECODER_OUTPUTS)}, got {decoder_output!r}")
+    key = (hashlib.sha256(encoder).hexdigest(), hashlib.sha256(decoder).hexdigest(), tuple(image_shape), decoder_output)
+    if key in _passed:
+        return _passed[key]
     enc = check_graph(encoder, encoder_name, "encoder", image_shape)
     dec = check_graph(decoder, decoder_name, "decoder", image_shape, latent_dim=enc.width)
     rss = probe(encoder, decoder, enc, dec, image_shape, decoder_output, encoder_name, decoder_name)
-    return Pair(encoder=enc, decoder=dec, probe_rss_bytes=rss)
+    _passed[key] = Pair(encoder=enc, decoder=dec, probe_rss_bytes=rss)
+    while len(_passed) > PASSED_KEPT:
+        _passed.pop(next(iter(_passed)))
+    return _passed[key]
 
 
 def check_graph(data: bytes, name: str, role: str, image_shape: tuple[int, int, int],
@@ -227,17 +242,22 @@ def _check_tensor(tensor: TensorProto, name: str) -> None:
         raise _refuse(name, f"tensor {label} is of type {TensorProto.DataType.Name(tensor.data_type)}, which a model's "
                             "weights never are")
     dims = list(tensor.dims)
-    itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    itemsize = dtype.itemsize
     if any(d < 0 for d in dims) or math.prod(dims) * itemsize > MAX_TENSOR_BYTES:
         raise _refuse(name, f"tensor {label} declares the shape {dims[:6]}, beyond the {_size(MAX_TENSOR_BYTES)} a "
                             "tensor may be")
     n = math.prod(dims)
-    stored = (len(tensor.raw_data) / itemsize if tensor.raw_data
-              else len(getattr(tensor, onnx.helper.tensor_dtype_to_field(tensor.data_type))))
+    raw = tensor.raw_data  # protobuf hands out a fresh copy at every read: read it once
+    stored = len(raw) / itemsize if raw else len(getattr(tensor, onnx.helper.tensor_dtype_to_field(tensor.data_type)))
     if stored != n:
         raise _refuse(name, f"tensor {label} declares {n:,} values and holds {stored:,g} (a damaged file)")
-    if tensor.data_type in _FLOAT_TYPES and n and not np.isfinite(numpy_helper.to_array(tensor).astype(np.float32)).all():
-        raise _refuse(name, f"its weights hold NaN or infinite values ({label}); the model is unusable")
+    if tensor.data_type not in _FLOAT_TYPES or not n:
+        return
+    values = np.frombuffer(raw, dtype.newbyteorder("<")) if raw else numpy_helper.to_array(tensor)
+    for start in range(0, n, FINITE_CHECK_CHUNK):
+        if not np.isfinite(values[start:start + FINITE_CHECK_CHUNK].astype(np.float32, copy=False)).all():
+            raise _refuse(name, f"its weights hold NaN or infinite values ({label}); the model is unusable")
 
 
 def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -371,17 +391,18 @@ def probe(encoder: bytes, decoder: bytes, enc: Graph, dec: Graph, image_shape: t
     probabilities, for `decoder_output` "probs"). Returns the child's peak resident memory in bytes."""
     batch = enc.batch or PROBE_BATCH
     x = np.random.default_rng(0).random((batch, *image_shape), dtype=np.float32)
-    buffer = io.BytesIO()
-    np.savez(buffer, encoder=np.frombuffer(encoder, np.uint8), decoder=np.frombuffer(decoder, np.uint8),
-             x=x.reshape(batch, -1) if enc.input_rank == 2 else x)
     names = {"encoder": encoder_name, "decoder": decoder_name}
     limit = f"the {_size(PROBE_MEMORY_BYTES)} a first run may use"
-    try:
-        done = subprocess.run([sys.executable, "-I", str(PROBE_SCRIPT), str(PROBE_MEMORY_BYTES)], input=buffer.getvalue(),
-                              capture_output=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise _refuse(f"{encoder_name} + {decoder_name}", f"the pair ran longer than {PROBE_TIMEOUT_S} s on {batch} "
-                                                          "images") from exc
+    with tempfile.TemporaryDirectory(prefix="vae_core-probe-") as folder:  # files, not a pipe: no copies in the server
+        Path(folder, "encoder.onnx").write_bytes(encoder)
+        Path(folder, "decoder.onnx").write_bytes(decoder)
+        np.save(Path(folder, "x.npy"), x.reshape(batch, -1) if enc.input_rank == 2 else x)
+        try:
+            done = subprocess.run([sys.executable, "-I", str(PROBE_SCRIPT), str(PROBE_MEMORY_BYTES), folder],
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise _refuse(f"{encoder_name} + {decoder_name}", f"the pair ran longer than {PROBE_TIMEOUT_S} s on "
+                                                              f"{batch} images") from exc
     try:
         report = json.loads(done.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:

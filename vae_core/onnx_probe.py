@@ -1,35 +1,35 @@
 """The first run of an imported encoder and decoder, in a child process whose address space is capped.
 
-Started by `vae_core.onnx_check.probe` as `python -I onnx_probe.py LIMIT_BYTES`, with an .npz on stdin holding the
-two ONNX files (`encoder`, `decoder`, as uint8) and the images `x`; prints one JSON line on stdout. The cap is set
+Started by `vae_core.onnx_check.probe` as `python -I onnx_probe.py LIMIT_BYTES FOLDER`, FOLDER holding encoder.onnx,
+decoder.onnx and the images x.npy; prints one JSON line on stdout. The cap is set
 before onnxruntime is imported, so a graph that asks for more memory than it may fails here (an allocation error or
 the process killed) and the server never makes a session of it. It imports nothing of vae_core (a script run by path
 has no package), and so needs only numpy and onnxruntime.
 """
-import io
 import json
+import os
 import resource
 import sys
 
 
 def main() -> None:
-    limit = int(sys.argv[1])
+    limit, folder = int(sys.argv[1]), sys.argv[2]
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import numpy as np
     import onnxruntime as ort
 
-    inputs = np.load(io.BytesIO(sys.stdin.buffer.read()))
+    x = np.load(os.path.join(folder, "x.npy"))
     report = {}
     stage = "encoder"
     try:
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = False
-        encoder = ort.InferenceSession(inputs["encoder"].tobytes(), options, providers=["CPUExecutionProvider"])
-        codes = encoder.run(None, {encoder.get_inputs()[0].name: inputs["x"]})
+        encoder = ort.InferenceSession(os.path.join(folder, "encoder.onnx"), options, providers=["CPUExecutionProvider"])
+        codes = encoder.run(None, {encoder.get_inputs()[0].name: x})
         report["encoder"] = [_summary(c) for c in codes]
         stage = "decoder"
-        decoder = ort.InferenceSession(inputs["decoder"].tobytes(), options, providers=["CPUExecutionProvider"])
+        decoder = ort.InferenceSession(os.path.join(folder, "decoder.onnx"), options, providers=["CPUExecutionProvider"])
         images = decoder.run(None, {decoder.get_inputs()[0].name: np.asarray(codes[0], np.float32)})
         report["decoder"] = [_summary(i) for i in images]
     except BaseException as exc:  # noqa: BLE001 - whatever onnxruntime raises is reported, as one line, by the parent
