@@ -101,8 +101,7 @@ def expand_bomb() -> bytes:
 
 
 def runtime_bomb() -> bytes:
-    """A decoder whose ConstantOfShape size is computed from its input (max(z)² · 10¹⁰ elements): no check can size
-    it before it runs, so only the capped first run can refuse it."""
+    """A decoder whose ConstantOfShape size is computed from the values of its input (max(z)² · 10¹⁰ elements)."""
     nodes = [helper.make_node("ReduceMax", ["z"], ["zmax"], keepdims=0), helper.make_node("Mul", ["zmax", "zmax"], ["z2"]),
              helper.make_node("Add", ["z2", "one"], ["z2p"]), helper.make_node("Mul", ["z2p", "scale"], ["n"]),
              helper.make_node("Cast", ["n"], ["n64"], to=TensorProto.INT64),
@@ -112,6 +111,20 @@ def runtime_bomb() -> bytes:
              numpy_helper.from_array(np.array(1e10, np.float32), "scale"),
              numpy_helper.from_array(np.array([0], np.int64), "axes"), _zero()]
     return decoder(extra_nodes=nodes, extra_inits=inits)
+
+
+def many_tensors_bomb(k: int = 6) -> bytes:
+    """A decoder that sums `k` Expands of 200 MB each: every tensor within the 250 MB a tensor may be, all of them
+    at once beyond the 1 GB of the first run, so only running it shows what it costs."""
+    nodes = []
+    for i in range(k):
+        nodes += [helper.make_node("Constant", [], [f"shape{i}"],
+                                   value=numpy_helper.from_array(np.array([50_000_000], np.int64))),
+                  helper.make_node("Add", ["zero", f"offset{i}"], [f"val{i}"]),
+                  helper.make_node("Expand", [f"val{i}", f"shape{i}"], [f"big{i}"])]
+    nodes += [helper.make_node("Sum", [f"big{i}" for i in range(k)], ["big"]), *_scalar_from("big")]
+    offsets = [numpy_helper.from_array(np.array(float(i), np.float32), f"offset{i}") for i in range(k)]
+    return decoder(extra_nodes=nodes, extra_inits=[_zero(), *offsets])
 
 
 def resize_bomb() -> bytes:
@@ -148,5 +161,7 @@ def hostile_files() -> dict[str, tuple[bytes, bytes, str, str]]:
         "d beyond the limits": (encoder(65), decoder(65), "encoder", "latent size d = 65 is beyond the limits"),
         "NaN weights": (encoder(nan=True), dec, "encoder", "NaN or infinite values ('w1')"),
         "d disagree": (enc, decoder(3), "decoder", "its input is ['N', 3]"),
-        "runtime size (capped first run)": (enc, runtime_bomb(), "decoder", "needed more than the 1.0 GB"),
+        "size computed from the data": (enc, runtime_bomb(), "decoder", "'big' (made by a ConstantOfShape node) "
+                                                                         "depends on the values"),
+        "1.2 GB in 200 MB tensors": (enc, many_tensors_bomb(), "decoder", "needed more than the 1.0 GB a first run"),
     }

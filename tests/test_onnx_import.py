@@ -189,13 +189,15 @@ def test_the_hostile_set_leaves_the_process_under_1_5_gb():
     assert result["peak_mb"] < 1500, result
 
 
-def test_the_first_run_is_what_catches_a_size_computed_from_the_data():
-    """The runtime bomb passes every check made without running it; only the capped child refuses it."""
+def test_only_the_capped_first_run_sees_what_tensors_cost_together():
+    """Six 200 MB tensors pass every check made without running them (each is within bounds); the child, capped at
+    1 GB, fails making them, and the server never makes a session of them."""
     from vae_core.onnx_check import check_graph
 
-    check_graph(onnx_files.runtime_bomb(), "D.onnx", "decoder", onnx_files.IMAGE, latent_dim=2)
-    with pytest.raises(OnnxError, match="needed more than the 1.0 GB a first run may use"):
-        check_pair(onnx_files.encoder(), onnx_files.runtime_bomb(), onnx_files.IMAGE, "probs")
+    check_graph(onnx_files.many_tensors_bomb(), "D.onnx", "decoder", onnx_files.IMAGE, latent_dim=2)
+    with pytest.raises(OnnxError, match="^D.onnx: refused: running it on 2 images needed more than the 1.0 GB"):
+        check_pair(onnx_files.encoder(), onnx_files.many_tensors_bomb(), onnx_files.IMAGE, "probs",
+                   decoder_name="D.onnx")
 
 
 def test_a_decoder_declared_as_probabilities_must_give_them():
@@ -284,13 +286,16 @@ def imported_folder(tmp_path_factory) -> Path:
 
     edited("nan_weights.pt", encoder=onnx_files.encoder(nan=True))
     edited("runtime_bomb.pt", decoder=onnx_files.runtime_bomb())
+    edited("too_much_at_once.pt", decoder=onnx_files.many_tensors_bomb())
     edited("custom_op.pt", decoder=onnx_files.custom_domain())
     edited("wrong_checksum.pt", decoder_sha256="0" * 64)
     edited("now_an_ae.pt", encoder=onnx_files.encoder(outputs=1))
     return folder
 
 
-EDITED = {"nan_weights.pt": "(encoder): refused: its weights hold NaN", "runtime_bomb.pt": "(decoder): refused: running",
+EDITED = {"nan_weights.pt": "(encoder): refused: its weights hold NaN",
+          "runtime_bomb.pt": "(decoder): refused: the size of tensor 'big'",
+          "too_much_at_once.pt": "(decoder): refused: running it on 2 images needed more than",
           "custom_op.pt": "(decoder): refused: it uses operators of the custom domain",
           "wrong_checksum.pt": "does not match the checksum recorded at import",
           "now_an_ae.pt": "no longer match what was recorded at import"}
@@ -326,6 +331,7 @@ def test_an_imported_model_is_not_trainable_and_needs_no_weights(imported_folder
         model.objective(torch.zeros(1, 1, 28, 28))
     images = inference.decode(model, np.zeros((4, 2), np.float32))
     assert images.shape == (4, 28, 28) and ((0 <= images) & (images <= 1)).all()
+    assert export_model(model) == (onnx_files.encoder(), onnx_files.decoder())  # its own files, for the browser
 
 
 # --- the PyTorch example (pytorch/examples vae/main.py): its own loop, the README's export lines ----------------------
@@ -457,3 +463,13 @@ def test_home_offers_the_import_form(app_with_import):
     assert "Import your own model (ONNX)" in [e.label for e in at.expander]
     assert "Import" in [b.label for b in at.button]
     assert len(at.get("file_uploader")) == 2
+
+
+def test_training_cannot_resume_an_imported_model(imported_folder, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--resume", str(imported_folder / "good.pt"),
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {imported_folder / 'good.pt'} is an imported VAE: it is run as imported, "
+                                 "not trained here"]
+    assert not out.exists()

@@ -4,10 +4,11 @@ process whose memory is capped.
 Nothing in an ONNX file is code, but onnxruntime does whatever its graph asks: a `ConstantOfShape` of 10 GB, weights in
 a file elsewhere on disk, a custom operator. So a file is first read as data only (protobuf, no external data), its
 operators must all be standard ones, every stored tensor must hold what it declares and be finite, and shape inference
-(with the input fixed at PROBE_BATCH images of the dataset's shape) must give the contract's shapes and no tensor
-beyond MAX_TENSOR_BYTES. Only then does a child process (`onnx_probe.py`, address space capped at
-PROBE_MEMORY_BYTES) make sessions and run the pair, so what shape inference cannot see (shapes computed from the
-data) fails there and not in the server. Every refusal is one OnnxError line naming the file.
+(with the input fixed at PROBE_BATCH images of the dataset's shape) must give the contract's shapes and the size of
+every tensor the graph makes, none beyond MAX_TENSOR_BYTES (a size that depends on the values given, not on the
+input's shape, is refused: it could not be bounded). Only then does a child process (`onnx_probe.py`, address space
+capped at PROBE_MEMORY_BYTES) make sessions and run the pair, so that whatever onnxruntime itself allocates beyond
+that fails there and not in the server. Every refusal is one OnnxError line naming the file.
 
 The contract (also in `vae_core.onnx_export`): the encoder takes x, float32 in [0, 1], (N, C, H, W) or (N, C·H·W), and
 outputs μ, or μ and log σ², each (N, d); the decoder takes z (N, d) and outputs (N, C, H, W) or (N, C·H·W).
@@ -166,7 +167,7 @@ def check_graph(data: bytes, name: str, role: str, image_shape: tuple[int, int, 
     try:
         onnx.checker.check_model(model)
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+    except Exception as exc:  # ValidationError, InferenceError, and whatever else a malformed graph makes them raise
         raise _refuse(name, f"not a valid ONNX graph: {_first_line(exc)}") from exc
     largest = _check_sizes(inferred.graph, name, batch or PROBE_BATCH)
     outputs = list(inferred.graph.output)
@@ -337,22 +338,27 @@ def _drop_large_initializers(graph: onnx.GraphProto) -> None:
 
 
 def _check_sizes(graph: onnx.GraphProto, name: str, batch: int) -> int:
-    """Every tensor shape inference sized, within MAX_TENSOR_BYTES for `batch` inputs; returns the largest's bytes."""
-    producer = {out: node for node in graph.node for out in node.output}
-    stored = {i.name for i in graph.input} | {t.name for t in graph.initializer}  # checked by _check_tensor
-    largest = 0
-    for value in [v for v in [*graph.value_info, *graph.output] if v.name not in stored]:
+    """Every tensor a node makes sized by shape inference (for `batch` inputs: its size follows from the input's
+    shape, not from the values it is given) and within MAX_TENSOR_BYTES; returns the largest's bytes."""
+    sized = {}
+    for value in [*graph.value_info, *graph.output]:
         tensor_type = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        if value.type.WhichOneof("value") != "tensor_type" or None in dims or tensor_type.elem_type not in _TENSOR_TYPES:
-            continue
-        n_bytes = math.prod(dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).itemsize
-        if n_bytes > MAX_TENSOR_BYTES:
-            node = producer.get(value.name)
-            made = f" (made by {_node(node)})" if node is not None else ""
-            raise _refuse(name, f"tensor {_shown(value.name, 30)}{made} would be {_size(n_bytes)} for {batch} images, "
-                                f"beyond the {_size(MAX_TENSOR_BYTES)} a tensor may be")
-        largest = max(largest, n_bytes)
+        if value.type.WhichOneof("value") == "tensor_type" and tensor_type.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+            sized[value.name] = (dims, tensor_type.elem_type)
+    largest = 0
+    for node in graph.node:
+        for out in filter(None, node.output):  # an empty name is an optional output left out
+            dims, elem_type = sized.get(out, ([None], None))
+            if None in dims or elem_type not in _TENSOR_TYPES:
+                raise _refuse(name, f"the size of tensor {_shown(out, 30)} (made by {_node(node)}) depends on the "
+                                    "values the graph is given, not on its input's shape, so what it costs cannot be "
+                                    "checked before it runs")
+            n_bytes = math.prod(dims) * onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize
+            if n_bytes > MAX_TENSOR_BYTES:
+                raise _refuse(name, f"tensor {_shown(out, 30)} (made by {_node(node)}) would be {_size(n_bytes)} for "
+                                    f"{batch} images, beyond the {_size(MAX_TENSOR_BYTES)} a tensor may be")
+            largest = max(largest, n_bytes)
     return largest
 
 

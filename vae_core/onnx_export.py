@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .evaluate import device_of
-from .models import LatentModel
+from .models import ImportedModel, LatentModel
 
 EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 into a constant, so the traced example batch is 2
 
@@ -58,7 +58,12 @@ def module_bytes(module: nn.Module, args: tuple[torch.Tensor, ...], input_names:
 
 
 def export_model(model: LatentModel) -> tuple[bytes, bytes]:
-    """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits)."""
+    """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits).
+
+    An imported model gives back its own two files as imported: its config says whether its decoder puts out
+    probabilities or logits (`decoder_output`) and whether its encoder takes flattened images (`input_rank` 2)."""
+    if isinstance(model, ImportedModel):
+        return model.onnx_files
     config = model.config
     device = device_of(model)
     x = torch.rand(EXAMPLE_BATCH, *config.image_shape, device=device)

@@ -4,17 +4,23 @@ Started by `vae_core.onnx_check.probe` as `python -I onnx_probe.py LIMIT_BYTES F
 decoder.onnx and the images x.npy; prints one JSON line on stdout. The cap is set
 before onnxruntime is imported, so a graph that asks for more memory than it may fails here (an allocation error or
 the process killed) and the server never makes a session of it. It imports nothing of vae_core (a script run by path
-has no package), and so needs only numpy and onnxruntime.
+has no package), and so needs only numpy and onnxruntime. Where there is no `resource` module (Windows) the run
+is not capped, only kept out of the server's process.
 """
 import json
 import os
-import resource
 import sys
+
+try:
+    import resource
+except ImportError:
+    resource = None
 
 
 def main() -> None:
     limit, folder = int(sys.argv[1]), sys.argv[2]
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if resource is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import numpy as np
     import onnxruntime as ort
 
@@ -34,9 +40,18 @@ def main() -> None:
         report["decoder"] = [_summary(i) for i in images]
     except BaseException as exc:  # noqa: BLE001 - whatever onnxruntime raises is reported, as one line, by the parent
         report["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc).strip()[:300]}
-    # VmHWM, not getrusage's ru_maxrss: that one keeps the parent's peak, which the fork before exec copied
-    report["max_rss_kb"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    report["max_rss_kb"] = _peak_kb()
     print(json.dumps(report))
+
+
+def _peak_kb() -> int:
+    """This process's peak resident memory: VmHWM, not getrusage's ru_maxrss, which keeps the parent's peak (the fork
+    before exec copied it); 0 where /proc is not there."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def _summary(a) -> dict:

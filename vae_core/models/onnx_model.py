@@ -102,6 +102,7 @@ class ImportedModel(LatentModel):
         self.config = config
         self.encoder = OnnxRunner(encoder, pair.encoder)
         self.decoder = OnnxRunner(decoder, pair.decoder)
+        self.onnx_files = (encoder, decoder)  # as imported: what a runtime elsewhere (the browser) is given
         if config.likelihood == "gaussian":  # a buffer, so it follows .to(device) like a trained model's log_var_x
             self.register_buffer("log_var_x", torch.full(config.image_shape, math.log(config.gaussian_var)))
 
