@@ -23,7 +23,7 @@ from PIL import Image
 from ui.plots import CLASS_COLORS
 from ui.shared import Selection
 from ui.latent_views import model_key
-from vae_core.export import browser_model
+from vae_core.export import UnsupportedLayer, browser_model
 from vae_core.projection import LatentPlane
 
 COMPONENT_DIR = Path(__file__).resolve().parent / "components"
@@ -65,14 +65,17 @@ def publish(name: str, payload: Callable[[], bytes]) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _model_payload(key: tuple, _sel: Selection) -> dict[str, Any]:
-    exported = browser_model(_sel.model)
+def _model_payload(key: tuple, _sel: Selection) -> dict[str, Any] | None:
+    try:
+        exported = browser_model(_sel.model)
+    except UnsupportedLayer:  # an imported ONNX model: the plane shows its points, and the server decodes its pins
+        return None
     url = publish(f"model-{exported.sha}.bin", lambda: exported.weights)
     return {"url": url, "sha": exported.sha, "spec": exported.spec}
 
 
-def model_payload(sel: Selection) -> dict[str, Any]:
-    """The model's ops (inline) and the URL of its weights."""
+def model_payload(sel: Selection) -> dict[str, Any] | None:
+    """The model's ops (inline) and the URL of its weights; None when the browser's forward pass cannot run it."""
     return _model_payload(model_key(sel), sel)
 
 

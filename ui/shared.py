@@ -120,7 +120,8 @@ class Selection:
         return self.model.conditional
 
 
-KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE"}
+KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE", "onnx_vae": "imported VAE",
+               "onnx_ae": "imported AE"}
 
 
 def kind_label(info: CheckpointInfo) -> str:

@@ -32,6 +32,7 @@ except ImportError:  # Windows has no advisory locks: there, temp files left by 
     fcntl = None
 
 FORMAT = "latent-explorer-vae"
+IMPORTED_FORMAT = "latent-explorer-onnx"  # a model imported from ONNX files (vae_core.imported): listed and loaded alike
 VERSION = 1
 SUFFIX = ".pt"
 TEMP_GLOB = f".*{SUFFIX}.*.tmp"  # what save_checkpoint's temp files look like: .NAME.pt.XXXXXXXX.tmp
@@ -227,9 +228,9 @@ def _check_archive(path: Path) -> None:
                                   f"{megabytes(MAX_METADATA_BYTES)} a checkpoint ever needs")
 
 
-def load_payload(path: Path, fmt: str, what: str = "checkpoint") -> dict[str, Any]:
-    """The dict a file of format `fmt` holds, read without running code or copying tensors (memory-mapped);
-    CheckpointError naming the file when it is anything else."""
+def load_payload(path: Path, fmt: str | tuple[str, ...], what: str = "checkpoint") -> dict[str, Any]:
+    """The dict a file of format `fmt` (or one of several) holds, read without running code or copying tensors
+    (memory-mapped); CheckpointError naming the file when it is anything else."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not path.is_file():
@@ -243,13 +244,13 @@ def load_payload(path: Path, fmt: str, what: str = "checkpoint") -> dict[str, An
                                   "(possibly code, which is never run)") from exc
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file: "
                               f"{type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
+    if not isinstance(payload, dict) or payload.get("format") not in ((fmt,) if isinstance(fmt, str) else fmt):
         raise CheckpointError(f"{path}: not a Latent Explorer {what} (foreign file)")
     return payload
 
 
 def _read(path: Path) -> dict[str, Any]:
-    payload = load_payload(path, FORMAT)
+    payload = load_payload(path, (FORMAT, IMPORTED_FORMAT))
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})")
     return payload
@@ -259,9 +260,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
+def info_from_payload(path: Path, payload: dict[str, Any], config_type: type[ModelConfig] = ModelConfig) -> CheckpointInfo:
+    """The metadata of a loaded payload, its model configuration read as `config_type`; CheckpointError when malformed."""
     try:
-        model_config = ModelConfig.from_dict(payload["model_config"])
+        model_config = config_type.from_dict(payload["model_config"])
         train_config = TrainConfig.from_dict(payload["train_config"])
     except KeyError as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: no {exc.args[0]}") from exc
@@ -328,29 +330,52 @@ def _checked_trajectory(path: Path, config: ModelConfig, trajectory: Any) -> dic
     return trajectory
 
 
-def _validated(path: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-    payload = _read(path)
-    info = _info(path, payload)
+def _validated(path: Path, payload: dict[str, Any]) -> tuple[CheckpointInfo, dict[str, torch.Tensor],
+                                                             dict[str, torch.Tensor] | None]:
+    info = info_from_payload(path, payload)
     weights = _checked_weights(path, info.model_config, payload.get("state_dict"))
     return info, weights, _checked_trajectory(path, info.model_config, payload.get("trajectory"))
 
 
+def _imported():
+    """vae_core.imported, which builds on this module, so it is imported when a file of its format is met."""
+    from . import imported
+
+    return imported
+
+
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    """The metadata of a checkpoint that would load; the weights are checked through a memory map, never copied."""
-    return _validated(Path(path))[0]
+    """The metadata of a checkpoint that would load; the weights are checked through a memory map, never copied (an
+    imported model's graphs are checked without being run)."""
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        return _imported().read_info(path, payload)
+    return _validated(path, payload)[0]
 
 
 def load_trajectory(path: str | os.PathLike) -> Trajectory | None:
-    """The checkpoint's replayable training history as numpy arrays, or None when it has none (older files)."""
-    stored = _validated(Path(path))[2]
+    """The checkpoint's replayable training history as numpy arrays, or None when it has none (older files, imported
+    models)."""
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        _imported().read_info(path, payload)
+        return None
+    stored = _validated(path, payload)[2]
     return None if stored is None else Trajectory.from_payload(stored)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentModel, CheckpointInfo]:
     """Rebuild the model from the file alone, in eval mode on `device`."""
-    info, state_dict, _ = _validated(Path(path))
-    model = build_model(info.model_config)
-    model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        model, info = _imported().load(path, payload)
+    else:
+        info, state_dict, _ = _validated(path, payload)
+        model = build_model(info.model_config)
+        model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
     return model.to(device).eval(), info
 
 

@@ -1,5 +1,5 @@
-"""`python -m vae_core train | evaluate | classifier | list | data add|list|remove`. Bad arguments give one line on
-stderr and exit code 2."""
+"""`python -m vae_core train | evaluate | classifier | import | list | data add|list|remove`. Bad arguments give one
+line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
-                         megabytes, save_checkpoint)
+                         megabytes, read_info, save_checkpoint)
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
                      ModelConfig, TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
@@ -24,6 +24,7 @@ from .evaluate import evaluate
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
                        list_imported, remove_imported)
 from .models import LatentModel
+from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -100,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/mnist_classifier.pt")
+
+    i = sub.add_parser("import", help="import a model trained elsewhere (an ONNX encoder and decoder) into one file "
+                                      "that loads like a checkpoint")
+    i.add_argument("--encoder", required=True, help="ONNX: images (N, C, H, W) or (N, C·H·W) in [0, 1] -> μ [, log σ²]")
+    i.add_argument("--decoder", required=True, help="ONNX: z (N, d) -> images (N, C, H, W) or (N, C·H·W)")
+    i.add_argument("--dataset", required=True, help=f"the data it was trained on, one of: {', '.join(DATASETS)}")
+    i.add_argument("--data-dir")
+    i.add_argument("--decoder-output", default=DECODER_OUTPUTS[0], choices=DECODER_OUTPUTS,
+                   help="what the decoder puts out: pixel probabilities (default) or logits")
+    i.add_argument("--likelihood", default=m.likelihood, choices=LIKELIHOODS,
+                   help="p(x|z) for the −ELBO: bernoulli (default) or gaussian with a fixed variance")
+    i.add_argument("--gaussian-var", type=float, default=DEFAULT_GAUSSIAN_VAR,
+                   help=f"the Gaussian likelihood's variance per pixel (default {DEFAULT_GAUSSIAN_VAR})")
+    i.add_argument("--title", default="", help="a name to show for it")
+    i.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/my_vae.pt")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("dir", nargs="?", default="checkpoints")
@@ -288,6 +304,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from .imported import build, read_onnx, save_imported
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    _check_data_dir(args.data_dir)
+    out = Path(args.out)
+    _check_out(out)
+    encoder, decoder = read_onnx(args.encoder), read_onnx(args.decoder)
+    dataset = load_test_set(args.dataset, args.data_dir)
+    model = build(encoder, decoder, dataset, decoder_output=args.decoder_output, likelihood=args.likelihood,
+                  gaussian_var=args.gaussian_var, encoder_name=args.encoder, decoder_name=args.decoder)
+    try:
+        save_imported(out, model, encoder, decoder, dataset, title=args.title, sources=(args.encoder, args.decoder))
+    except CheckpointWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    metrics = read_info(out).metrics
+    score = (f"test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f})"
+             if model.probabilistic else f"test reconstruction {metrics['recon']:.2f} nats")
+    print(f"imported {out}: {model.title}, d = {model.latent_dim}, {score} on {len(dataset.test_images):,} test images "
+          f"of {dataset.name}", file=sys.stderr)
+    print(json.dumps({"out": str(out), "kind": model.kind, "latent_dim": model.latent_dim, **metrics}))
+    return 0
+
+
 def _classifier(args: argparse.Namespace) -> int:
     from .classifier import accuracy, fit_classifier, save_classifier
 
@@ -314,12 +356,12 @@ def _list(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
     infos, errors = list_checkpoints(folder)
-    print(f"{'name':28s} {'kind':5s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} "
+    print(f"{'name':28s} {'kind':8s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} "
           f"{'test -ELBO':>10s} {'recon':>8s}")
     for info in infos:
         elbo = f"{info.test_elbo:10.2f}" if info.test_elbo is not None else f"{'-':>10s}"
         recon = info.metrics.get("recon")
-        print(f"{info.name:28s} {info.model_config.kind:5s} {info.dataset:14s} {info.model_config.arch:5s} "
+        print(f"{info.name:28s} {info.model_config.kind:8s} {info.dataset:14s} {info.model_config.arch:5s} "
               f"{info.model_config.latent_dim:3d} {info.beta:5g} {len(info.history):6d} {elbo} "
               + (f"{recon:8.2f}" if recon is not None else f"{'-':>8s}"))
     for line in errors:
@@ -327,7 +369,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(source: str | Path, name: str, **settings) -> ImportReport:
+def _import_images(source: str | Path, name: str, **settings) -> ImportReport:
     """import_images with a progress bar on stderr, one per phase (listing, sizes, decoding, saving)."""
     from tqdm.auto import tqdm
 
@@ -367,7 +409,7 @@ def resolve_dataset_argument(text: str) -> str:
         return text
     if not (path.is_dir() or (path.is_file() and path.suffix.lower() in (".zip", ".npz"))):
         raise UsageError(f"--dataset {text}: " + ("not a folder, .zip or .npz" if path.exists() else "no such folder or file"))
-    report = _import(path, _name_for(path))
+    report = _import_images(path, _name_for(path))
     for line in report.lines():
         print(line, file=sys.stderr)
     return report.manifest.name
@@ -375,7 +417,7 @@ def resolve_dataset_argument(text: str) -> str:
 
 def _data(args: argparse.Namespace) -> int:
     if args.data_command == "add":
-        report = _import(args.source, args.name, side=args.side, channels=args.channels,
+        report = _import_images(args.source, args.name, side=args.side, channels=args.channels,
                          test_fraction=args.test_fraction, pad=args.pad, seed=args.seed, replace=args.replace)
         print("\n".join(report.lines()))
     elif args.data_command == "list":
@@ -392,7 +434,7 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "list": _list,
+        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "import": _import, "list": _list,
                 "data": _data}[args.command](args)
     except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ImportedDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import torch
 
 from . import evaluate
 from .checkpoint import load_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig
 from .data import ImageDataset, to_float
 from .loss import kl_weight
 from .models import LatentModel, build_model
@@ -266,6 +266,8 @@ def prepare_model(
     """A fresh seeded model, or the model and history of a checkpoint to resume (its stored architecture wins)."""
     if resume_from:
         model, info = load_checkpoint(resume_from)
+        if not model.trainable:
+            raise ConfigError(f"{resume_from} is an {model.title}: it is run as imported, not trained here")
         return model, info.history
     torch.manual_seed(train_config.seed)
     return build_model(model_config), []

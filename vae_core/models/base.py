@@ -44,6 +44,7 @@ class LatentModel(nn.Module):
     probabilistic: ClassVar[bool] = False  # q(z|x) has a variance, and a prior: ELBO, KL, IW log p(x) exist
     conditional: ClassVar[bool] = False  # encoder and decoder also take the class label
     curves: ClassVar[tuple[str, ...]] = ("recon",)  # the per-image quantities its training reports, in nats
+    trainable: ClassVar[bool] = True  # built from its config and fitted here; an imported model (onnx_model) is not
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -64,12 +65,18 @@ class LatentModel(nn.Module):
         return self.config.latent_dim
 
     def condition(self, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-        """The one-hot label a conditional model is fed (None for the others); `like` gives device and dtype."""
+        """The one-hot label a conditional model is fed (None for the others); `like` gives device and dtype.
+
+        `y` holds class indices, one per row or one for all, or is already float rows (B, n_classes): how an exported
+        model takes its label (`vae_core.onnx_export`), which also lets a caller blend classes."""
         if not self.conditional:
             return None
         if y is None:
             raise ValueError(f"a {self.title} needs the class label of each input")
-        y = torch.as_tensor(y, device=like.device).long().reshape(-1)
+        y = torch.as_tensor(y, device=like.device)
+        if y.is_floating_point() and y.ndim == 2:
+            return y.to(like.dtype)
+        y = y.long().reshape(-1)
         if len(y) == 1 and len(like) > 1:
             y = y.expand(len(like))
         return F.one_hot(y, self.config.n_classes).to(like.dtype)
