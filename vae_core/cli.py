@@ -18,6 +18,7 @@ from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
                      ModelConfig, TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
+from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
 from .models import LatentModel
 
@@ -153,10 +154,29 @@ def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
-def _train(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+class _Printer(Listener):
+    """What the CLI shows of a run: a progress bar over the steps on stderr, one line per epoch on stdout."""
 
-    from .train import fit, pick_device, prepare_model
+    def __init__(self, total_steps: int, probabilistic: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.probabilistic = probabilistic
+
+    def step(self, member: int, m: StepMetrics) -> None:
+        self.bar.n = round(m.progress * self.bar.total)
+        self.bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
+        self.bar.refresh()
+
+    def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
+        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
+                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if self.probabilistic else
+                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
+        self.bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import prepare_model
     from .trajectory import TrajectoryRecorder
 
     if args.dataset not in DATASETS:
@@ -184,20 +204,8 @@ def _train(args: argparse.Namespace) -> int:
     _check_room(out, model)
     dataset = load_dataset(args.dataset, args.data_dir)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
-
-    bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
-               file=sys.stderr, dynamic_ncols=True)
-
-    def on_step(m) -> None:
-        bar.n = round(m.progress * bar.total)
-        bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
-        bar.refresh()
-
-    def on_epoch(m, _model) -> None:
-        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
-                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if model.probabilistic else
-                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
-        bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+    printer = _Printer(train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
+                       model.probabilistic)
 
     # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
     stop = threading.Event()
@@ -206,17 +214,17 @@ def _train(args: argparse.Namespace) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
+        printer.bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         recorder = TrajectoryRecorder(dataset, train_config.epochs, model.latent_dim, first_epoch=len(history),
                                       previous=load_trajectory(args.resume) if args.resume else None)
-        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop,
-                     recorder=recorder)
+        [result] = train_models([model], dataset, [train_config], listeners=[Recorders([recorder]), printer],
+                                stop=stop, histories=[history])
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        printer.bar.close()
     if result.status == "diverged" and out.exists():
         print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
               file=sys.stderr)
@@ -242,8 +250,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .train import pick_device
-
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     try:
