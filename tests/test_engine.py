@@ -98,3 +98,11 @@ def test_members_must_have_trained_equally_long_before(sample):
     cfg = TrainConfig(epochs=1)
     with pytest.raises(ValueError, match="the same number of epochs"):
         train_models([prepare_model(SMALL, cfg)[0] for _ in range(2)], sample, [cfg, cfg], histories=[[], [{"epoch": 1}]])
+
+
+def test_a_kind_that_cannot_be_trained_is_refused(sample):
+    cfg = TrainConfig(epochs=1)
+    model = prepare_model(SMALL, cfg)[0]
+    model.trainable = False  # as an imported model's class says
+    with pytest.raises(ValueError, match="a VAE cannot be trained"):
+        train_models([model], sample, [cfg])

@@ -186,7 +186,7 @@ def latent_plane(
             "atlas": _atlas(sel.data.name, sel) if sel.data is not None else None,
             "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape),
         }
-    conditional = sel.info.model_config.kind == "cvae"
+    conditional = sel.info.model_class.conditional
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]
     data = {
         "name": sel.info.name,

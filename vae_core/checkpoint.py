@@ -23,7 +23,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS
-from .models import KINDS, LatentModel, build_model
+from .models import LatentModel, build_model, model_class
 from .trajectory import Trajectory, TrajectoryError, validate
 
 try:
@@ -76,6 +76,11 @@ class CheckpointInfo:
     history: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_class(self) -> type[LatentModel]:
+        """Its kind's class: what the model can do (probabilistic, conditional, …) without building it."""
+        return model_class(self.model_config.kind)
 
     @property
     def beta(self) -> float:
@@ -322,7 +327,7 @@ def _checked_trajectory(path: Path, config: ModelConfig, trajectory: Any) -> dic
     if trajectory is None:
         return None
     try:
-        validate(trajectory, config.latent_dim, config.image_shape, KINDS[config.kind].probabilistic)
+        validate(trajectory, config.latent_dim, config.image_shape, model_class(config.kind).probabilistic)
     except TrajectoryError as exc:
         raise CheckpointError(f"{path}: its training history is malformed: {exc}") from exc
     return trajectory

@@ -15,12 +15,12 @@ from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, save_checkpoint)
-from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
-                     ModelConfig, TrainConfig)
+from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
+                     TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
-from .models import LatentModel
+from .models import TRAINABLE_KINDS, LatentModel, model_class
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -50,18 +50,25 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _having(setting: str) -> str:
+    """The kinds that take `setting`, for a help line (e.g. "ae, dae")."""
+    return ", ".join(k for k in TRAINABLE_KINDS if setting in model_class(k).settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core",
-                     description="Train, evaluate and list Latent Explorer models (AE, denoising AE, VAE, conditional VAE).")
+                     description="Train, evaluate and list Latent Explorer models "
+                                 f"({', '.join(model_class(k).short_title for k in TRAINABLE_KINDS)}).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     m, tc = ModelConfig, TrainConfig  # the one source of every default
 
     t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
     t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
     t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
-    t.add_argument("--kind", default=m.kind, help=f"{', '.join(KINDS)} (default {m.kind})")
-    t.add_argument("--noise", default=None, help=f"dae only: mask:ν or gauss:σ (default {DEFAULT_NOISE})")
-    t.add_argument("--sparsity", type=float, default=m.sparsity, help="ae/dae only: λ of an L1 penalty on the code")
+    t.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
+    t.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
+    t.add_argument("--sparsity", type=float, default=m.sparsity,
+                   help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
     t.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
     t.add_argument("--latent-dim", type=int, default=m.latent_dim)
     t.add_argument("--hidden", type=int, nargs="+", default=None,
@@ -84,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
 
-    e = sub.add_parser("evaluate", help="test reconstruction, and for vae/cvae −ELBO, IW log p(x) and active units")
+    e = sub.add_parser("evaluate", help="test reconstruction, and for a kind with a posterior −ELBO, IW log p(x) and "
+                                        "active units")
     e.add_argument("file")
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-dir")
@@ -182,11 +190,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     _check_data_dir(args.data_dir)
+    kind = model_class(args.kind)
     model_config = ModelConfig(
         kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
         hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(args.arch, ModelConfig.hidden),
-        n_classes=len(class_names(args.dataset)) if args.kind == "cvae" else 0,
-        noise=args.noise if args.noise is not None else DEFAULT_NOISE if args.kind == "dae" else "",
+        n_classes=len(class_names(args.dataset)) if kind.conditional else 0,
+        noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
     )
     train_config = TrainConfig(

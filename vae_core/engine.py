@@ -179,12 +179,14 @@ class Callbacks(Listener):
 
 
 def check_together(models: Sequence[LatentModel], configs: Sequence[TrainConfig]) -> None:
-    """ValueError unless these models can train together: one config per model, one architecture, settings equal but
-    β and the seed."""
+    """ValueError unless these models can train together: one config per model, one architecture of a kind that can be
+    trained, settings equal but β and the seed."""
     if not models or len(models) != len(configs):
         raise ValueError(f"give one training configuration per model (got {len(models)} models, {len(configs)} configurations)")
     if any(m.config != models[0].config for m in models):
         raise ValueError("models trained together must share one architecture (the same model configuration)")
+    if not models[0].trainable:
+        raise ValueError(f"a {models[0].title} cannot be trained here")
     shared = replace(configs[0], beta=0.0, seed=0)
     for c in configs[1:]:
         if replace(c, beta=0.0, seed=0) != shared:
