@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic import write_atomic
+
 _ROOT = Path(__file__).resolve().parent.parent
 KEY_FORMAT = "umap-exact-knn-1"  # part of every key: changing how embeddings are made invalidates the stored ones
 SHIPPED_SUBDIR = "umap"
@@ -329,14 +331,10 @@ def save_embedding(path: str | os.PathLike, key: str, embedding: np.ndarray, **m
     so a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, key=np.array(key), embedding=np.asarray(embedding, np.float16),
-                                **{k: np.array(v) for k, v in meta.items()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, key=np.array(key), embedding=np.asarray(embedding, np.float16),
+                        **{k: np.array(v) for k, v in meta.items()})
+    write_atomic(path, buffer.getbuffer())
 
 
 def load_embedding(path: str | os.PathLike, key: str) -> np.ndarray | None:
