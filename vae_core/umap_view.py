@@ -64,23 +64,28 @@ class UmapParams:
 def exact_knn(points: np.ndarray, k: int, report: Callable[[int, int], None] | None = None,
               chunk: int = KNN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """(indices (N, k) int32, Euclidean distances (N, k) float32) of each point's k nearest points, itself
-    first, nearest first. Exact, by chunks of rows; `report(rows done, N)` after each chunk."""
+    first, nearest first: scikit-learn's exact (brute-force) search, asked by chunks of rows so that
+    `report(rows done, N)` can follow it."""
+    from sklearn.neighbors import NearestNeighbors  # slow to import: only paid when neighbours are asked for
+
     x = np.asarray(points, np.float64)
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k must be in 1..{n}, got {k}")
-    squares = (x * x).sum(axis=1)
+    search = NearestNeighbors(algorithm="brute").fit(x)
     indices = np.empty((n, k), np.int32)
     distances = np.empty((n, k), np.float32)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        d2 = squares[start:stop, None] + squares[None, :] - 2.0 * (x[start:stop] @ x.T)
-        rows = np.arange(stop - start)
-        d2[rows, rows + start] = -1.0  # a point is its own first neighbour even when it has duplicates
-        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(near, np.take_along_axis(d2, near, axis=1).argsort(axis=1, kind="stable"), axis=1)
-        indices[start:stop] = near
-        distances[start:stop] = np.sqrt(np.maximum(np.take_along_axis(d2, near, axis=1), 0.0))
+        dist, near = search.kneighbors(x[start:stop], n_neighbors=k)
+        rows = np.arange(start, stop)
+        # A point is its own first neighbour even among duplicates (which may come before it): drop it where it
+        # came (or, not found, the farthest), then put it first at distance 0.
+        others = near != rows[:, None]
+        others[others.all(axis=1), -1] = False
+        indices[start:stop, 0], distances[start:stop, 0] = rows, 0.0
+        indices[start:stop, 1:] = near[others].reshape(-1, k - 1)
+        distances[start:stop, 1:] = dist[others].reshape(-1, k - 1)
         if report is not None:
             report(stop, n)
     return indices, distances
