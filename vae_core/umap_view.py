@@ -4,10 +4,10 @@ UMAP has no cheap inverse, so it is only a view (clicks are decoded on a plane, 
 
 Cold, a UMAP fit of 10,000 points spent ~90 % of its time compiling numba kernels (nn_descent alone took
 45–80 s of the 2-core development machine, and numba cannot cache it), all while holding the GIL, so the app
-stalled when it ran in a server thread. Here the neighbours are found exactly with numpy (10,000 × 20 takes
-about a second, in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its remaining
-kernels are cached on disk by numba, and the fit runs in a child process at a low priority with one thread,
-which exits when the server does.
+stalled when it ran in a server thread. Here the neighbours are found exactly by scikit-learn (10,000 × 20
+takes about a second, asked in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its
+remaining kernels are cached on disk by numba, and the fit runs in a child process at a low priority with one
+thread, which exits when the server does.
 
 Embeddings are stored as compressed .npz files whose `key` names what they were made from: the checkpoint
 file's bytes, the test images' bytes and the UMAP settings (`embedding_key`), so a retrained model or other
@@ -234,8 +234,11 @@ class UmapJob:
     def start(self) -> "UmapJob":
         with self._lock:
             if self._state == "pending":
-                # A fresh interpreter, not multiprocessing: under Streamlit, __main__ is the page script, which a
-                # spawned child would run again. The thread limits are read when the libraries load.
+                # A fresh interpreter, not multiprocessing (nor concurrent.futures' process pool, built on it): under
+                # Streamlit, sys.modules["__main__"] is the page script while it runs, which a spawned child would run
+                # again, and fork is unsafe in a threaded server. The thread limits are read when the libraries load,
+                # so they go in the child's environment. The relay is a daemon thread, so that a server's exit never
+                # waits for a fit (the child notices its parent is gone and exits).
                 env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                        "MKL_NUM_THREADS": "1",
                        "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
