@@ -17,7 +17,7 @@ from vae_core import evaluate, inference, jobs
 from vae_core.checkpoint import load_checkpoint, load_trajectory, read_info
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.models import VAE
+from vae_core.models import VAE, build_model
 from vae_core.projection import slice_plane
 from vae_core.projection import decode_plane
 from vae_core.snapshots import example_indices, map_indices
@@ -335,8 +335,6 @@ def test_stopping_a_sweep_saves_every_member_where_it_stopped(tmp_path):
 def test_decoded_plane_is_the_decode_grid_on_the_latent_axes():
     flat = slice_plane(2)
     torch.manual_seed(0)
-    from vae_core.models import build_model
-
     model = build_model(ModelConfig(latent_dim=2, hidden=(16,))).eval()
     assert np.allclose(decode_plane(model, flat, 5).reshape(25, 28, 28),
                        inference.decode(model, inference.grid_latents(5, model.latent_dim)), atol=1e-6)
@@ -362,3 +360,36 @@ def test_every_kind_trains_and_saves_through_a_job(tmp_path, kind, extra):
     info = read_info(tmp_path / f"my_{kind}.pt")
     assert info.model_config == config and math.isfinite(info.metrics["recon"])
     assert ("elbo" in info.metrics) == (kind == "cvae")  # only a kind with a posterior has an ELBO
+
+
+def test_the_progress_record_is_fed_by_events_and_a_view_never_changes():
+    """What the job's listener makes of a run's events, without a thread: member 1's step goes to its own curve, the
+    job's figures follow member 0, and a view taken earlier stays as it was."""
+    from vae_core.engine import EpochMetrics, StepMetrics
+    from vae_core.trajectory import TrajectoryRecorder
+
+    data = load_dataset("mnist-sample")
+    spec = jobs.JobSpec("two", tuple(jobs.RunSpec(TINY, tiny_train(beta=b), Path(f"/nowhere/{b}.pt"), f"β = {b:g}")
+                                     for b in (1.0, 4.0)))
+    record = jobs.ProgressRecord(jobs.JobView(id="x", title=spec.title, kind="vae", epochs=1,
+                                              members=tuple(jobs.MemberView(r.label) for r in spec.runs)))
+    before = record.view()
+    listener = jobs.ProgressListener(record, data, [TrajectoryRecorder(data, 1, 2) for _ in spec.runs])
+
+    def step(progress: float) -> StepMetrics:
+        return StepMetrics(epoch=1, step=4, steps_per_epoch=8, loss=3.0, recon=2.0, kl=1.0, kl_weight=1.0,
+                           images_per_s=100.0, elapsed=1.0, eta=1.0, progress=progress)
+
+    listener.step(1, step(0.25))
+    view = record.view()
+    assert view.members[1].steps == ((0.5, 3.0, 2.0, 1.0),) and view.members[0].steps == () and view.progress == 0.0
+    listener.step(0, step(0.5))
+    listener.epoch(1, EpochMetrics(1, *[1.0] * 10), build_model(TINY))
+    model = build_model(TINY)
+    assert listener.frame_due(0, 0.0)
+    listener.frame(0, 0.0, model)
+    view = record.view()
+    assert view.progress == 0.5 and view.epoch == 1 and len(view.members[1].history) == 1
+    assert view.members[0].n_frames == 1 and view.trajectory() is not None and view.class_names == data.class_names
+    assert before.progress == 0.0 and before.members[1].steps == () and before.members[0].recorder is None
+    assert before.class_names == ()

@@ -2,11 +2,11 @@
 worker thread of a process-wide registry, which runs one job at a time.
 
 The worker thread does all of a job's work (load, train, snapshots, evaluation, saves) and touches only its own job
-object. The job listens to its run (engine.Listener): each event replaces the job's frozen progress record
-(`JobView`) under a lock, and the page reads the current one with `view()`. A stop event is checked by the engine
-every step. Training ends when the server does, however it ends (JobRegistry). Every failure ends up in
-`JobView.error` as a sentence for the user, never only in a log; a model that trained but could not be saved (a full
-disk) stays in memory for `save_again`.
+object. The job listens to its run (`ProgressListener`, an engine.Listener): each event replaces the job's frozen
+view (`JobView`) in its `ProgressRecord`, and the page reads the current one with `view()`. A stop event is checked
+by the engine every step. Training ends when the server does, however it ends (JobRegistry). Every failure ends up
+in `JobView.error` as a sentence for the user, never only in a log; a model that trained but could not be saved (a
+full disk) stays in memory for `save_again`.
 
 Why a thread and not a process: on a 2-core machine `fit` in a worker thread ran at 0.76–0.81 of the main thread's
 speed when the machine was otherwise idle, and 7–8× faster when other processes were busy. Both are libgomp's wait
@@ -251,38 +251,68 @@ Save = Callable[[], object]
 Loader = Callable[[str], ImageDataset]
 
 
-class _Progress(Recorders):
-    """A job's listener: records each member's history and turns the run's events into the job's view; the live
-    view follows the first member while all train."""
+class ProgressRecord:
+    """A job's progress as its events told it: the current JobView, replaced (never changed) under a lock."""
 
-    def __init__(self, job: "TrainingJob", data: ImageDataset, recorders: list[TrajectoryRecorder]) -> None:
+    def __init__(self, view: JobView) -> None:
+        self._view = view
+        self._lock = threading.Lock()
+
+    def view(self) -> JobView:
+        with self._lock:
+            return self._view
+
+    def change(self, change: Callable[[JobView], JobView]) -> None:
+        """Replace the view by `change(view)`, with no other change in between."""
+        with self._lock:
+            self._view = change(self._view)
+
+    def update(self, **fields) -> None:
+        self.change(lambda v: replace(v, **fields))
+
+    def update_member(self, member: int, change: Callable[[MemberView], MemberView], **fields) -> None:
+        """Replace member `member` by `change(member)`, and the job's `fields`, at once."""
+        def changed(v: JobView) -> JobView:
+            members = list(v.members)
+            members[member] = change(members[member])
+            return replace(v, members=tuple(members), **fields)
+
+        self.change(changed)
+
+
+class ProgressListener(Recorders):
+    """A job's listener: records each member's history and turns the run's events into its progress record; the job's
+    figures (progress, ETA, speed, epoch, snapshot) follow the first member while all train."""
+
+    def __init__(self, record: ProgressRecord, data: ImageDataset, recorders: list[TrajectoryRecorder],
+                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
         super().__init__(recorders)
-        self.job, self.data = job, data
+        self.record, self.data, self.snapshot_interval = record, data, snapshot_interval_s
         self.map_idx, self.example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
         self.last_snapshot = -math.inf
-        self.snapshot_of: tuple[int, int] | None = None  # (member, epoch) of the view's snapshot
+        self.snapshot_of: tuple[int, int] | None = None  # (member, epoch) of the record's snapshot
+        record.update(class_names=data.class_names, members=tuple(
+            replace(member, recorder=recorder) for member, recorder in zip(record.view().members, recorders)))
 
     def snapshot(self, member: int, model: LatentModel, epoch: int) -> None:
         snap = take_snapshot(model, self.data, epoch, self.map_idx, self.example_idx)
         self.last_snapshot, self.snapshot_of = time.monotonic(), (member, epoch)
-        self.job._update(snapshot=snap)
+        self.record.update(snapshot=snap)
 
     def step(self, member: int, m: StepMetrics) -> None:
         point = (m.at, m.recon + m.kl, m.recon, m.kl)
-        with self.job._lock:
-            self.job._update_member(member, lambda v: replace(v, steps=v.steps + (point,)))
-            if member == 0:
-                self.job._update(progress=m.progress, eta=m.eta, images_per_s=m.images_per_s, epoch=m.epoch)
+        shown = dict(progress=m.progress, eta=m.eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
+        self.record.update_member(member, lambda v: replace(v, steps=v.steps + (point,)), **shown)
 
     def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
-        self.job._update_member(member, lambda v: replace(v, history=v.history + (m.to_dict(),)))
-        if member == 0 and time.monotonic() - self.last_snapshot >= self.job._snapshot_interval:
+        self.record.update_member(member, lambda v: replace(v, history=v.history + (m.to_dict(),)))
+        if member == 0 and time.monotonic() - self.last_snapshot >= self.snapshot_interval:
             self.snapshot(member, model, m.epoch)
 
     def frame(self, member: int, at: float, model: LatentModel) -> None:
         super().frame(member, at, model)
         frames = len(self.recorders[member].frames)
-        self.job._update_member(member, lambda v: replace(v, n_frames=frames))
+        self.record.update_member(member, lambda v: replace(v, n_frames=frames))
 
 
 class TrainingJob:
@@ -295,14 +325,14 @@ class TrainingJob:
         self.id = uuid.uuid4().hex[:12]
         self._snapshot_interval = snapshot_interval_s
         self._loader = loader
-        self._lock = threading.RLock()  # guards _view; reentrant so an event can update several parts at once
         self._save_lock = threading.Lock()  # two sessions pressing Save again must not write the same file at once
         self._stop = threading.Event()
         self._retry: dict[Path, Save] = {}  # the write of each model in `unsaved`, to retry
         self._future: Future | None = None
         first = spec.runs[0]
-        self._view = JobView(id=self.id, title=spec.title, kind=first.model_config.kind,
-                             epochs=first.train_config.epochs, members=tuple(MemberView(run.label) for run in spec.runs))
+        self.progress = ProgressRecord(JobView(
+            id=self.id, title=spec.title, kind=first.model_config.kind, epochs=first.train_config.epochs,
+            members=tuple(MemberView(run.label) for run in spec.runs)))
 
     # --- called by the registry and the page -----------------------------------------------------------------------
     def start(self, executor: Executor) -> "TrainingJob":
@@ -330,27 +360,14 @@ class TrainingJob:
     def save_again(self) -> bool:
         """Retry the saves that failed (after the user freed some space); True when every model is saved now."""
         with self._save_lock:
-            with self._lock:
-                pending = [(model, self._retry[model.path]) for model in self._view.unsaved]
-            for model, save in pending:
-                self._save(SavedModel(model.path, model.label, model.status, model.metrics), save)
+            for model in self.view().unsaved:
+                self._save(SavedModel(model.path, model.label, model.status, model.metrics), self._retry[model.path])
             return not self.view().unsaved
 
     def view(self) -> JobView:
-        with self._lock:
-            return self._view
+        return self.progress.view()
 
     # --- the worker -----------------------------------------------------------------------------------------------
-    def _update(self, **changes) -> None:
-        with self._lock:
-            self._view = replace(self._view, **changes)
-
-    def _update_member(self, member: int, change: Callable[[MemberView], MemberView]) -> None:
-        with self._lock:
-            members = list(self._view.members)
-            members[member] = change(members[member])
-            self._view = replace(self._view, members=tuple(members))
-
     def _work(self) -> None:
         threading.current_thread().name = f"vae-train-{self.id}"
         try:
@@ -373,44 +390,43 @@ class TrainingJob:
                 torch.cuda.empty_cache()
 
     def _fail(self, message: str) -> None:
-        self._update(state=FAILED, error=message, phase="failed", eta=None)
+        self.progress.update(state=FAILED, error=message, phase="failed", eta=None)
 
     def _run(self) -> None:
         """Train the runs together (one model is a run of one), then evaluate and save each in turn, the view showing
         each member's own curves and last snapshot as it is saved. A member that diverged fails the job with what to
         tell the user; the others are saved all the same."""
         runs = self.spec.runs
-        self._update(phase=f"loading {runs[0].train_config.dataset}")
+        self.progress.update(phase=f"loading {runs[0].train_config.dataset}")
         data = self._loader(runs[0].train_config.dataset)  # a sweep's members share their dataset (sweep_spec)
         models = [prepare_model(run.model_config, run.train_config)[0] for run in runs]
-        progress = _Progress(self, data, [TrajectoryRecorder(data, run.train_config.epochs, model.latent_dim)
-                                          for run, model in zip(runs, models)])
-        self._update(class_names=data.class_names, members=tuple(
-            replace(member, recorder=recorder) for member, recorder in zip(self._view.members, progress.recorders)))
-        progress.snapshot(0, models[0], 0)
-        self._update(device=device_label(pick_device(runs[0].train_config.device)),
-                     phase=f"training {runs[0].label}" if len(runs) == 1 else
-                     f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
-        results = train_models(models, data, [run.train_config for run in runs], listeners=[progress],
-                                 stop=self._stop)
+        listener = ProgressListener(self.progress, data, [TrajectoryRecorder(data, run.train_config.epochs,
+                                                                             model.latent_dim)
+                                                          for run, model in zip(runs, models)], self._snapshot_interval)
+        listener.snapshot(0, models[0], 0)
+        self.progress.update(device=device_label(pick_device(runs[0].train_config.device)),
+                             phase=f"training {runs[0].label}" if len(runs) == 1 else
+                             f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
+        results = train_models(models, data, [run.train_config for run in runs], listeners=[listener],
+                               stop=self._stop)
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
-            self._update(run_index=k)
+            self.progress.update(run_index=k)
             epochs_done = len(result.history)
-            if epochs_done and progress.snapshot_of != (k, epochs_done):
-                progress.snapshot(k, result.model, epochs_done)
+            if epochs_done and listener.snapshot_of != (k, epochs_done):
+                listener.snapshot(k, result.model, epochs_done)
             if result.status == "diverged":
                 failures.append(result.message if len(runs) == 1 else f"{run.label}: {result.message}")
             elif epochs_done:  # a run stopped before its first step has nothing worth saving
-                self._evaluate_and_save(run, result, data, progress.recorders[k].to_payload())
+                self._evaluate_and_save(run, result, data, listener.recorders[k].to_payload())
+        saved = self.view().saved
         if failures:
-            others = (f"; {len(self._view.saved)} other model(s) of the sweep were saved"
-                      if len(runs) > 1 and self._view.saved else "")
+            others = f"; {len(saved)} other model(s) of the sweep were saved" if len(runs) > 1 and saved else ""
             self._fail("; ".join(failures) + others)
         elif self._stop.is_set():
-            self._update(state=STOPPED, phase="stopped", eta=None)
+            self.progress.update(state=STOPPED, phase="stopped", eta=None)
         else:
-            self._update(state=FINISHED, phase="finished", progress=1.0, eta=0.0)
+            self.progress.update(state=FINISHED, phase="finished", progress=1.0, eta=0.0)
 
     def _evaluate_and_save(self, run: RunSpec, result: TrainResult, data: ImageDataset,
                            trajectory: dict[str, torch.Tensor] | None = None) -> None:
@@ -419,9 +435,9 @@ class TrainingJob:
         # The importance-weighted bound costs k decoder passes per test image, most of the time between Stop and a
         # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare measures it if shown.
         iw_samples = self.spec.iw_samples if result.status == "finished" else 0
-        self._update(phase=f"measuring test metrics of {run.label}", eta=None)
+        self.progress.update(phase=f"measuring test metrics of {run.label}", eta=None)
         metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
-        self._update(phase=f"saving {run.path.name}")
+        self.progress.update(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
                  "message": result.message, "trained_in": "app"}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
@@ -435,15 +451,13 @@ class TrainingJob:
         except OSError as exc:
             log.warning("training job %s could not save %s: %s", self.id, model.path, exc)
             unsaved = UnsavedModel(model.path, model.label, model.status, model.metrics, _save_failure(model.path, exc))
-            with self._lock:
-                self._retry[model.path] = save
-                waiting = {u.path: u for u in self._view.unsaved} | {model.path: unsaved}  # a retry keeps its place
-                self._update(unsaved=tuple(waiting.values()))
+            self._retry[model.path] = save
+            self.progress.change(lambda v: replace(v, unsaved=tuple(  # a retry keeps its place
+                ({u.path: u for u in v.unsaved} | {model.path: unsaved}).values())))
             return
-        with self._lock:
-            self._retry.pop(model.path, None)
-            self._update(unsaved=tuple(u for u in self._view.unsaved if u.path != model.path),
-                         saved=(*self._view.saved, model))
+        self._retry.pop(model.path, None)  # the model it holds is no longer needed
+        self.progress.change(lambda v: replace(v, unsaved=tuple(u for u in v.unsaved if u.path != model.path),
+                                               saved=(*v.saved, model)))
 
 
 def _save_failure(path: Path, exc: OSError) -> str:
