@@ -1,5 +1,6 @@
-"""Models trained together (vae_core.sweep): one member is fit()'s run, β orders the KL, a diverged member leaves the
-others alone, the members are ordinary checkpoints, and neither loop reads the device every step."""
+"""Models trained together (the engine's K > 1 path, through vae_core.sweep): one member is fit()'s run, β orders the
+KL, a diverged member leaves the others alone, the members are ordinary checkpoints, and the loop reads the device
+only every LOG_EVERY steps, alone or together."""
 from __future__ import annotations
 
 import math
@@ -161,17 +162,19 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("together", [False, True])
-def test_no_host_sync_between_metric_reads(sample, monkeypatch, together):
-    """The training loops read the device only every LOG_EVERY steps and once per epoch (`tolist`), never per step."""
+@pytest.mark.parametrize("others", [None, {}, {"seed": 1}])
+def test_no_host_sync_between_metric_reads(sample, monkeypatch, others):
+    """The training loop reads the device only every LOG_EVERY steps and once per epoch (`tolist`), never per step:
+    one model, two together, two with their own seeds (a batch each)."""
     lists = []
     real_tolist = torch.Tensor.tolist
     monkeypatch.setattr(torch.Tensor, "tolist", lambda self: lists.append(self.shape) or real_tolist(self))
     cfg = TrainConfig(epochs=1, batch_size=64, kl_warmup=1, lr_schedule="cosine")
     steps = math.ceil(len(sample.train_images) / cfg.batch_size)
     with HostReads() as mode:
-        if together:
-            fit_together(fresh([cfg, cfg]), sample, [cfg, cfg], evaluate_each_epoch=False)
+        if others is not None:
+            configs = [cfg, replace(cfg, **others)]
+            fit_together(fresh(configs), sample, configs, evaluate_each_epoch=False)
         else:
             fit(prepare_model(SMALL, cfg)[0], sample, cfg, evaluate_each_epoch=False)
     assert mode.reads == []
