@@ -155,7 +155,7 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
         st.markdown("**Objective**")
         kind = model_class(
             st.radio("Kind of model", kinds, format_func=lambda k: model_class(k).short_title, horizontal=True,
-                     key=remembered(f"{prefix}.kind", m.kind if m.kind in kinds else kinds[0], kinds),
+                     key=remembered(f"{prefix}.kind", m.kind, kinds),
                      help="The same networks, other objectives: an autoencoder (reconstruction only), a denoising "
                           "one (trained on corrupted inputs), a VAE (+ β·KL) or a conditional VAE (told the class).")
             if len(kinds) > 1 else kinds[0])
