@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vae_core.atomic as atomic
 import vae_core.checkpoint as ckpt
 from vae_core.checkpoint import (CheckpointError, CheckpointWriteError, DiskFullError, list_checkpoints, load_checkpoint,
                                  read_info, save_checkpoint)
@@ -78,6 +79,7 @@ def test_readers_racing_a_writer_only_see_complete_files(tmp_path):
 # A writer that stops halfway through its temp file and waits to be killed, so the kill lands mid-save every time.
 STALLED_WRITER = """
 import os, sys, time
+import vae_core.atomic as atomic
 import vae_core.checkpoint as ckpt
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import build_model
@@ -87,7 +89,7 @@ def stall(fd, data):
     print("half written", flush=True)
     time.sleep(600)
 
-ckpt._write_all = stall
+atomic._write_all = stall
 ckpt.save_checkpoint(sys.argv[1], build_model(ModelConfig(latent_dim=3, hidden=(1024,))), TrainConfig(), "mnist")
 """
 
@@ -129,7 +131,7 @@ def test_a_full_disk_raises_disk_full_and_keeps_the_old_file(tmp_path, monkeypat
         os.write(fd, bytes(data[:100]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_all", full)
+    monkeypatch.setattr(atomic, "_write_all", full)
     with pytest.raises(DiskFullError) as caught:
         save_checkpoint(path, _model(1), TrainConfig(), "mnist-sample")
     error = caught.value
@@ -294,30 +296,3 @@ def test_a_metric_that_could_not_be_measured_is_left_out_so_the_file_stays_loada
     path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist",
                            metrics={"elbo": math.nan, "kl": math.inf, "recon": 90.0, "active_units": 3})
     assert read_info(path).metrics == {"recon": 90.0, "active_units": 3}
-
-
-def test_a_temp_file_removed_by_a_cleaner_before_it_was_locked_is_replaced(tmp_path, monkeypatch):
-    real_flock, taken = ckpt.fcntl.flock, []
-
-    def flock_after_a_cleaner(fd, operation):
-        if not taken:  # the cleaner wins the race between mkstemp and flock once
-            taken.extend(tmp_path.glob(".m.pt.*.tmp"))
-            taken[0].unlink()
-        real_flock(fd, operation)
-
-    monkeypatch.setattr(ckpt.fcntl, "flock", flock_after_a_cleaner)
-    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
-    assert len(taken) == 1 and read_info(path).dataset == "mnist"
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-
-
-def test_saving_works_where_the_filesystem_has_no_locks(tmp_path, monkeypatch):
-    def no_locks(fd, operation):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(ckpt.fcntl, "flock", no_locks)
-    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
-    assert read_info(path).dataset == "mnist" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-    stale = tmp_path / ".m.pt.abcdefgh.tmp"
-    stale.write_bytes(b"partial")
-    assert ckpt.remove_stale_temp_files(tmp_path) == [] and stale.exists()  # unprovable as stale, so kept

@@ -194,8 +194,8 @@ def test_hostile_histories_are_refused_with_one_line(recorded, tmp_path, change,
 
 def test_a_job_records_the_history_it_shows_and_saves(tmp_path):
     spec = jobs.training_spec("hist", tmp_path, ModelConfig(latent_dim=2, hidden=(32,)), SHORT, iw_samples=0)
-    job = jobs.TrainingJob(spec)
-    assert job.start().join(120)
+    job = jobs.JobRegistry().submit(jobs.TrainingJob(spec))
+    assert job.join(120)
     view = job.view()
     live = view.trajectory()
     assert live is not None and live.epochs[-1] == 2.0 and live.mu.shape[1:] == (len(live.indices), 2)

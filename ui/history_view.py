@@ -228,7 +228,7 @@ def model_history(sel: shared.Selection) -> None:
 
 def model_collapse(info: CheckpointInfo) -> None:
     """For Compare, one model's column: its KL heat map and active units over training, compact."""
-    if info.model_config.kind not in ("vae", "cvae"):
+    if not info.model_class.probabilistic:
         st.caption("no posterior, so no KL: nothing to collapse")
         return
     traj = stored_history(info)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +21,7 @@ from PIL import Image
 from ui.plots import CLASS_COLORS
 from ui.shared import Selection
 from ui.latent_views import model_key
+from vae_core.atomic import write_atomic
 from vae_core.export import UnsupportedLayer, browser_model
 from vae_core.projection import LatentPlane
 
@@ -53,14 +52,7 @@ def publish(name: str, payload: Callable[[], bytes]) -> str:
     target = folder / name
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(target, payload())
     return f"app/static/{CACHE_SUBDIR}/{name}"
 
 
@@ -189,7 +181,7 @@ def latent_plane(
             "atlas": _atlas(sel.data.name, sel) if sel.data is not None else None,
             "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape),
         }
-    conditional = sel.info.model_config.kind == "cvae"
+    conditional = sel.info.model_class.conditional
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]
     data = {
         "name": sel.info.name,

@@ -120,15 +120,11 @@ class Selection:
         return self.model.conditional
 
 
-KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE", "onnx_vae": "imported VAE",
-               "onnx_ae": "imported AE"}
-
-
 def kind_label(info: CheckpointInfo) -> str:
     """What kind of model, with the setting that defines it: "VAE β = 4", "denoising AE (mask:0.5)", …"""
     c = info.model_config
-    label = KIND_TITLES[c.kind]
-    if c.kind in ("vae", "cvae") and info.beta != 1:
+    label = info.model_class.short_title
+    if "beta" in info.model_class.settings and info.beta != 1:
         label += f" β = {info.beta:g}"
     if c.noise:
         label += f" ({c.noise})"
@@ -139,7 +135,7 @@ def kind_label(info: CheckpointInfo) -> str:
 
 def describe(info: CheckpointInfo) -> str:
     c = info.model_config
-    if c.kind in ("vae", "cvae"):
+    if info.model_class.probabilistic:
         elbo = f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured"
         score = f"test −ELBO {elbo}"
     else:

@@ -11,8 +11,6 @@ import io
 import math
 import os
 import shutil
-import stat
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from numbers import Real
@@ -21,21 +19,16 @@ from typing import Any
 
 import torch
 
+from .atomic import remove_stale_temp_files, write_atomic
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASETS
-from .models import KINDS, LatentModel, build_model
+from .models import LatentModel, build_model, model_class
 from .trajectory import Trajectory, TrajectoryError, validate
-
-try:
-    import fcntl
-except ImportError:  # Windows has no advisory locks: there, temp files left by killed saves are not cleaned
-    fcntl = None
 
 FORMAT = "latent-explorer-vae"
 IMPORTED_FORMAT = "latent-explorer-onnx"  # a model imported from ONNX files (vae_core.imported): listed and loaded alike
 VERSION = 1
 SUFFIX = ".pt"
-TEMP_GLOB = f".*{SUFFIX}.*.tmp"  # what save_checkpoint's temp files look like: .NAME.pt.XXXXXXXX.tmp
 # The pickled part holds configs, history and metrics (a few kB; ~2 MB for 20,000 epochs of history). Capping it
 # bounds what unpickling a hostile file can allocate, since the weights themselves are memory-mapped.
 MAX_METADATA_BYTES = 8 << 20
@@ -79,6 +72,11 @@ class CheckpointInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def model_class(self) -> type[LatentModel]:
+        """Its kind's class: what the model can do (probabilistic, conditional, …) without building it."""
+        return model_class(self.model_config.kind)
+
+    @property
     def beta(self) -> float:
         return self.train_config.beta
 
@@ -103,7 +101,7 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     trajectory: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write atomically: a locked temp file in the same folder, fsync, then rename over the target.
+    """Write atomically (vae_core.atomic: a locked temp file in the same folder, fsync, then rename over the target).
 
     Raises DiskFullError when there is no room and CheckpointWriteError for any other write failure; either way the
     target keeps its old content and no temp file is left. Temp files of earlier saves that were killed are removed.
@@ -129,74 +127,16 @@ def save_checkpoint(
 
 
 def write_payload(path: Path, payload: dict[str, Any]) -> Path:
-    """torch.save `payload` to `path` atomically: see save_checkpoint for the guarantees."""
+    """torch.save `payload` to `path` atomically (vae_core.atomic): see save_checkpoint for the guarantees."""
     # Serialised in memory first: torch's zip writer turns a failed write into "unexpected pos 2752 vs 2646", while
-    # our own write raises ENOSPC as it is and knows the exact size needed.
+    # the atomic write raises ENOSPC as it is and knows the exact size needed.
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getbuffer()
-    remove_stale_temp_files(path.parent)
-    tmp = None
     try:
-        fd, tmp = _locked_temp_file(path)
-        with os.fdopen(fd, "wb") as fh:  # closing releases the lock, so the rename happens inside this block
-            _write_all(fh.fileno(), data)
-            os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should read like any saved file
-            os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc, len(data)) from exc
-        raise
-    return path
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _locked_temp_file(path: Path) -> tuple[int, str]:
-    """A new temp file beside `path`, exclusively locked for as long as the writer lives (the kernel drops the lock
-    when the process dies, even by SIGKILL): that is how a cleaner tells a live save from a killed one."""
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        if fcntl is None:
-            return fd, tmp
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a filesystem without locks: cleaners cannot lock there either, so they never take this file
-            return fd, tmp
-        if os.fstat(fd).st_nlink:
-            return fd, tmp
-        os.close(fd)  # a cleaner removed it between mkstemp and flock: take a fresh one
-
-
-def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temp files that killed saves left in `folder` (those no live writer holds locked); returns them."""
-    removed: list[Path] = []
-    if fcntl is None:
-        return removed
-    for tmp in Path(folder).glob(TEMP_GLOB):
-        try:
-            fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            tmp.unlink()  # while holding the lock, so a writer that just created it sees st_nlink == 0 and retries
-            removed.append(tmp)
-        except OSError:  # locked by a live save, or a folder we may not write to
-            continue
-        finally:
-            os.close(fd)
-    return removed
+        return write_atomic(path, data)
+    except OSError as exc:
+        raise _write_error(path, exc, len(data)) from exc
 
 
 def _write_error(path: Path, exc: OSError, needed: int) -> CheckpointWriteError:
@@ -324,7 +264,7 @@ def _checked_trajectory(path: Path, config: ModelConfig, trajectory: Any) -> dic
     if trajectory is None:
         return None
     try:
-        validate(trajectory, config.latent_dim, config.image_shape, KINDS[config.kind].probabilistic)
+        validate(trajectory, config.latent_dim, config.image_shape, model_class(config.kind).probabilistic)
     except TrajectoryError as exc:
         raise CheckpointError(f"{path}: its training history is malformed: {exc}") from exc
     return trajectory
@@ -387,7 +327,7 @@ def list_checkpoints(folder: str | os.PathLike) -> tuple[list[CheckpointInfo], l
     folder = Path(folder)
     if not folder.is_dir():
         return infos, errors
-    remove_stale_temp_files(folder)
+    remove_stale_temp_files(folder, SUFFIX)
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             infos.append(read_info(path))

@@ -17,13 +17,14 @@ from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, read_info, save_checkpoint)
-from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
-                     ModelConfig, TrainConfig)
+from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
+                     TrainConfig)
 from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
+from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
                        list_imported, remove_imported)
-from .models import LatentModel
+from .models import TRAINABLE_KINDS, LatentModel, model_class
 from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
 
 EXIT_USAGE = 2
@@ -54,18 +55,25 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _having(setting: str) -> str:
+    """The kinds that take `setting`, for a help line (e.g. "ae, dae")."""
+    return ", ".join(k for k in TRAINABLE_KINDS if setting in model_class(k).settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core",
-                     description="Train, evaluate and list Latent Explorer models (AE, denoising AE, VAE, conditional VAE).")
+                     description="Train, evaluate and list Latent Explorer models "
+                                 f"({', '.join(model_class(k).short_title for k in TRAINABLE_KINDS)}).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     m, tc = ModelConfig, TrainConfig  # the one source of every default
 
     t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
     t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
     t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
-    t.add_argument("--kind", default=m.kind, help=f"{', '.join(KINDS)} (default {m.kind})")
-    t.add_argument("--noise", default=None, help=f"dae only: mask:ν or gauss:σ (default {DEFAULT_NOISE})")
-    t.add_argument("--sparsity", type=float, default=m.sparsity, help="ae/dae only: λ of an L1 penalty on the code")
+    t.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
+    t.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
+    t.add_argument("--sparsity", type=float, default=m.sparsity,
+                   help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
     t.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
     t.add_argument("--latent-dim", type=int, default=m.latent_dim)
     t.add_argument("--hidden", type=int, nargs="+", default=None,
@@ -88,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
 
-    e = sub.add_parser("evaluate", help="test reconstruction, and for vae/cvae −ELBO, IW log p(x) and active units")
+    e = sub.add_parser("evaluate", help="test reconstruction, and for a kind with a posterior −ELBO, IW log p(x) and "
+                                        "active units")
     e.add_argument("file")
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-dir")
@@ -189,20 +198,40 @@ def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
-def _train(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+class _Printer(Listener):
+    """What the CLI shows of a run: a progress bar over the steps on stderr, one line per epoch on stdout."""
 
-    from .train import fit, pick_device, prepare_model
+    def __init__(self, total_steps: int, probabilistic: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.probabilistic = probabilistic
+
+    def step(self, member: int, m: StepMetrics) -> None:
+        self.bar.n = round(m.progress * self.bar.total)
+        self.bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
+        self.bar.refresh()
+
+    def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
+        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
+                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if self.probabilistic else
+                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
+        self.bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import prepare_model
     from .trajectory import TrajectoryRecorder
 
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     _check_data_dir(args.data_dir)
+    kind = model_class(args.kind)
     model_config = ModelConfig(
         kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
         hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(args.arch, ModelConfig.hidden),
-        n_classes=len(class_names(args.dataset)) if args.kind == "cvae" else 0,
-        noise=args.noise if args.noise is not None else DEFAULT_NOISE if args.kind == "dae" else "",
+        n_classes=len(class_names(args.dataset)) if kind.conditional else 0,
+        noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
     )
     train_config = TrainConfig(
@@ -220,20 +249,8 @@ def _train(args: argparse.Namespace) -> int:
     _check_room(out, model)
     dataset = load_dataset(args.dataset, args.data_dir)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
-
-    bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
-               file=sys.stderr, dynamic_ncols=True)
-
-    def on_step(m) -> None:
-        bar.n = round(m.progress * bar.total)
-        bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
-        bar.refresh()
-
-    def on_epoch(m, _model) -> None:
-        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
-                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if model.probabilistic else
-                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
-        bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+    printer = _Printer(train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
+                       model.probabilistic)
 
     # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
     stop = threading.Event()
@@ -242,17 +259,17 @@ def _train(args: argparse.Namespace) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
+        printer.bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         recorder = TrajectoryRecorder(dataset, train_config.epochs, model.latent_dim, first_epoch=len(history),
                                       previous=load_trajectory(args.resume) if args.resume else None)
-        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop,
-                     recorder=recorder)
+        [result] = train_models([model], dataset, [train_config], listeners=[Recorders([recorder]), printer],
+                                stop=stop, histories=[history])
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        printer.bar.close()
     if result.status == "diverged" and out.exists():
         print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
               file=sys.stderr)
@@ -278,8 +295,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .train import pick_device
-
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     try:

@@ -24,7 +24,7 @@ from .checkpoint import (IMPORTED_FORMAT, VERSION, CheckpointError, CheckpointIn
                          write_payload)
 from .data import ImageDataset
 from .evaluate import elbo
-from .models import KINDS, ImportedModel
+from .models import ImportedAE, ImportedModel, ImportedVAE, model_class
 from .models.onnx_model import DEFAULT_GAUSSIAN_VAR, ImportedConfig
 from .onnx_check import MAX_ONNX_BYTES, OnnxError, Pair, check_pair
 
@@ -57,10 +57,10 @@ def build(encoder: bytes, decoder: bytes, data: ImageDataset, *, decoder_output:
     once in the capped child process; OnnxError naming the file at fault, ConfigError for a bad setting."""
     shape = image_shape(data)
     pair = check_pair(encoder, decoder, shape, decoder_output, encoder_name=encoder_name, decoder_name=decoder_name)
-    config = ImportedConfig(kind="onnx_vae" if pair.probabilistic else "onnx_ae", latent_dim=pair.latent_dim,
+    config = ImportedConfig(kind=(ImportedVAE if pair.probabilistic else ImportedAE).kind, latent_dim=pair.latent_dim,
                             image_shape=shape, likelihood=likelihood, decoder_output=decoder_output,
                             input_rank=pair.encoder.input_rank, gaussian_var=gaussian_var)
-    return KINDS[config.kind](config, encoder, decoder, pair)
+    return model_class(config.kind)(config, encoder, decoder, pair)
 
 
 def save_imported(path: str | os.PathLike, model: ImportedModel, encoder: bytes, decoder: bytes, data: ImageDataset, *,
@@ -102,7 +102,7 @@ def _checked(path: Path, payload: dict[str, Any]) -> tuple[CheckpointInfo, bytes
     config = info.model_config
     pair = check_pair(encoder, decoder, config.image_shape, config.decoder_output,
                       encoder_name=f"{path} (encoder)", decoder_name=f"{path} (decoder)")
-    found = ("onnx_vae" if pair.probabilistic else "onnx_ae", pair.latent_dim, pair.encoder.input_rank)
+    found = ((ImportedVAE if pair.probabilistic else ImportedAE).kind, pair.latent_dim, pair.encoder.input_rank)
     if found != (config.kind, config.latent_dim, config.input_rank):
         raise CheckpointError(f"{path}: its graphs (kind, d, input rank {found}) no longer match what was recorded at "
                               f"import ({(config.kind, config.latent_dim, config.input_rank)})")
@@ -117,4 +117,4 @@ def read_info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
 def load(path: Path, payload: dict[str, Any]) -> tuple[ImportedModel, CheckpointInfo]:
     """The imported model of a file whose graphs pass every check."""
     info, encoder, decoder, pair = _checked(path, payload)
-    return KINDS[info.model_config.kind](info.model_config, encoder, decoder, pair), info
+    return model_class(info.model_config.kind)(info.model_config, encoder, decoder, pair), info

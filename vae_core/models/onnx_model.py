@@ -126,6 +126,7 @@ class ImportedModel(LatentModel):
 class ImportedVAE(ImportedModel):
     kind = "onnx_vae"
     title = "imported VAE"
+    short_title = "imported VAE"
     probabilistic = True
     curves = ("elbo", "recon", "kl")
 
@@ -133,3 +134,4 @@ class ImportedVAE(ImportedModel):
 class ImportedAE(ImportedModel):
     kind = "onnx_ae"
     title = "imported autoencoder"
+    short_title = "imported AE"
