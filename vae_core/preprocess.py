@@ -103,9 +103,11 @@ class ImageRejected(ValueError):
 class PreprocessResult:
     name: str
     original: np.ndarray  # RGB or L uint8, EXIF-rotated, <= 256 px longer side, grey-padded to <= 3:1
-    grayscale: np.ndarray  # uint8 HxW after grayscale (+inversion), same size as original
+    # uint8 HxW after grayscale (+inversion), same size as original; for a non-digit-like set the upload in the set's
+    # colours (HxW or HxWx3), uninverted
+    grayscale: np.ndarray
     inverted: bool
-    cropped: np.ndarray  # uint8 crop of the content (white on black), padded and framed for display
+    cropped: np.ndarray  # uint8 crop of the content (white on black), padded and framed; else the square kept
     image: np.ndarray  # float32 in [0, 1], the model input in display layout: (S, S) grey, (S, S, 3) colour
 
 
