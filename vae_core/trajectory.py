@@ -42,9 +42,9 @@ def schedule(epochs: int, first_epoch: int = 0, latent_dim: int = 2, image_pixel
     """The fractional epochs (counted over the model's whole history) at which a run of `epochs` more epochs records:
     ~10 moments inside the model's first epoch when this run trains it, then every epoch's end, or every k-th end
     (k as small as keeps the history under `max_bytes`); the run's last epoch is always recorded. `image_pixels`
-    counts every channel's (C·H·W). Where frames are so large that the early moments alone would not fit (64×64 colour
-    with a wide code: 10 frames of 0.55 MB), every other early moment is dropped until they do, then every end but the
-    last; a single frame larger than `max_bytes` is still recorded (the run's last)."""
+    counts every channel's (C·H·W). Where frames are so large that the early moments and the last would not fit
+    (64×64 colour with a wide code: 10 frames of 0.55 MB), every other early moment is dropped until they do; where
+    not even two frames fit, only the last is recorded (alone, it may pass `max_bytes`)."""
     last = first_epoch + epochs
     early = [first_epoch + f for f in FIRST_EPOCH_FRACTIONS] if first_epoch == 0 else [float(first_epoch)]
     fits = max(max_bytes // frame_bytes(latent_dim, image_pixels, n_points), 1)
