@@ -52,13 +52,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def imported_sets(monkeypatch):
-    """A store of imported datasets the test fills (`colour_sets.Store.add`), served by the imported source."""
-    from colour_sets import install_store
+def imported_sets(tmp_path, monkeypatch):
+    """An empty store of imported datasets ($VAE_DATASETS_DIR) the test fills with generated sets
+    (`colour_sets.Store.add`)."""
+    from colour_sets import Store
     from vae_core.datasets import imported
+    from vae_core.importer import DATASETS_DIR_ENV
 
+    monkeypatch.setenv(DATASETS_DIR_ENV, str(tmp_path / "store"))
     imported._load.cache_clear()
-    yield install_store(monkeypatch)
+    yield Store(tmp_path / "store")
     imported._load.cache_clear()
 
 

@@ -29,8 +29,9 @@ SETS = {"rgb32": (32, 3), "rgb64": (64, 3), "grey32": (32, 1)}
 
 @pytest.fixture
 def sets(imported_sets):
-    for name, (side, channels) in SETS.items():
-        imported_sets.add(name, side=side, channels=channels, n_train=200, n_test=60, seed=side + channels)
+    imported_sets.manifests = {name: imported_sets.add(name, side=side, channels=channels, n_train=200, n_test=60,
+                                                       seed=side + channels)
+                               for name, (side, channels) in SETS.items()}
     return imported_sets
 
 
@@ -48,7 +49,7 @@ def test_the_cli_trains_and_evaluates_an_imported_set_offline(sets, tmp_path, ca
     assert _train(name, out, *args) == 0
     info = read_info(out)
     side, channels = SETS[name]
-    assert info.dataset == name and info.dataset_sha == sets.sets[name].sha
+    assert info.dataset == name and info.dataset_sha == sets.manifests[name].sha
     assert info.model_config.image_shape == (channels, side, side)
     assert info.model_config.arch == (arch or "conv")  # conv by default for colour and from 32 px
     traj = load_trajectory(out)
@@ -71,6 +72,18 @@ def test_the_cli_refuses_a_model_on_images_of_another_shape_or_content(sets, tmp
     sets.add("rgb32", side=32, channels=3, seed=99)  # imported again under the same name, other images
     assert main(["evaluate", str(out), "--dataset", "rgb32"]) == 2
     assert "not the one the model was trained on" in capsys.readouterr().err
+
+
+def test_a_folder_given_as_dataset_is_imported_on_the_way_and_trained_on(imported_sets, tmp_path, capsys):
+    from image_sets import make_colour_folder
+
+    make_colour_folder(tmp_path / "photos", per_class=6)
+    out = tmp_path / "m.pt"
+    assert _train(str(tmp_path / "photos"), out) == 0
+    assert "imported 'photos'" in capsys.readouterr().err
+    info = read_info(out)
+    assert info.dataset == "photos" and info.dataset_sha == dataset_info("photos").sha
+    assert info.model_config.image_shape == dataset_info("photos").image_shape and info.model_config.arch == "conv"
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -123,7 +136,7 @@ def test_a_classifier_is_trained_saved_and_found_per_labelled_dataset(sets, tmp_
     path = find_classifier(dataset_info("rgb32"), folder)
     assert path == folder / "rgb32.pt"
     loaded, meta = load_classifier(path)
-    assert meta["image_shape"] == (3, 32, 32) and meta["dataset_sha"] == sets.sets["rgb32"].sha
+    assert meta["image_shape"] == (3, 32, 32) and meta["dataset_sha"] == sets.manifests["rgb32"].sha
     assert find_classifier(dataset_info("rgb64"), folder) is None  # every set needs its own
     sets.add("rgb32", side=32, channels=3, seed=5)  # imported again: the old classifier is not its judge
     assert find_classifier(dataset_info("rgb32"), folder) is None

@@ -75,17 +75,17 @@ def test_an_image_dataset_must_be_uint8_nchw():
 
 def test_imported_sets_join_every_list_after_the_built_in_ones(imported_sets, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
-    imported_sets.add("parts", side=32, channels=3)
+    manifest = imported_sets.add("parts", side=32, channels=3)
     assert available_datasets() == [SAMPLE, "parts"]
     assert known_datasets() == [SAMPLE, "mnist", "fashion-mnist", "kmnist", "parts"]
     info = dataset_info("parts")
-    assert info.image_shape == (3, 32, 32) and not info.digit_like and info.sha == imported_sets.sets["parts"].sha
+    assert info.image_shape == (3, 32, 32) and not info.digit_like and info.sha == manifest.sha
 
 
 def test_a_checkpoints_sha_keeps_a_reimported_set_from_being_shown(imported_sets):
     first = imported_sets.add("parts", side=32, channels=3, seed=0)
     assert load_test_set("parts", sha=first.sha).sha == first.sha
-    imported_sets.add("parts", side=32, channels=3, seed=1)  # removed and imported again, other images
+    imported_sets.add("parts", side=32, channels=3, seed=1)  # imported again with other images (--replace)
     with pytest.raises(DatasetUnavailable, match="not the one the model was trained on"):
         load_test_set("parts", sha=first.sha)
     assert load_test_set("parts").sha != first.sha  # asked for without a model, the set as it is now

@@ -207,9 +207,12 @@ def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
-def _dataset(name: str) -> DatasetInfo:
+def _dataset(args: argparse.Namespace) -> DatasetInfo:
+    """What --dataset names; a folder, .zip or .npz given there is imported on the way (resolve_dataset_argument) and
+    args.dataset becomes its name."""
+    args.dataset = resolve_dataset_argument(args.dataset)
     try:
-        return dataset_info(name)
+        return dataset_info(args.dataset)
     except UnknownDataset as exc:
         raise UsageError(str(exc)) from exc
 
@@ -239,7 +242,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import prepare_model
     from .trajectory import TrajectoryRecorder
 
-    info = _dataset(args.dataset)
+    info = _dataset(args)
     _check_data_dir(args.data_dir)
     kind = model_class(args.kind)
     arch = args.arch or default_arch(info.image_shape)
@@ -312,7 +315,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    wanted = _dataset(args.dataset)
+    wanted = _dataset(args)
     try:
         device = pick_device(args.device)
     except ValueError as exc:
@@ -340,7 +343,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from .imported import build, read_onnx, save_imported
 
-    _dataset(args.dataset)
+    _dataset(args)
     _check_data_dir(args.data_dir)
     out = Path(args.out)
     _check_out(out)
@@ -365,7 +368,7 @@ def _import(args: argparse.Namespace) -> int:
 def _classifier(args: argparse.Namespace) -> int:
     from .classifier import accuracy, fit_classifier, save_classifier
 
-    info = _dataset(args.dataset)
+    info = _dataset(args)
     if not info.labelled or len(info.class_names) < 2:
         raise UsageError(f"{args.dataset} has no classes (its images were imported without labels): a classifier "
                          "needs a labelled dataset")
