@@ -147,14 +147,22 @@ def describe(info: CheckpointInfo) -> str:
     return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}"
 
 
-@st.cache_resource(show_spinner=False)
 def classifier(dataset: str) -> Classifier | None:
-    """The classifier that judges decoded images of `dataset` (shipped, or trained into trained_dir()/classifier),
-    or None when it has none."""
+    """The classifier that judges decoded images of `dataset` (shipped, or trained into trained_dir()/classifier for
+    the images the set holds now), or None when it has none. Looked up on every call, so one trained or a set
+    imported again since is seen; loaded once per file."""
     try:
         path = find_classifier(dataset_info(dataset), trained_dir() / "classifier")
-        return None if path is None else load_classifier(path)[0]
-    except (CheckpointError, DatasetUnavailable):
+    except DatasetUnavailable:
+        return None
+    return None if path is None else _classifier(str(path), stamp(path))
+
+
+@st.cache_resource(show_spinner=False)
+def _classifier(path: str, stamp: float) -> Classifier | None:
+    try:
+        return load_classifier(path)[0]
+    except CheckpointError:
         return None
 
 
