@@ -73,6 +73,17 @@ def test_an_image_dataset_must_be_uint8_nchw():
                      torch.zeros(2, 3, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ("a",), "test")
 
 
+def test_known_generative_factors_go_with_the_test_images():
+    def data(factors, names):
+        images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        return ImageDataset("x", images, torch.zeros(4, dtype=torch.int64), images, torch.zeros(4, dtype=torch.int64),
+                            ("a",), "test", factors=factors, factor_names=names)
+
+    assert data(np.zeros((4, 2), np.float32), ("scale", "x")).factors.shape == (4, 2)
+    with pytest.raises(ValueError, match=r"factors must be \(test images, factor names\) = \(4, 2\)"):
+        data(np.zeros((3, 2), np.float32), ("scale", "x"))
+
+
 def test_imported_sets_join_every_list_after_the_built_in_ones(imported_sets, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
     manifest = imported_sets.add("parts", side=32, channels=3)

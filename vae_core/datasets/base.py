@@ -75,17 +75,15 @@ class ImageDataset:
                                  f"{tuple(images.shape)}")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError(f"{self.name}: train and test images differ in shape")
+        if self.factors is not None and (self.factors.shape[0] != len(self.test_images) or self.factors.ndim != 2
+                                         or self.factors.shape[1] != len(self.factor_names)):
+            raise ValueError(f"{self.name}: factors must be (test images, factor names) = "
+                             f"({len(self.test_images)}, {len(self.factor_names)}), got {self.factors.shape}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of every image."""
         return tuple(self.test_images.shape[1:])
-
-    @property
-    def info(self) -> DatasetInfo:
-        return DatasetInfo(name=self.name, class_names=self.class_names, image_shape=self.image_shape,
-                           digit_like=self.digit_like, labelled=self.labelled, pad=self.pad, sha=self.sha,
-                           family=self.family)
 
 
 class DataSource:
