@@ -10,7 +10,7 @@ from ui.latent_plane import latent_plane, pinned_record
 from ui.map_overlays import remember_latent
 from ui.plots import code_extent
 from vae_core import inference, typicality
-from vae_core.data import class_names as dataset_classes
+from vae_core.data import to_display
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned position, written by the callback
@@ -133,7 +133,7 @@ klass = None
 if sel.conditional:
     klass = st.session_state.get(CLASS_KEY, 0)
     klass = klass if isinstance(klass, int) and 0 <= klass < n_classes else 0
-names = class_names or dataset_classes(sel.info.dataset)
+names = class_names or sel.class_names
 
 plane = slice_plane(d, dims, base) if decoded_on == "Two dims" else pca_plane(latent_views.pca(sel))
 # An autoencoder's codes (no prior pulls them) go wherever reconstruction is easiest, far outside [-3, 3]²: its map
@@ -195,11 +195,11 @@ with c_near:
     if z_click is not None and has_data:
         i = inference.nearest(mu, z_click)
         st.markdown("**Nearest test image**")
-        image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
+        image(to_display(sel.data.test_images[i]), caption=f"#{i} · class {class_names[labels[i]]} · "
                                                         f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
     if picked is not None:
         st.markdown("**Picked point**")
-        image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
+        image(to_display(sel.data.test_images[picked]), caption=f"#{picked} · class {class_names[labels[picked]]}")
 with c_drawn:
     st.markdown("**Drawn digit**")
     if events.drawn is None:

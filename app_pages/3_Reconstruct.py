@@ -18,6 +18,7 @@ from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.corruption import corrupt
+from vae_core.data import to_display
 from vae_core.ellipses import ellipse, projected_covariances
 
 EXAMPLES_KEY = "recon_examples"
@@ -42,7 +43,7 @@ def example_files(sel: Selection) -> list[tuple[str, bytes]]:
             break
     files = []
     for n, i in enumerate(picks):
-        digit = sel.data.test_images[i].numpy()
+        digit = to_display(sel.data.test_images[i])
         name = f"test #{i} ({sel.data.class_names[labels[i]]})"
         if n == 1:
             files.append((f"{name} as ink on paper.png", to_png_bytes(255 - np.pad(digit, 10), scale=8)))

@@ -16,7 +16,7 @@ from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT
 from vae_core.config import ConfigError
 from ui.forms import parse_betas
-from vae_core.data import ImageDataset
+from vae_core.data import ImageDataset, to_display
 from vae_core.jobs import sweep_spec
 from vae_core.models import TRAINABLE_KINDS, model_class
 
@@ -164,7 +164,7 @@ def compare_section(selected: str | None) -> None:
 
     rows, panels, missing, sources = [], [], {}, {}
     for info in models:
-        data, notice = shared.dataset(info.dataset)
+        data, notice = shared.dataset(info.dataset, info.dataset_sha)
         if data is None:
             missing.setdefault(info.dataset, (notice, []))[1].append(info.name)
         metrics, source = model_panels.metrics(info, data)
@@ -249,7 +249,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         with col:
             history_view.model_collapse(info)
 
-    datasets = {info.name: shared.dataset(info.dataset)[0] for info in models}
+    datasets = {info.name: shared.dataset(info.dataset, info.dataset_sha)[0] for info in models}
     st.markdown("**Latent traversals.** Each row sweeps one latent dimension from −3 to 3 with the others held at "
                 "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
                 "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
@@ -266,7 +266,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         n = min(len(data.test_images) for data in datasets.values())
         start = int(c_index.number_input("Test image #", 0, n - 1, step=1, key="compare.traverse_index"))
         first = next(iter(datasets.values()))
-        c_image.image(to_png_bytes(first.test_images[start].numpy(), 2), caption=f"#{start}")
+        c_image.image(to_png_bytes(to_display(first.test_images[start]), 2), caption=f"#{start}")
     for col, info in zip(st.columns(slots), models):
         data = datasets[info.name]
         # a conditional model keeps the class of the start image, or draws the class picked above from the origin

@@ -75,7 +75,7 @@ def test_the_browser_decodes_and_encodes_like_torch(forward_page, make):
     rng = np.random.default_rng(0)
     zs = rng.uniform(-3, 3, (20, model.latent_dim)).astype(np.float32)
     labels = rng.integers(0, 10, 20).tolist() if model.conditional else [0] * 20
-    images = load_test_set(dataset).test_images[:4].numpy().astype(np.float32) / 255.0
+    images = load_test_set(dataset).test_images[:4, 0].numpy().astype(np.float32) / 255.0
     out = _run_in_browser(page, exported, zs, labels, images)
     expected = inference.decode(model, zs, np.array(labels) if model.conditional else None).reshape(20, -1)
     assert np.abs(np.asarray(out["decoded"]) - expected).max() <= 1 / 255

@@ -39,6 +39,15 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     assert not loaded.training
 
 
+def test_a_model_of_an_imported_set_records_its_name_and_content(tmp_path):
+    model = _model(arch="conv", image_shape=(3, 32, 32))
+    sha = "0123abcd" * 8
+    path = save_checkpoint(tmp_path / "m.pt", model, TrainConfig(dataset="parts"), "parts", dataset_sha=sha)
+    loaded, info = load_checkpoint(path)  # loads whether or not "parts" is imported here
+    assert info.dataset == "parts" and info.dataset_sha == sha and info.model_config.image_shape == (3, 32, 32)
+    assert read_info(save_checkpoint(tmp_path / "b.pt", _model(), TrainConfig(), "mnist")).dataset_sha is None
+
+
 def test_interrupted_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "m.pt"
     save_checkpoint(path, _model(0), TrainConfig(), "mnist-sample")
@@ -247,7 +256,9 @@ def _nan_weight(payload):
         (lambda p: p["model_config"].update(image_shape=[1, 100000, 100000]), "image shape must be"),
         (lambda p: p["model_config"].update(latent_dim="3"), "latent size must be at least 1, got '3'"),
         (lambda p: p["train_config"].update(lr=math.nan), "learning rate must be a finite positive number"),
-        (lambda p: p.update(dataset="cifar10"), "trained on an unknown dataset 'cifar10'"),
+        (lambda p: p.update(dataset="../cifar10"), "trained on a dataset with a malformed name '../cifar10'"),
+        (lambda p: p.update(dataset=["mnist"]), r"trained on a dataset with a malformed name \['mnist'\]"),
+        (lambda p: p.update(dataset_sha="<script>"), "the dataset's content hash is '<script>'"),
         (lambda p: p.update(history="lots"), "the training history is not a list of numbers"),
         (lambda p: p["state_dict"].update({"decoder.0.bias": p["state_dict"]["decoder.0.bias"].double()}),
          r"decoder.0.bias is torch.float64 \[16\], expected torch.float32 \[16\]"),

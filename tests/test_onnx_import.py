@@ -47,7 +47,7 @@ def _import(args: list[str], capsys) -> tuple[int, list[str], str]:
 def test_every_shipped_model_exports_to_onnx_that_equals_torch(name):
     model, _ = load_checkpoint(shipped_checkpoint(name))
     encoder, decoder = (ort.InferenceSession(b) for b in export_model(model))
-    x = load_test_set("mnist-sample").test_images[:64].float().div(255).unsqueeze(1)
+    x = load_test_set("mnist-sample").test_images[:64].float().div(255)
     z = torch.randn(64, model.latent_dim, generator=torch.Generator().manual_seed(0)) * 2
     y = torch.arange(64) % 10 if model.conditional else None
     label = {"y": F.one_hot(y, 10).numpy()} if model.conditional else {}
@@ -111,7 +111,7 @@ def test_a_net_with_foreign_layers_is_exported_imported_and_evaluated(tmp_path):
     data = load_test_set("mnist-sample")
     model = build(paths[0].read_bytes(), paths[1].read_bytes(), data)
     assert isinstance(model, ImportedVAE) and model.config.input_rank == 2 and model.latent_dim == 3
-    x = data.test_images[:300].float().div(255).unsqueeze(1)
+    x = data.test_images[:300].float().div(255)
     with torch.no_grad():
         mu, logvar = encoder(x.flatten(1))
         means = decoder(mu)
@@ -221,7 +221,7 @@ def test_an_autoencoder_with_a_fixed_batch_and_flat_output_runs_in_padded_chunks
     data = load_test_set("mnist-sample")
     model = build(encoder, decoder, data)
     assert model.kind == "onnx_ae" and not model.probabilistic and model.encoder.graph.batch == 3
-    x = data.test_images[:10].float().div(255).unsqueeze(1)
+    x = data.test_images[:10].float().div(255)
     expected = np.concatenate([ort.InferenceSession(encoder).run(None, {"x": x[i:i + 1].repeat(3, 1, 1, 1).numpy()})[0][:1]
                                for i in range(10)])
     q = model.encode(x)
@@ -234,7 +234,7 @@ def test_an_autoencoder_with_a_fixed_batch_and_flat_output_runs_in_padded_chunks
 def test_a_gaussian_import_uses_its_fixed_variance():
     data = load_test_set("mnist-sample")
     model = build(onnx_files.encoder(), onnx_files.decoder(), data, likelihood="gaussian", gaussian_var=0.5)
-    x = data.test_images[:20].float().div(255).unsqueeze(1)
+    x = data.test_images[:20].float().div(255)
     mean = model.decode_mean(model.encode(x).mean)
     expected = (0.5 * ((x - mean) ** 2 / 0.5 + math.log(0.5) + math.log(2 * math.pi))).flatten(1).sum(1)
     torch.testing.assert_close(model.recon_nll(model.decode(model.encode(x).mean), x), expected)

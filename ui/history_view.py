@@ -13,6 +13,7 @@ from ui import shared
 from ui.images import tile
 from ui.plots import CLASS_COLORS, png_data_uri
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, load_trajectory
+from vae_core.data import to_display
 from vae_core.projection import LatentPlane, default_plane
 from vae_core.trajectory import Trajectory
 
@@ -169,7 +170,7 @@ def originals_of(traj: Trajectory, test_images) -> np.ndarray | None:
     """The stored reconstructions' inputs from the test split, when it is that of the history (same size)."""
     if test_images is None or int(traj.recon_indices.max()) >= len(test_images):
         return None
-    return test_images[traj.recon_indices].numpy().astype(np.float32) / 255.0
+    return to_display(test_images[traj.recon_indices]).astype(np.float32) / 255.0
 
 
 def render_history(traj: Trajectory, class_names: tuple[str, ...], originals: np.ndarray | None, key: str,

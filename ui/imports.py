@@ -10,7 +10,7 @@ from ui import shared
 from ui.session_keys import SELECTED_MODEL
 from vae_core.checkpoint import CheckpointError
 from vae_core.config import LIKELIHOODS, ConfigError
-from vae_core.data import DATASETS, DatasetUnavailable
+from vae_core.data import DatasetUnavailable, known_datasets
 from vae_core.imported import build, save_imported
 from vae_core.jobs import JobError, sanitize_name, target_path
 from vae_core.models.onnx_model import DECODER_OUTPUTS
@@ -42,7 +42,8 @@ def import_form() -> None:
         left, right = st.columns(2)
         encoder = left.file_uploader("Encoder (.onnx)", type=["onnx"])
         decoder = right.file_uploader("Decoder (.onnx)", type=["onnx"])
-        dataset = left.selectbox("Trained on", DATASETS, index=DATASETS.index("mnist"))
+        names = known_datasets()
+        dataset = left.selectbox("Trained on", names, index=names.index("mnist"))
         name = right.text_input("Name", placeholder="the encoder file's name")
         output = left.radio("The decoder outputs", DECODER_OUTPUTS, format_func=OUTPUT_LABELS.get, horizontal=True)
         likelihood = right.radio("Likelihood", LIKELIHOODS, horizontal=True,

@@ -37,8 +37,8 @@ class Panel:
 
 
 def judged(dataset: str) -> bool:
-    """Whether the shipped classifier can judge this dataset's images (it reads digits)."""
-    return dataset in shared.CLASSIFIER_DATASETS and shared.classifier() is not None
+    """Whether a classifier can judge this dataset's images (MNIST's reads the digits of mnist and the sample)."""
+    return shared.classifier(dataset) is not None
 
 
 @st.cache_data(show_spinner="Drawing the models…", max_entries=64)
@@ -52,7 +52,7 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: Chec
     grid = decode_plane(model, snap.plane, GRID_N, label=label) if model.latent_dim >= 2 else None
     confidence = share = None
     if judged(dataset):
-        judge = shared.classifier()
+        judge = shared.classifier(dataset)
         if grid is not None:
             confidence = probabilities(judge, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
         draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)

@@ -23,7 +23,7 @@ from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
 from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, MAX_LATENT_DIM, NOISE_KINDS,
                              ConfigError, ModelConfig, TrainConfig, parse_noise)
-from vae_core.data import SAMPLE, ImageDataset, available_datasets, class_names, load_dataset
+from vae_core.data import SAMPLE, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
     SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob,
 )
@@ -189,9 +189,10 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
         lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
                               key=remembered(f"{prefix}.lr", tc.lr, LEARNING_RATES))
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", tc.seed))
+    info = dataset_info(dataset)
     model_config = ModelConfig(kind=kind.kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
-                               likelihood=likelihood, noise=noise, sparsity=float(sparsity),
-                               n_classes=len(class_names(dataset)) if kind.conditional else 0)
+                               likelihood=likelihood, noise=noise, sparsity=float(sparsity), image_shape=info.image_shape,
+                               n_classes=len(info.class_names) if kind.conditional else 0)
     train_config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr), beta=float(beta),
                                kl_warmup=int(warmup), seed=int(seed))
     return model_config, train_config

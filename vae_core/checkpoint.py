@@ -21,7 +21,7 @@ import torch
 
 from .atomic import remove_stale_temp_files, write_atomic
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DATASETS
+from .data import SHA_PATTERN, valid_name
 from .models import LatentModel, build_model, model_class
 from .trajectory import Trajectory, TrajectoryError, validate
 
@@ -70,6 +70,9 @@ class CheckpointInfo:
     history: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The content hash of an imported dataset the model was trained on (vae_core.data.load_test_set checks it), so a
+    # set imported again under the same name with other images is never shown as this model's; None for built-in sets.
+    dataset_sha: str | None = None
 
     @property
     def model_class(self) -> type[LatentModel]:
@@ -100,12 +103,14 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
     trajectory: dict[str, torch.Tensor] | None = None,
+    dataset_sha: str | None = None,
 ) -> Path:
     """Write atomically (vae_core.atomic: a locked temp file in the same folder, fsync, then rename over the target).
 
     Raises DiskFullError when there is no room and CheckpointWriteError for any other write failure; either way the
     target keeps its old content and no temp file is left. Temp files of earlier saves that were killed are removed.
-    `trajectory` is a TrajectoryRecorder's payload (the replayable history), stored under "trajectory" when given.
+    `trajectory` is a TrajectoryRecorder's payload (the replayable history), stored under "trajectory" when given;
+    `dataset_sha` the content hash of an imported dataset (`ImageDataset.sha`), stored when given.
     """
     path = Path(path)
     payload = {
@@ -123,6 +128,8 @@ def save_checkpoint(
     }
     if trajectory is not None:
         payload["trajectory"] = trajectory
+    if dataset_sha is not None:
+        payload["dataset_sha"] = dataset_sha
     return write_payload(path, payload)
 
 
@@ -209,10 +216,14 @@ def info_from_payload(path: Path, payload: dict[str, Any], config_type: type[Mod
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: no {exc.args[0]}") from exc
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {exc}") from exc
-    dataset = payload.get("dataset")
-    if dataset not in DATASETS:
-        shown = repr(dataset)[:40]
-        raise CheckpointError(f"{path}: trained on an unknown dataset {shown}; known: {', '.join(DATASETS)}")
+    dataset, sha = payload.get("dataset"), payload.get("dataset_sha")
+    # Any well-formed name is accepted (an imported set may be missing here: the pages then show the decoder only);
+    # the name is shown and used to look data up, so anything else is refused.
+    if not valid_name(dataset):
+        raise CheckpointError(f"{path}: trained on a dataset with a malformed name {repr(dataset)[:40]}")
+    if sha is not None and not (isinstance(sha, str) and SHA_PATTERN.fullmatch(sha)):
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: the dataset's content hash is "
+                              f"{repr(sha)[:40]}")
     history, metrics, extra = payload.get("history", []), payload.get("metrics", {}), payload.get("extra", {})
     # History may hold NaN (test metrics that were not measured) but only numbers; metrics are shown and compared,
     # so each must be a finite number.
@@ -228,7 +239,7 @@ def info_from_payload(path: Path, payload: dict[str, Any], config_type: type[Mod
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: 'extra' is not a mapping")
     return CheckpointInfo(path=path, name=path.stem, model_config=model_config, train_config=train_config,
-                          dataset=dataset, history=history, metrics=metrics, extra=extra)
+                          dataset=dataset, history=history, metrics=metrics, extra=extra, dataset_sha=sha)
 
 
 def _checked_weights(path: Path, config: ModelConfig, state_dict: Any) -> dict[str, torch.Tensor]:

@@ -18,8 +18,9 @@ from typing import Callable
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, read_info, save_checkpoint)
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
-                     TrainConfig)
-from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
+                     TrainConfig, default_arch)
+from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
+                   load_test_set)
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
@@ -68,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     m, tc = ModelConfig, TrainConfig  # the one source of every default
 
     t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
-    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(known_datasets())}")
     t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
     t.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
     t.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
     t.add_argument("--sparsity", type=float, default=m.sparsity,
                    help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
-    t.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
+    t.add_argument("--arch", default=None, help=f"{' or '.join(ARCHITECTURES)} (default conv for colour and from "
+                                                f"32 px, else {m.arch})")
     t.add_argument("--latent-dim", type=int, default=m.latent_dim)
     t.add_argument("--hidden", type=int, nargs="+", default=None,
                    help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
@@ -105,17 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
 
     c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
-    c.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    c.add_argument("--dataset", required=True, help="any labelled dataset (see --dataset of train)")
     c.add_argument("--data-dir")
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/mnist_classifier.pt")
+    c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/classifier/NAME.pt, "
+                                                "where the app looks for a dataset's classifier")
 
     i = sub.add_parser("import", help="import a model trained elsewhere (an ONNX encoder and decoder) into one file "
                                       "that loads like a checkpoint")
     i.add_argument("--encoder", required=True, help="ONNX: images (N, C, H, W) or (N, C·H·W) in [0, 1] -> μ [, log σ²]")
     i.add_argument("--decoder", required=True, help="ONNX: z (N, d) -> images (N, C, H, W) or (N, C·H·W)")
-    i.add_argument("--dataset", required=True, help=f"the data it was trained on, one of: {', '.join(DATASETS)}")
+    i.add_argument("--dataset", required=True, help=f"the data it was trained on, one of: {', '.join(known_datasets())}")
     i.add_argument("--data-dir")
     i.add_argument("--decoder-output", default=DECODER_OUTPUTS[0], choices=DECODER_OUTPUTS,
                    help="what the decoder puts out: pixel probabilities (default) or logits")
@@ -171,6 +174,12 @@ def _check_room(path: Path, model: LatentModel) -> None:
         raise UsageError(f"disk full: --out {path} needs about {megabytes(needed)}, its disk has {megabytes(free)} free")
 
 
+def _check_shape(image_shape: tuple[int, int, int], info: DatasetInfo, what: str) -> None:
+    if tuple(image_shape) != tuple(info.image_shape):
+        raise UsageError(f"{what} takes images of shape {tuple(image_shape)} (C, H, W), but {info.name}'s are "
+                         f"{tuple(info.image_shape)}")
+
+
 def _check_data_dir(data_dir: str | None) -> None:
     # torchvision would create a missing folder and download into it; a --data-dir typo should not do that.
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -198,6 +207,16 @@ def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
+def _dataset(args: argparse.Namespace) -> DatasetInfo:
+    """What --dataset names; a folder, .zip or .npz given there is imported on the way (resolve_dataset_argument) and
+    args.dataset becomes its name."""
+    args.dataset = resolve_dataset_argument(args.dataset)
+    try:
+        return dataset_info(args.dataset)
+    except UnknownDataset as exc:
+        raise UsageError(str(exc)) from exc
+
+
 class _Printer(Listener):
     """What the CLI shows of a run: a progress bar over the steps on stderr, one line per epoch on stdout."""
 
@@ -223,14 +242,14 @@ def _train(args: argparse.Namespace) -> int:
     from .train import prepare_model
     from .trajectory import TrajectoryRecorder
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    info = _dataset(args)
     _check_data_dir(args.data_dir)
     kind = model_class(args.kind)
+    arch = args.arch or default_arch(info.image_shape)
     model_config = ModelConfig(
-        kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
-        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(args.arch, ModelConfig.hidden),
-        n_classes=len(class_names(args.dataset)) if kind.conditional else 0,
+        kind=args.kind, arch=arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
+        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(arch, ModelConfig.hidden),
+        image_shape=info.image_shape, n_classes=len(info.class_names) if kind.conditional else 0,
         noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
     )
@@ -246,6 +265,7 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     model, history = prepare_model(model_config, train_config, args.resume)
+    _check_shape(model.config.image_shape, info, args.resume or "the model")
     _check_room(out, model)
     dataset = load_dataset(args.dataset, args.data_dir)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
@@ -284,7 +304,7 @@ def _train(args: argparse.Namespace) -> int:
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
                         extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status},
-                        trajectory=recorder.to_payload())
+                        trajectory=recorder.to_payload(), dataset_sha=dataset.sha)
 
     failure = _save_or_rescue(out, save)
     if failure is not None:
@@ -295,15 +315,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    wanted = _dataset(args)
     try:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     _check_data_dir(args.data_dir)
     model, info = load_checkpoint(args.file, device)
-    dataset = load_test_set(args.dataset, args.data_dir)
+    _check_shape(model.config.image_shape, wanted, args.file)
+    # the model's own dataset is checked to be the very images it was trained on; another one is what was asked for
+    dataset = load_test_set(args.dataset, args.data_dir, sha=info.dataset_sha if args.dataset == info.dataset else None)
     metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
     broken = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if broken:  # finite but extreme weights; JSON has no NaN or infinity, so there is nothing honest to print
@@ -322,8 +343,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from .imported import build, read_onnx, save_imported
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    _dataset(args)
     _check_data_dir(args.data_dir)
     out = Path(args.out)
     _check_out(out)
@@ -348,8 +368,10 @@ def _import(args: argparse.Namespace) -> int:
 def _classifier(args: argparse.Namespace) -> int:
     from .classifier import accuracy, fit_classifier, save_classifier
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    info = _dataset(args)
+    if not info.labelled or len(info.class_names) < 2:
+        raise UsageError(f"{args.dataset} has no classes (its images were imported without labels): a classifier "
+                         "needs a labelled dataset")
     _check_data_dir(args.data_dir)
     out = Path(args.out)
     _check_out(out)
@@ -358,7 +380,7 @@ def _classifier(args: argparse.Namespace) -> int:
     model = fit_classifier(dataset, epochs=args.epochs, seed=args.seed,
                            on_epoch=lambda e, acc: print(f"epoch {e}  test accuracy {acc:.4f}", flush=True))
     test_accuracy = accuracy(model, dataset.test_images, dataset.test_labels)
-    failure = _save_or_rescue(out, lambda path: save_classifier(path, model, dataset.name, test_accuracy))
+    failure = _save_or_rescue(out, lambda path: save_classifier(path, model, dataset, test_accuracy))
     if failure is not None:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_FAILED

@@ -12,6 +12,7 @@ LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 NOISE_KINDS = ("mask", "gauss")
 DEFAULT_NOISE = "mask:0.5"  # the corruption of a kind that takes one, unless another is asked for
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (256,)}  # the conv model uses one dense width
+CONV_FROM_SIDE = 32  # from this side on (and for colour at any side) the default model is the convnet
 MAX_CLASSES = 100
 
 # The one place for size limits: the CLI, the app's form and the checkpoint loader all check these, so a typo or a
@@ -79,8 +80,9 @@ class ModelConfig:
                 and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= n <= MAX_IMAGE_SIDE for n in shape[1:])):
             raise ConfigError(f"image shape must be (channels ≤ {MAX_CHANNELS}, height, width ≤ {MAX_IMAGE_SIDE}), "
                               f"got {_shown(shape)}")
-        if self.arch == "conv" and (shape[1] != shape[2] or shape[1] % 4):
-            raise ConfigError(f"the convolutional model needs square images with a side divisible by 4, got {tuple(shape)}")
+        if self.arch == "conv" and (shape[1] != shape[2] or shape[1] % 2 or shape[1] < 8):
+            raise ConfigError(f"the convolutional model needs square images with an even side of at least 8, "
+                              f"got {tuple(shape)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +138,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data)
+
+
+def default_arch(image_shape: tuple[int, int, int]) -> str:
+    """The architecture a model of images (C, H, W) gets unless one is asked for: the convnet for colour and from
+    32 px on (an MLP's first layer would be 3·64·64 × 512 weights, and it knows nothing of neighbouring pixels),
+    the MLP (the dataclass's default) for small greyscale images such as MNIST's."""
+    c, h, w = image_shape
+    return "conv" if c > 1 or min(h, w) >= CONV_FROM_SIDE else "mlp"
 
 
 def parse_noise(text: str) -> tuple[str | None, float]:

@@ -86,7 +86,7 @@ def _encoder_ops(encoder: nn.Module, blob: _Blob) -> list[Op]:
 
 def _decoder_ops(decoder: nn.Module, blob: _Blob, image_shape: tuple[int, int, int]) -> list[Op]:
     if isinstance(decoder, ConvDecoder):
-        return [_condition(), *_sequence(decoder.body, blob), {"op": "reshape", "shape": [64, decoder.side, decoder.side]},
+        return [_condition(), *_sequence(decoder.body, blob), {"op": "reshape", "shape": list(decoder.map_shape)},
                 *_sequence(decoder.deconv, blob)]
     if isinstance(decoder, nn.Sequential):
         return [_condition(), *_sequence(decoder, blob), {"op": "reshape", "shape": list(image_shape)}]

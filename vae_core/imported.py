@@ -31,12 +31,6 @@ from .onnx_check import MAX_ONNX_BYTES, OnnxError, Pair, check_pair
 ROLES = ("encoder", "decoder")
 
 
-def image_shape(data: ImageDataset) -> tuple[int, int, int]:
-    """(C, H, W) of a dataset's images, which an imported model must take and draw."""
-    shape = tuple(int(n) for n in data.test_images.shape[1:])
-    return shape if len(shape) == 3 else (1, *shape)
-
-
 def read_onnx(path: str | os.PathLike) -> bytes:
     """A user's ONNX file, read only when it is a regular file within the size limit; OnnxError naming it otherwise."""
     path = Path(path)
@@ -55,7 +49,7 @@ def build(encoder: bytes, decoder: bytes, data: ImageDataset, *, decoder_output:
           decoder_name: str = "decoder.onnx") -> ImportedModel:
     """The imported model of two ONNX byte strings, checked against the contract and `data`'s image shape and run
     once in the capped child process; OnnxError naming the file at fault, ConfigError for a bad setting."""
-    shape = image_shape(data)
+    shape = data.image_shape  # what an imported model must take and draw
     pair = check_pair(encoder, decoder, shape, decoder_output, encoder_name=encoder_name, decoder_name=decoder_name)
     config = ImportedConfig(kind=(ImportedVAE if pair.probabilistic else ImportedAE).kind, latent_dim=pair.latent_dim,
                             image_shape=shape, likelihood=likelihood, decoder_output=decoder_output,
@@ -75,6 +69,7 @@ def save_imported(path: str | os.PathLike, model: ImportedModel, encoder: bytes,
         extra[f"{role}_sha256"] = hashlib.sha256(blob).hexdigest()
     payload = {"format": IMPORTED_FORMAT, "version": VERSION, "model_config": model.config.to_dict(),
                "train_config": {"dataset": data.name}, "dataset": data.name, "metrics": metrics, "extra": extra,
+               **({} if data.sha is None else {"dataset_sha": data.sha}),
                "encoder": torch.frombuffer(bytearray(encoder), dtype=torch.uint8),
                "decoder": torch.frombuffer(bytearray(decoder), dtype=torch.uint8)}
     return write_payload(Path(path), payload)

@@ -442,7 +442,7 @@ class TrainingJob:
                  "message": result.message, "trained_in": "app"}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
                    lambda: save_checkpoint(run.path, result.model, run.train_config, data.name, result.history, metrics,
-                                           extra=extra, trajectory=trajectory))
+                                           extra=extra, trajectory=trajectory, dataset_sha=data.sha))
 
     def _save(self, model: SavedModel, save: Save) -> None:
         """Write one model; when the write fails, keep the model (and the write) for `save_again`, with the reason."""

@@ -327,8 +327,12 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def embedding_key(checkpoint_digest: str, test_images: np.ndarray, params: UmapParams = UmapParams()) -> str:
     """What an embedding of a model's test-set μ depends on, as one hex string: the checkpoint file's digest,
-    the test images themselves (uint8, so machine-independent, unlike μ's last bits) and the UMAP settings."""
-    images = np.ascontiguousarray(np.asarray(test_images, np.uint8))
+    the test images themselves (uint8 (N, C, H, W), so machine-independent, unlike μ's last bits) and the UMAP
+    settings. The images are keyed in display layout, as greyscale ones were before images had a channel axis, so
+    the shipped embeddings' keys still match."""
+    from .data import to_display  # here: the UMAP child process imports this module and needs no torch
+
+    images = np.ascontiguousarray(to_display(np.asarray(test_images, np.uint8)))
     spec = {"format": KEY_FORMAT, "checkpoint": checkpoint_digest, "images_shape": list(images.shape),
             "images": hashlib.sha256(images.tobytes()).hexdigest(), "params": asdict(params)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -377,7 +381,7 @@ def build_shipped(folder: str | os.PathLike, data_dir: str | None = None, log=pr
         model, info = load_checkpoint(checkpoint)
         if info.model_config.latent_dim <= 2:
             continue
-        data = load_test_set(info.dataset, data_dir, download=False)
+        data = load_test_set(info.dataset, data_dir, download=False, sha=info.dataset_sha)
         images = data.test_images.numpy()
         started = time.monotonic()
         embedding = fit_umap(encode(model, data.test_images)[0])
