@@ -130,6 +130,8 @@ def test_the_full_grid_is_cached_and_reused(tmp_path, monkeypatch):
     assert np.array_equal(part.test_images, ds.render(part.test_factors, side=32))
     assert np.array_equal(part.train_images, ds.render(part.train_factors, side=32))
     assert not set(ds.to_flat(part.test_factors)) & set(ds.to_flat(part.train_factors))
+    alone = ds.split(side=32, train_size=0, test_size=20, seed=7)  # the test set alone: the same images
+    assert alone.train_images.shape == (0, 1, 32, 32) and np.array_equal(alone.test_images, part.test_images)
     # a damaged cache (a row that is not its image) is made again rather than served
     damaged = np.load(ds.cache_path(), mmap_mode="r+")
     damaged[np.random.default_rng(0).choice(ds.N_IMAGES, 16, replace=False)[0]] ^= 0xFF
