@@ -7,8 +7,8 @@ images and their factor values was published. This renderer tests each pixel cen
 transformed into the sprite's frame. Its constants were read off the 320 published frames of the repository's
 dsprites.gif (heart, ellipse and square traversals): the sprite's centre is at 0.25 + 0.5·pos of the canvas, a square
 of scale 1 is 0.3 wide, an ellipse 0.4 × 0.225, the heart the classic parametric curve (x = 16 sin³t, y = 13 cos t −
-5 cos 2t − 2 cos 3t − cos 4t, the curve named in the dataset's issue #2) fitted into a 0.3 × 0.3 box and rotating
-about its point (0, −2.17); orientation turns the sprite counter-clockwise on screen. Against those frames the
+5 cos 2t − 2 cos 3t − cos 4t) fitted into a 0.3 × 0.3 box and turning about its point (0, −2.17); orientation turns
+the sprite counter-clockwise on screen. Against those frames the
 rendered images agree to an intersection over union of 1.000 (square), 0.995 (ellipse) and 0.997 (heart): a
 pixel of the outline differs here and there (the published rasteriser's own rules and its polygon for the heart).
 
@@ -55,12 +55,17 @@ ELLIPSE_SEMI_AXES = (0.2, 0.1125)
 HEART_BOX = 0.3
 HEART_PIVOT_Y = -2.17  # in the curve's own units (y up): the point of the curve the heart turns about
 
-_t = np.linspace(0.0, np.pi / 2, 4097)
-_HEART_UPPER_X, _HEART_UPPER_Y = 16 * np.sin(_t) ** 3, 13 * np.cos(_t) - 5 * np.cos(2 * _t) - 2 * np.cos(3 * _t) - np.cos(4 * _t)
-_t = np.linspace(np.pi, np.pi / 2, 4097)  # the lower arc, from the tip up to the widest point: x increasing for np.interp
-_HEART_LOWER_X, _HEART_LOWER_Y = 16 * np.sin(_t) ** 3, 13 * np.cos(_t) - 5 * np.cos(2 * _t) - 2 * np.cos(3 * _t) - np.cos(4 * _t)
-_HEART_Y_SPAN = _HEART_UPPER_Y.max() - _HEART_LOWER_Y.min()  # 28.92: the curve runs from y = −17 (tip) to 11.92 (lobes)
-del _t
+
+def _heart(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The classic parametric heart, y up: its tip at (0, −17), its lobes up to y = 11.92, 32 wide."""
+    return 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+
+
+# Each half's outline is two arcs monotonic in x (np.interp needs x increasing): from the notch out to the widest
+# point, and from the tip up to it.
+_HEART_UPPER_X, _HEART_UPPER_Y = _heart(np.linspace(0.0, np.pi / 2, 4097))
+_HEART_LOWER_X, _HEART_LOWER_Y = _heart(np.linspace(np.pi, np.pi / 2, 4097))
+_HEART_Y_SPAN = _HEART_UPPER_Y.max() - _HEART_LOWER_Y.min()  # 28.92
 # The farthest any sprite reaches from its centre at scale 1, so each is drawn inside a window of its own size.
 _REACH = (
     SQUARE_HALF_SIDE * np.sqrt(2),
@@ -119,7 +124,7 @@ def _inside(shape: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if shape == 1:
         a, b = ELLIPSE_SEMI_AXES
         return (x / a) ** 2 + (y / b) ** 2 <= 1.0
-    # The heart is symmetric and each half's outline is two arcs monotonic in x: inside is between them.
+    # The heart is symmetric: inside is between the two arcs of a half's outline.
     cx = np.abs(x) * (32 / HEART_BOX)
     cy = HEART_PIVOT_Y - y * (_HEART_Y_SPAN / HEART_BOX)  # the curve's y points up, the image's down
     return ((cx <= 16) & (cy <= np.interp(cx, _HEART_UPPER_X, _HEART_UPPER_Y))
