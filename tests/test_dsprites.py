@@ -89,6 +89,9 @@ def test_images_are_binary_with_a_32_pixel_variant_of_block_means_and_rendering_
         ds.render(np.array([[3, 0, 0, 0, 0]]))
     with pytest.raises(ValueError):
         ds.render(idx, side=28)
+    for bad in ([1, 0.0, 0, 0.5, 0.5], [1, 1.0, np.nan, 0.5, 0.5], [4, 1.0, 0, 0.5, 0.5]):
+        with pytest.raises(ValueError):
+            ds.render_values(np.array([bad]))
 
 
 def test_sampling_holds_the_fixed_factors_and_varies_the_others():

@@ -137,6 +137,8 @@ def render_values(values: np.ndarray, side: int = SIDE) -> np.ndarray:
     if side not in SIDES:
         raise ValueError(f"dSprites images are {' or '.join(map(str, SIDES))} pixels wide, not {side}")
     vals = np.asarray(values, dtype=np.float64).reshape(-1, len(FACTOR_SIZES))
+    if not np.isfinite(vals).all() or np.any(vals[:, 1] <= 0):
+        raise ValueError("factor values must be finite numbers with a positive scale")
     out = np.zeros((len(vals), SIDE, SIDE), dtype=bool)
     shapes = np.rint(vals[:, 0]).astype(int) - 1
     if np.any((shapes < 0) | (shapes > 2)):
