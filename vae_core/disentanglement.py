@@ -16,12 +16,13 @@ unsupervised study) except where noted:
   completeness are 1 − the normalised entropy of its rows and columns, weighted by importance; informativeness is
   the ensemble's held-out accuracy (the reference's "informativeness_test", higher is better, not the paper's error).
   Where the reference fits scikit-learn's GradientBoostingClassifier (100 rounds of one depth-3 tree per class: 11,300
-  trees for dSprites' 113 factor values; 13 to 22 min here on 6,667 codes of 10 dimensions, on a shared 2-core
+  trees for dSprites' 113 factor values; 12 to 22 min here on 6,667 codes of 10 dimensions, on a shared 2-core
   machine), this fits seeded extremely randomised trees (20 per factor, all features, leaves of at least 20 codes):
-  about 1.5 s. D and C depend on the model that measures importance (the paper itself used two); on four synthetic
-  codes of middling quality these trees' D came 0.005 to 0.10 above gradient boosting's (0.27–0.45), C −0.02 to
-  +0.10, informativeness within 0.03, in the same order of the four codes; a random forest of 10 trees with the
-  same leaves scattered −0.10 to +0.10 and reordered them.
+  1 to 2 s. D and C depend on the model that measures importance (the paper itself used two): on four synthetic codes
+  of middling quality (bench/dci_importance.py) these trees' D came 0.005 to 0.10 above gradient boosting's
+  (0.27–0.45; mean +0.06), C −0.02 to +0.10, informativeness within 0.03; on the image-moment code of
+  bench/disentanglement_speed.py D 0.600 against 0.593. A random forest of 10 trees with the same leaves scattered
+  −0.10 to +0.10.
 - SAP (Kumar et al. 2018): per dimension and factor, the held-out accuracy of a linear SVM (C = 0.01, balanced
   classes) reading the factor from that one dimension; the mean gap between each factor's two best dimensions.
   Each dimension is standardised first (the reference feeds raw codes), so a rescaled code scores the same. With
