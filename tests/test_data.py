@@ -87,8 +87,8 @@ def test_known_generative_factors_go_with_the_test_images():
 def test_imported_sets_join_every_list_after_the_built_in_ones(imported_sets, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
     manifest = imported_sets.add("parts", side=32, channels=3)
-    assert available_datasets() == [SAMPLE, "parts"]
-    assert known_datasets() == [SAMPLE, "mnist", "fashion-mnist", "kmnist", "parts"]
+    assert available_datasets() == [SAMPLE, "dsprites", "dsprites-32", "parts"]
+    assert known_datasets() == [SAMPLE, "mnist", "fashion-mnist", "kmnist", "dsprites", "dsprites-32", "parts"]
     info = dataset_info("parts")
     assert info.image_shape == (3, 32, 32) and not info.digit_like and info.sha == manifest.sha
 

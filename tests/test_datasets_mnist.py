@@ -42,7 +42,7 @@ def test_missing_dataset_names_the_files_and_the_folder(tmp_path):
 
 def test_without_files_only_the_sample_can_be_trained_on(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
-    assert available_datasets() == [SAMPLE]
+    assert available_datasets() == [SAMPLE, "dsprites", "dsprites-32"]
 
 
 def test_full_mnist_from_a_data_folder(shared_data):
@@ -100,7 +100,7 @@ def test_offline_test_set_is_the_bundled_10000_images_of_that_dataset(name, offl
     assert "bundled" in ds.source and "test split" in ds.source
     expected = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009] if name == "mnist" else [1000] * 10
     assert torch.bincount(ds.test_labels, minlength=10).tolist() == expected
-    assert available_datasets() == [SAMPLE]  # a test split is no training data
+    assert available_datasets() == [SAMPLE, "dsprites", "dsprites-32"]  # a test split is no training data
 
 
 def test_the_two_bundled_test_sets_are_different_images(offline_without_data):

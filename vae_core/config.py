@@ -149,9 +149,12 @@ def default_arch(image_shape: tuple[int, int, int]) -> str:
 
 
 def parse_noise(text: str) -> tuple[str | None, float]:
-    """"mask:0.5" -> ("mask", 0.5), "gauss:0.3" -> ("gauss", 0.3), "" -> (None, 0.0); ConfigError otherwise."""
+    """"mask:0.5" -> ("mask", 0.5), "gauss:0.3" -> ("gauss", 0.3), "patch:0.75:7" -> ("patch", 0.75), "" -> (None, 0.0);
+    ConfigError otherwise."""
     if not isinstance(text, str):
         raise ConfigError(f"noise must be text such as mask:0.5 or gauss:0.3, got {_shown(text)}")
+    if text.strip().startswith("patch:"):  # the masked autoencoder's corruption: parse_patch has its patch side
+        return "patch", parse_patch(text)[0]
     if not text.strip():
         return None, 0.0
     family, _, level_text = text.strip().partition(":")
@@ -163,6 +166,20 @@ def parse_noise(text: str) -> tuple[str | None, float]:
     if family not in NOISE_KINDS or not (0 < level < top if family == "mask" else 0 < level <= top):
         raise ConfigError(f"noise must be mask:ν with 0 < ν < 1 or gauss:σ with 0 < σ ≤ 10, got {_shown(text)}")
     return family, level
+
+
+def parse_patch(text: str) -> tuple[float, int]:
+    """"patch:0.75:7" -> (0.75, 7): a share ρ (0 < ρ < 1) of the k×k patches hidden, k from 1 to MAX_IMAGE_SIDE."""
+    family, _, rest = text.strip().partition(":")
+    share_text, _, side_text = rest.partition(":")
+    try:
+        share, side = float(share_text), int(side_text)
+    except ValueError:
+        share, side = math.nan, 0
+    if family != "patch" or not 0 < share < 1 or not 1 <= side <= MAX_IMAGE_SIDE:
+        raise ConfigError(f"noise must be patch:ρ:k with 0 < ρ < 1 and a patch side 1 ≤ k ≤ {MAX_IMAGE_SIDE}, "
+                          f"got {_shown(text)}")
+    return share, side
 
 
 def _is_int(value: Any) -> bool:

@@ -54,7 +54,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "datasets"
 SIDES = (28, 32, 64)
 # The built-in datasets' names (vae_core.data's, plus dSprites to come), spelled out here rather than imported: the
 # data facade imports this module through its imported-sets source, so importing it back would be circular.
-RESERVED_NAMES = ("mnist", "fashion-mnist", "kmnist", "mnist-sample", "dsprites")
+RESERVED_NAMES = ("mnist", "fashion-mnist", "kmnist", "mnist-sample", "dsprites", "dsprites-32")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MANIFEST_FILE = "manifest.json"
 DATA_FILE = "data.npz"

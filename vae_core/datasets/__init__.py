@@ -5,9 +5,9 @@ a built-in name can never be taken over by an imported set.
 """
 from __future__ import annotations
 
-from . import imported, mnist, sample
+from . import dsprites, imported, mnist, sample
 from .base import DataSource
 
-SOURCES: tuple[DataSource, ...] = (sample.SOURCE, mnist.SOURCE, imported.SOURCE)
+SOURCES: tuple[DataSource, ...] = (sample.SOURCE, mnist.SOURCE, dsprites.SOURCE, imported.SOURCE)
 
 __all__ = ["SOURCES", "DataSource"]
