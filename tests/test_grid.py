@@ -96,6 +96,8 @@ def test_models_of_one_shape_train_together_and_groups_are_cut_by_seed_then_beta
     (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
     (["--latent-dim", *map(str, range(1, 65)), "--seeds", "5"], "320 models is more than a sweep may train (256)"),
     (["--out-dir", "{tmp}/file"], "--out-dir {tmp}/file is a file, not a folder"),
+    (["--out-dir", "{tmp}/file/sweep"], "--out-dir {tmp}/file/sweep: {tmp}/file is a file, not a folder"),
+    (["--out-dir", "/proc/sweep"], "--out-dir /proc/sweep: cannot create files in /proc"),
     (["--out-dir", "{tmp}/taken"], "already holds beta1_z2_seed0.pt; choose another folder or add --replace"),
 ])
 def test_bad_sweep_arguments_exit_2_with_one_line(args, message, tmp_path, capsys, monkeypatch):
@@ -111,7 +113,7 @@ def test_bad_sweep_arguments_exit_2_with_one_line(args, message, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error:") and message.format(tmp=tmp_path) in err[0], err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*"))  # nothing written, not even the folder
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["beta1_z2_seed0.pt"]
 
 

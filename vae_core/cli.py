@@ -24,9 +24,9 @@ from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
 from .grid import CSV_NAME, GridError, GridSpec, Row, check_folder, default_group_size, run
-from .jobs import IW_SAMPLES
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
                        list_imported, remove_imported)
+from .jobs import IW_SAMPLES
 from .models import TRAINABLE_KINDS, LatentModel, model_class
 from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
 
@@ -74,11 +74,13 @@ def _recipe_options(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--sparsity", type=float, default=m.sparsity,
                    help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
     p.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
-    p.add_argument("--latent-dim", type=int, default=[m.latent_dim] if grid else m.latent_dim, **several)
+    p.add_argument("--latent-dim", type=int, default=[m.latent_dim] if grid else m.latent_dim, **several,
+                   help="one or more (a sweep trains each)" if grid else None)
     p.add_argument("--hidden", type=int, nargs="+", default=None,
                    help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
                         f"default {DEFAULT_HIDDEN['conv'][0]})")
-    p.add_argument("--beta", type=float, default=[tc.beta] if grid else tc.beta, **several)
+    p.add_argument("--beta", type=float, default=[tc.beta] if grid else tc.beta, **several,
+                   help="one or more (a sweep trains each)" if grid else None)
     p.add_argument("--kl-warmup", type=int, default=tc.kl_warmup, help="epochs of linear KL warm-up")
     p.add_argument("--likelihood", default=m.likelihood, help=" or ".join(LIKELIHOODS))
     p.add_argument("--mc-samples", type=int, default=tc.mc_samples, help="Monte-Carlo samples of z per input")
@@ -361,21 +363,15 @@ def _sweep(args: argparse.Namespace) -> int:
     kind = model_class(args.kind)
     if "beta" not in kind.settings and args.beta != [TrainConfig.beta]:
         raise UsageError(f"--beta: --kind {args.kind} has no β; sweep its --latent-dim and --seeds")
+    folder = Path(args.out_dir)
+    address = args.ray or os.environ.get(RAY_ADDRESS_ENV, "").strip()
     try:
         spec = GridSpec(model_config, train_config, tuple(args.beta), tuple(args.latent_dim),
                         tuple(range(args.seed, args.seed + args.seeds)))
-        folder = Path(args.out_dir)
         check_folder(spec, folder, args.replace)
-    except GridError as exc:
-        raise UsageError(str(exc)) from exc
-    try:
         pick_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    address = args.ray or os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    try:
         backend = ray_backend(address) if address else EMBEDDED
-    except ClusterUnavailable as exc:
+    except (GridError, ValueError, ClusterUnavailable) as exc:
         raise UsageError(str(exc)) from exc
     group_size = args.group_size or default_group_size(spec, on_cluster=bool(address))
     dataset = load_dataset(args.dataset, args.data_dir)

@@ -17,11 +17,12 @@ import io
 import math
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .atomic import write_atomic
+from .atomic import TEMP_SUFFIX, write_atomic
 from .backends import Backend, Group, Outcome
 from .checkpoint import SUFFIX, CheckpointWriteError, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
@@ -105,24 +106,29 @@ def default_group_size(spec: GridSpec, on_cluster: bool) -> int | None:
 
 
 def check_folder(spec: GridSpec, folder: Path, replace_existing: bool = False) -> None:
-    """GridError unless `folder` can take the sweep: a folder (made if missing) where files can be created, without
-    models of these names unless they may be replaced."""
+    """GridError unless `folder` can take the sweep: a folder, or one that can be made, where files can be created,
+    with room for the models and without models of these names unless they may be replaced. Writes nothing."""
     if folder.exists() and not folder.is_dir():
         raise GridError(f"--out-dir {folder} is a file, not a folder")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise GridError(f"--out-dir {folder}: {existing} is a file, not a folder")
+    # Creating a file is the only honest test (os.access says yes for root on a read-only mount); the probe is named
+    # like an atomic write's temp file, so even a kill right here leaves nothing a later save would not remove.
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{CSV_NAME}.", suffix=TEMP_SUFFIX, dir=existing)
     except OSError as exc:
-        raise GridError(f"--out-dir {folder}: cannot create it ({exc.strerror or exc})") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GridError(f"--out-dir {folder}: cannot create files there")
+        raise GridError(f"--out-dir {folder}: cannot create files in {existing} ({exc.strerror or exc})") from exc
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
     taken = [p.name for p in (folder / f"{point.name}{SUFFIX}" for point in spec.points()) if p.exists()]
     if taken and not replace_existing:
         shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
         raise GridError(f"--out-dir {folder} already holds {shown}; choose another folder or add --replace")
-    # a model of the default size is ~2 MB with its history; refuse before training rather than after
-    needed = len(spec.points()) * 5_000_000
-    if shutil.disk_usage(folder).free < needed:
-        raise GridError(f"--out-dir {folder}: its disk has less than the {needed / 1e6:.0f} MB the sweep needs")
+    # a model's history stays under trajectory.MAX_BYTES (4.5 MB); the weights of the default MLP are ~2 MB
+    needed = len(spec.points()) * 7_000_000
+    if shutil.disk_usage(existing).free < needed:
+        raise GridError(f"--out-dir {folder}: its disk has less than the {needed / 1e6:.0f} MB the sweep may need")
 
 
 @dataclass(frozen=True)
