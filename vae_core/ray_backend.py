@@ -1,8 +1,8 @@
 """Training on a Ray cluster (`RAY_ADDRESS`, or the CLI's `--ray ADDRESS`): each group of models trained together
 (vae_core.backends) is one Ray task, so a cluster's workers take the groups between them.
 
-- The dataset goes into Ray's object store once per run (`ray.put`): every task reads it from there (zero copies on
-  the node that holds it), so the workers need no data files, and a dataset imported on this machine trains too.
+- The dataset goes into Ray's object store once per run (`ray.put`) and every task reads it from there, so the
+  workers need no data files, and a dataset imported on this machine trains too (the full MNIST is ~55 MB).
 - Fresh models travel as their initial weights (made here, seeded as an embedded run makes them) and come back as
   their trained weights, with their histories and, when asked for, their test metrics measured on the worker.
   Checkpoints are written here by the caller, so the workers share no folder with it.
