@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import history_view, model_panels, session_keys, shared, training, traversal_view
+from ui import history_view, model_panels, session_keys, shared, sweep_view, training, traversal_view
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -78,6 +78,8 @@ def _shape(info: CheckpointInfo) -> tuple:
 
 
 def header(info: CheckpointInfo) -> str:
+    if sweep_view.in_sweep(info):
+        return f"#### {info.model_class.short_title} · {sweep_view.axes(info)}"
     beta = f" · β = {info.beta:g}" if "beta" in info.model_class.settings else ""
     return f"#### {info.model_class.short_title}{beta}"
 
@@ -118,13 +120,15 @@ def show_column(info: CheckpointInfo, panel: model_panels.Panel, data: ImageData
 
 def compare_section(selected: str | None) -> None:
     infos, _ = shared.checkpoints()  # the sidebar picker already reports unusable files
+    sweeps, members, sweep_errors = sweep_view.sweeps()  # folders written by `python -m vae_core sweep`
+    infos = infos + members
     if not infos:
         st.info(f"No checkpoints in {shared.CHECKPOINT_DIR}: train a β sweep with **{MODE_SWEEP}** above.")
         return
     by_name = {i.name: i for i in infos}
     names = list(by_name)
     widget = training.remembered(MODELS_KEY, default_models(infos, selected), names)
-    offered = presets(infos)
+    offered = presets(infos) | sweep_view.presets(sweeps, members, MAX_MODELS)
     if offered:
         def use_preset() -> None:
             choice = st.session_state.get("compare.preset")
@@ -133,7 +137,12 @@ def compare_section(selected: str | None) -> None:
 
         st.pills("Presets", list(offered), key="compare.preset", on_change=use_preset,
                  help="AE vs VAE: the same network with and without the KL term. Denoising: trained on corrupted "
-                      "inputs. Conditional: the label as an input. β sweep: the same VAE with β = 0.5, 1, 4, 8.")
+                      "inputs. Conditional: the label as an input. β sweep: the same VAE with β = 0.5, 1, 4, 8. "
+                      f"sweep <name>: a folder of {shared.trained_dir().name}/ written by `python -m vae_core sweep`.")
+    for line in sweep_errors:
+        st.warning(f"Skipped: {line}")
+    if (sweep := sweep_view.chosen(sweeps, st.session_state.get("compare.preset"))) is not None:
+        sweep_view.show(sweep)
     chosen = st.multiselect(
         "Models to compare", names, key=widget, max_selections=MAX_MODELS,
         format_func=lambda n: f"{n} ({shared.kind_label(by_name[n])}, d = {by_name[n].model_config.latent_dim}, "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from types import SimpleNamespace
 
+from local_ray import RAY_CLI, RayCluster
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,17 +32,21 @@ os.environ["VAE_DATASETS_DIR"] = tempfile.mkdtemp(prefix="vae-test-datasets-")
 
 
 BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "forward_page", "server"}
+RAY_FIXTURES = {"ray_cluster", "ray_cluster_factory"}
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Marks what needs Chromium (`browser`) or the full data (`full_data`), so `-m "not browser"` runs the fast
-    subset; the marks follow the fixtures a test uses, so a new test is marked without anyone remembering to."""
+    """Marks what needs Chromium (`browser`), the full data (`full_data`) or a local Ray cluster (`ray`), so
+    `-m "not browser and not ray"` runs the fast subset; the marks follow the fixtures a test uses, so a new test is
+    marked without anyone remembering to."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
         if "shared_data" in fixtures:
             item.add_marker(pytest.mark.full_data)
+        if fixtures & RAY_FIXTURES:
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +137,39 @@ def streamlit_server_factory():
     yield start
     for server in servers:
         server.stop()
+
+
+def _ray_or_skip() -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install ray)")
+    if not RAY_CLI.exists():
+        pytest.skip(f"Ray's command line is not at {RAY_CLI}")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A head (1 CPU) and one worker node (1 CPU) on 127.0.0.1 for the session, stopped at its end; or a skip
+    saying why."""
+    _ray_or_skip()
+    cluster = RayCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def ray_cluster_factory():
+    """Start clusters of one's own (for a test that kills one); every one is stopped at the test's end."""
+    _ray_or_skip()
+    clusters: list[RayCluster] = []
+
+    def start(**kwargs) -> RayCluster:
+        clusters.append(RayCluster(**kwargs))
+        return clusters[-1]
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -138,3 +138,36 @@ def test_shipped_beta_sweep_compares_without_training(use_folder, monkeypatch):
     # per model: the KL heat map and active units of its training history, and its traversal
     for name in chosen:
         assert {f"collapse-kl-{name}", f"collapse-active-{name}", f"traversal-{name}"} <= set(keys), (name, keys)
+
+
+@pytest.fixture(scope="module")
+def sweep_folder(tmp_path_factory) -> Path:
+    """A checkpoint folder whose trained/ holds a sweep written by `grid.run` (β 0.5, 4 × d 3 × seeds 0, 1)."""
+    from vae_core import backends, grid
+    from vae_core.data import load_dataset
+
+    root = tmp_path_factory.mktemp("with_sweep")
+    spec = grid.GridSpec(TINY, TrainConfig(epochs=1, batch_size=250), betas=(0.5, 4.0), latent_dims=(3,), seeds=(0, 1))
+    rows = grid.run(spec, root / "trained" / "study", load_dataset("mnist-sample"), backends.EMBEDDED, iw_samples=3)
+    assert {r.status for r in rows} == {"finished"}
+    return root
+
+
+def test_a_sweep_folder_is_a_preset_with_its_grid(sweep_folder, use_folder):
+    """A folder written by `python -m vae_core sweep` inside trained/ is offered as a preset of its first seed's
+    models, labelled by the grid's axes; chosen, it shows the sweep's table and a rate–distortion plot over the grid."""
+    use_folder(sweep_folder)
+    at = run_page()
+    pills = [e.proto for e in at.get("button_group") if e.proto.id.endswith("compare.preset")]
+    assert pills and "sweep study" in [o.content for o in pills[0].options]
+    at.session_state["compare.preset"] = "sweep study"
+    at.multiselect(key="_w.compare.models").set_value(["study/beta0.5_z3_seed0", "study/beta4_z3_seed0"])
+    at.run()
+    assert not at.exception
+    sweep_table = next(d.value for d in at.dataframe if "seed" in d.value.columns)
+    assert list(sweep_table["model"]) == ["beta0.5_z3_seed0", "beta4_z3_seed0", "beta0.5_z3_seed1", "beta4_z3_seed1"]
+    assert set(sweep_table["status"]) == {"finished"} and set(sweep_table["ran on"]) == {"here"}
+    assert "sweep-rd-study" in [c.key for c in at.get("plotly_chart")]
+    assert {"#### VAE · β = 0.5 · d = 3 · seed 0", "#### VAE · β = 4 · d = 3 · seed 0"} <= {m.value for m in at.markdown}
+    metrics = next(d.value for d in at.dataframe if "kind" in d.value.columns).set_index("model")
+    assert metrics.loc["study/beta4_z3_seed0", "KL"] < metrics.loc["study/beta0.5_z3_seed0", "KL"]

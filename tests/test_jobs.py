@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import evaluate, inference, jobs
+from vae_core import backends, evaluate, inference, jobs
 from vae_core.checkpoint import load_checkpoint, load_trajectory, read_info
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
@@ -250,7 +250,7 @@ def test_out_of_memory_gets_a_helpful_message(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(jobs, "train_models", out_of_memory)
+    monkeypatch.setattr(backends, "train_models", out_of_memory)  # where a job trains here
     view = run(jobs.training_spec("oom", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED
     assert "ran out of memory" in view.error and "smaller batch size" in view.error
@@ -260,7 +260,7 @@ def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(jobs, "train_models", broken)
+    monkeypatch.setattr(backends, "train_models", broken)
     view = run(jobs.training_spec("broken", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
 
@@ -291,8 +291,8 @@ def test_registry_clear_stops_running_jobs(tmp_path, registry):
 
 def test_sweep_trains_its_models_together_and_saves_one_per_beta(tmp_path, monkeypatch):
     calls = []
-    real_train = jobs.train_models
-    monkeypatch.setattr(jobs, "train_models", lambda models, *a, **k: calls.append(len(models)) or real_train(models, *a, **k))
+    real_train = backends.train_models
+    monkeypatch.setattr(backends, "train_models", lambda models, *a, **k: calls.append(len(models)) or real_train(models, *a, **k))
     spec = jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(beta=1.0, epochs=2), (0.5, 4.0), iw_samples=0)
     view = run(spec)
     assert calls == [2]

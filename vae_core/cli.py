@@ -1,4 +1,4 @@
-"""`python -m vae_core train | evaluate | classifier | import | list | data add|list|remove`. Bad arguments give one
+"""`python -m vae_core train | sweep | evaluate | classifier | import | list | data add|list|remove`. Bad arguments give one
 line on stderr and exit code 2."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from .backends import EMBEDDED, RAY_ADDRESS_ENV, ClusterUnavailable, ray_backend
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, read_info, save_checkpoint)
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
@@ -23,8 +24,10 @@ from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info
                    load_test_set)
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate, factor_metrics
+from .grid import CSV_NAME, GridError, GridSpec, Row, check_folder, default_group_size, run
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
                        list_imported, remove_imported)
+from .jobs import IW_SAMPLES
 from .models import TRAINABLE_KINDS, LatentModel, model_class
 from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
 
@@ -61,6 +64,39 @@ def _having(setting: str) -> str:
     return ", ".join(k for k in TRAINABLE_KINDS if setting in model_class(k).settings)
 
 
+def _recipe_options(p: argparse.ArgumentParser, grid: bool) -> None:
+    """The dataset, model and optimiser options `train` and `sweep` share; a sweep takes several βs and latent sizes."""
+    m, tc = ModelConfig, TrainConfig  # the one source of every default
+    several = {"nargs": "+"} if grid else {}
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(known_datasets())}, or a folder, .zip or "
+                                                    ".npz of images (imported on the way)")
+    p.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
+    p.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
+    p.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
+    p.add_argument("--sparsity", type=float, default=m.sparsity,
+                   help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
+    p.add_argument("--arch", default=None, help=f"{' or '.join(ARCHITECTURES)} (default conv for colour and from "
+                                                f"32 px, else {m.arch})")
+    p.add_argument("--latent-dim", type=int, default=[m.latent_dim] if grid else m.latent_dim, **several,
+                   help="one or more (a sweep trains each)" if grid else None)
+    p.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
+                        f"default {DEFAULT_HIDDEN['conv'][0]})")
+    p.add_argument("--beta", type=float, default=[tc.beta] if grid else tc.beta, **several,
+                   help="one or more (a sweep trains each)" if grid else None)
+    p.add_argument("--kl-warmup", type=int, default=tc.kl_warmup, help="epochs of linear KL warm-up")
+    p.add_argument("--likelihood", default=m.likelihood, help=" or ".join(LIKELIHOODS))
+    p.add_argument("--mc-samples", type=int, default=tc.mc_samples, help="Monte-Carlo samples of z per input")
+    p.add_argument("--epochs", type=int, default=tc.epochs)
+    p.add_argument("--batch-size", type=int, default=tc.batch_size)
+    p.add_argument("--lr", type=float, default=tc.lr)
+    p.add_argument("--lr-schedule", default=tc.lr_schedule,
+                   help=f"{', '.join(LR_SCHEDULES)}: cosine decays to 0 over the run, warmup_cosine first rises "
+                        "linearly over its first tenth")
+    p.add_argument("--adam-beta2", type=float, default=tc.adam_beta2, help="decay of Adam's second-moment average")
+    p.add_argument("--device", default=tc.device, help="auto, cpu or cuda")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core",
                      description="Train, evaluate and list Latent Explorer models "
@@ -69,34 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     m, tc = ModelConfig, TrainConfig  # the one source of every default
 
     t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
-    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(known_datasets())}")
-    t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
-    t.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
-    t.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
-    t.add_argument("--sparsity", type=float, default=m.sparsity,
-                   help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
-    t.add_argument("--arch", default=None, help=f"{' or '.join(ARCHITECTURES)} (default conv for colour and from "
-                                                f"32 px, else {m.arch})")
-    t.add_argument("--latent-dim", type=int, default=m.latent_dim)
-    t.add_argument("--hidden", type=int, nargs="+", default=None,
-                   help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
-                        f"default {DEFAULT_HIDDEN['conv'][0]})")
-    t.add_argument("--beta", type=float, default=tc.beta)
-    t.add_argument("--kl-warmup", type=int, default=tc.kl_warmup, help="epochs of linear KL warm-up")
-    t.add_argument("--likelihood", default=m.likelihood, help=" or ".join(LIKELIHOODS))
-    t.add_argument("--mc-samples", type=int, default=tc.mc_samples, help="Monte-Carlo samples of z per input")
-    t.add_argument("--epochs", type=int, default=tc.epochs)
-    t.add_argument("--batch-size", type=int, default=tc.batch_size)
-    t.add_argument("--lr", type=float, default=tc.lr)
-    t.add_argument("--lr-schedule", default=tc.lr_schedule,
-                   help=f"{', '.join(LR_SCHEDULES)}: cosine decays to 0 over the run, warmup_cosine first rises "
-                        "linearly over its first tenth")
-    t.add_argument("--adam-beta2", type=float, default=tc.adam_beta2, help="decay of Adam's second-moment average")
+    _recipe_options(t, grid=False)
     t.add_argument("--seed", type=int, default=tc.seed)
-    t.add_argument("--device", default=tc.device, help="auto, cpu or cuda")
     t.add_argument("--resume", help="checkpoint to continue training (its architecture is kept)")
     t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
+
+    g = sub.add_parser("sweep", help="train every combination of β × latent size × seed and save each model, with "
+                                     "sweep.csv of their metrics, in one folder (here, or on a Ray cluster)")
+    _recipe_options(g, grid=True)
+    g.add_argument("--seeds", type=_positive_int, default=1, help="how many seeds: --seed, --seed + 1, …")
+    g.add_argument("--seed", type=int, default=tc.seed, help="the first seed")
+    g.add_argument("--iw-samples", type=_non_negative_int, default=IW_SAMPLES,
+                   help=f"importance samples of each finished model's IW log p(x) (default {IW_SAMPLES}; 0: none)")
+    g.add_argument("--group-size", type=_positive_int, default=None,
+                   help="at most this many models of one latent size train together (default: all of a latent size "
+                        "here; on a Ray cluster, one latent size and seed per group, its βs together)")
+    g.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help=f"train on the Ray cluster at ADDRESS (HOST:PORT or ray://HOST:PORT; default ${RAY_ADDRESS_ENV} "
+                        "when set, else here)")
+    g.add_argument("--replace", action="store_true", help="let the sweep replace models of the same names in --out-dir")
+    g.add_argument("--out-dir", required=True, help="folder for the models and sweep.csv (made if missing); under "
+                                                    "checkpoints/trained/ the app's Compare page offers it as a preset")
 
     e = sub.add_parser("evaluate", help="test reconstruction, and for a kind with a posterior −ELBO, IW log p(x) and "
                                         "active units")
@@ -241,26 +271,33 @@ class _Printer(Listener):
         self.bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import prepare_model
-    from .trajectory import TrajectoryRecorder
-
-    info = _dataset(args)
+def _recipe(args: argparse.Namespace, info: DatasetInfo, latent_dim: int,
+            beta: float) -> tuple[ModelConfig, TrainConfig]:
+    """The configurations the options of `train` or `sweep` ask for (ConfigError for a value out of range)."""
     _check_data_dir(args.data_dir)
     kind = model_class(args.kind)
     arch = args.arch or default_arch(info.image_shape)
     model_config = ModelConfig(
-        kind=args.kind, arch=arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
+        kind=args.kind, arch=arch, latent_dim=latent_dim, likelihood=args.likelihood,
         hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(arch, ModelConfig.hidden),
         image_shape=info.image_shape, n_classes=len(info.class_names) if kind.conditional else 0,
         noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
     )
     train_config = TrainConfig(
-        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=beta,
         kl_warmup=args.kl_warmup, mc_samples=args.mc_samples, seed=args.seed, device=args.device,
         lr_schedule=args.lr_schedule, adam_beta2=args.adam_beta2,
     )
+    return model_config, train_config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import prepare_model
+    from .trajectory import TrajectoryRecorder
+
+    info = _dataset(args)
+    model_config, train_config = _recipe(args, info, args.latent_dim, args.beta)
     out = Path(args.out)
     _check_out(out)
     try:
@@ -315,6 +352,93 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"saved {out}" + (f" ({result.message})" if result.message else ""), file=sys.stderr)
     return 0 if result.status != "diverged" else EXIT_FAILED
+
+
+class _SweepPrinter(Listener):
+    """What the CLI shows of a sweep on stderr: one bar over every model's steps, a line per model and epoch."""
+
+    def __init__(self, names: list[str], steps_per_model: int, probabilistic: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.names, self.probabilistic = names, probabilistic
+        self.progress = [0.0] * len(names)
+        self.bar = tqdm(total=steps_per_model * len(names), unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.per_model = steps_per_model
+
+    def step(self, member: int, m: StepMetrics) -> None:
+        self.progress[member] = m.progress
+        self.bar.n = round(sum(self.progress) * self.per_model)
+        self.bar.refresh()
+
+    def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
+        losses = (f"test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  KL {m.test_kl:6.2f})"
+                  if self.probabilistic else f"test recon {m.test_recon:8.2f}")
+        self.bar.write(f"{self.names[member]:24s} epoch {m.epoch:3d}  {losses}  {m.elapsed:6.1f}s", file=sys.stderr)
+
+    def row(self, row: Row) -> None:
+        if row.file:
+            score = f": test -ELBO {row.test_elbo:.2f}" if row.test_elbo is not None else ""
+            self.bar.write(f"saved {row.file} ({row.status}){score}", file=sys.stderr)
+        else:
+            self.bar.write(f"{row.point.name}: {row.status}, nothing saved: {row.message}", file=sys.stderr)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    info = _dataset(args)
+    model_config, train_config = _recipe(args, info, args.latent_dim[0], args.beta[0])
+    kind = model_class(args.kind)
+    if "beta" not in kind.settings and args.beta != [TrainConfig.beta]:
+        raise UsageError(f"--beta: --kind {args.kind} has no β; sweep its --latent-dim and --seeds")
+    folder = Path(args.out_dir)
+    address = args.ray or os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    try:
+        spec = GridSpec(model_config, train_config, tuple(args.beta), tuple(args.latent_dim),
+                        tuple(range(args.seed, args.seed + args.seeds)))
+        check_folder(spec, folder, args.replace)
+        pick_device(args.device)
+        backend = ray_backend(address) if address else EMBEDDED
+    except (GridError, ValueError, ClusterUnavailable) as exc:
+        raise UsageError(str(exc)) from exc
+    group_size = args.group_size or default_group_size(spec, on_cluster=bool(address))
+    dataset = load_dataset(args.dataset, args.data_dir)
+    groups = spec.groups(group_size)
+    names = [p.name for group in groups for p in group]
+    print(f"sweep of {len(names)} models in {len(groups)} group(s) of at most {max(map(len, groups))} on "
+          f"{backend.where}, {dataset.source}", file=sys.stderr)
+    printer = _SweepPrinter(names, train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
+                            kind.probabilistic)
+
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        printer.bar.write("stopping every model after its current step and saving; press Ctrl-C again to abort "
+                          "without saving", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        rows = run(spec, folder, dataset, backend, group_size=group_size, iw_samples=args.iw_samples,
+                   listeners=[printer], stop=stop, on_row=printer.row)
+    except KeyboardInterrupt:
+        printer.bar.close()
+        print(f"error: interrupted; {folder / CSV_NAME} lists the models saved before it", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        printer.bar.close()
+    print(f"{'model':24s} {'status':9s} {'test -ELBO':>10s} {'recon':>8s} {'KL':>7s} {'IW log p(x)':>11s} "
+          f"{'active':>6s} {'s':>7s}  ran on")
+    for row in rows:
+        def cell(x: float | None, width: int) -> str:
+            return f"{x:{width}.2f}" if x is not None else f"{'-':>{width}s}"
+
+        print(f"{row.point.name:24s} {row.status:9s} {cell(row.test_elbo, 10)} {cell(row.recon, 8)} {cell(row.kl, 7)} "
+              f"{cell(row.iw_logpx, 11)} {row.active_units if row.active_units is not None else '-':>6} "
+              f"{cell(row.seconds, 7)}  {row.ran_on}")
+    print(f"wrote {folder / CSV_NAME}", file=sys.stderr)
+    return EXIT_FAILED if any(r.status in ("failed", "diverged") for r in rows) else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -481,8 +605,8 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "import": _import, "list": _list,
-                "data": _data}[args.command](args)
+        return {"train": _train, "sweep": _sweep, "evaluate": _evaluate, "classifier": _classifier, "import": _import,
+                "list": _list, "data": _data}[args.command](args)
     except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ImportedDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -31,11 +31,11 @@ from typing import Callable
 
 import torch
 
-from . import evaluate
+from . import backends, evaluate
 from .checkpoint import SUFFIX, CheckpointWriteError, DiskFullError, megabytes, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
-from .engine import EpochMetrics, Recorders, StepMetrics, TrainResult, device_label, pick_device, train_models
+from .engine import EpochMetrics, Recorders, StepMetrics, TrainResult, device_label, pick_device
 from .models import LatentModel
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
 from .train import prepare_model
@@ -318,10 +318,12 @@ class ProgressListener(Recorders):
 class TrainingJob:
     """Trains the runs of a JobSpec (one model, or a sweep's models together) in a worker of a JobRegistry."""
 
-    def __init__(self, spec: JobSpec, *, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, loader: Loader = load_dataset) -> None:
+    def __init__(self, spec: JobSpec, *, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, loader: Loader = load_dataset,
+                 backend: backends.Backend | None = None) -> None:
         if not spec.runs:
             raise JobError("nothing to train")
         self.spec = spec
+        self._backend = backend  # where it trains; None: chosen as it starts (backends.for_jobs: $RAY_ADDRESS, else here)
         self.id = uuid.uuid4().hex[:12]
         self._snapshot_interval = snapshot_interval_s
         self._loader = loader
@@ -372,7 +374,7 @@ class TrainingJob:
         threading.current_thread().name = f"vae-train-{self.id}"
         try:
             self._run()
-        except DatasetUnavailable as exc:
+        except (DatasetUnavailable, backends.TrainingLost) as exc:
             self._fail(str(exc))
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             self._fail(_out_of_memory(exc))
@@ -404,11 +406,13 @@ class TrainingJob:
                                                                              model.latent_dim)
                                                           for run, model in zip(runs, models)], self._snapshot_interval)
         listener.snapshot(0, models[0], 0)
+        where = backends.Choice(self._backend) if self._backend is not None else backends.for_jobs()
         self.progress.update(device=device_label(pick_device(runs[0].train_config.device)),
-                             phase=f"training {runs[0].label}" if len(runs) == 1 else
-                             f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
-        results = train_models(models, data, [run.train_config for run in runs], listeners=[listener],
-                               stop=self._stop)
+                             phase=(f"training {runs[0].label}" if len(runs) == 1 else
+                                    f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
+                             + where.phrase)
+        results = where.backend.train(models, data, [run.train_config for run in runs], listeners=[listener],
+                                      stop=self._stop)
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
             self.progress.update(run_index=k)
