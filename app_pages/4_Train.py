@@ -44,8 +44,9 @@ name_col, who_col, replace_col = st.columns([1, 1, 2], vertical_alignment="botto
 name = name_col.text_input("Model name", key=training.remembered("train.name", "my_vae"),
                            help="Saved as <name>.pt in the checkpoint folder; letters, digits, '_', '-' and '.' only.")
 me = training.name_field(who_col, me)
-replace = replace_col.checkbox("Replace my model of that name (a model trained by someone else, or shipped, is never "
-                               "taken)", key=training.remembered("train.replace", False))
+replace = replace_col.checkbox("Replace my model of that name", key=training.remembered("train.replace", False),
+                               help="Only a model you trained here: one trained by someone else, or shipped with "
+                                    "the app, is never taken.")
 try:  # the refusal Start would give, said before it is pressed
     replace_col.caption(f"Will be saved as "
                         f"`{shared.shown_path(target_path(shared.trained_dir(), sanitize_name(name), replace, me))}`.")
