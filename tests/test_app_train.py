@@ -189,7 +189,7 @@ def test_another_person_sees_the_training_but_cannot_stop_it_nor_replace_or_dele
     assert not job.running and (checkpoint_dir / "hers.pt").exists()
 
     bob.checkbox(key="_w.train.replace").check().run()
-    refusal = "'hers' was trained by Alice; only they can replace or delete it."
+    refusal = "'hers' belongs to Alice; only they can replace or delete it."
     assert any(refusal in c.value for c in bob.main.caption)  # said before Start
     bob.button(key="start").click().run()
     assert any(refusal in e for e in errors(bob)) and training.registry().latest() is job
@@ -205,3 +205,49 @@ def test_another_person_sees_the_training_but_cannot_stop_it_nor_replace_or_dele
     alice.button(key="train.delete").click().run()
     assert not alice.exception and not (checkpoint_dir / "hers.pt").exists()
     assert "Your models on this server (0)" in [e.label for e in alice.expander]
+
+
+def test_where_sign_in_is_configured_start_asks_to_sign_in_first(checkpoint_dir):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.user = {"is_logged_in": False}  # what st.user says to a signed-out visitor where [auth] is configured
+    at.run()
+    assert not at.exception
+    assert at.button(key="start").label == "Sign in to train" and training.registry().latest() is None
+
+
+def test_a_signed_in_person_owns_their_run_from_any_browser(checkpoint_dir):
+    ada = {"is_logged_in": True, "iss": "https://idp.example", "sub": "42", "name": "Ada L.", "email": "ada@example.org"}
+
+    def browser(user: dict) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        at.user = user
+        return at
+
+    first = browser(ada)
+    first.run()
+    assert first.text_input(key="_w.owner.name").value == "Ada L."  # the account's name to start with
+    for key, value in (("hidden", "32"), ("name", "adas")):
+        first.text_input(key=f"_w.train.{key}").set_value(value)
+    first.number_input(key="_w.train.epochs").set_value(500)
+    first.run()
+    first.button(key="start").click().run()
+    job = training.registry().latest()
+    assert job.running and job.view().owner_name == "Ada L."
+    other_browser, someone_else = browser(ada), browser({**ada, "sub": "43", "name": "Bo"})
+    assert not other_browser.run().button(key="stop").disabled
+    assert someone_else.run().button(key="stop").disabled
+    other_browser.button(key="stop").click().run()
+    assert not job.running and (checkpoint_dir / "adas.pt").exists()
+
+
+def test_an_owner_is_the_signed_in_account_on_any_browser_else_the_browser():
+    from ui.owner import owner_key
+
+    ada = {"is_logged_in": True, "iss": "https://idp.example", "sub": "42", "email": "ada@example.org"}
+    assert owner_key(ada, "0" * 32) == owner_key(ada, "f" * 32)  # the account, whatever the browser
+    assert owner_key(ada, "0" * 32) != owner_key({**ada, "sub": "43"}, "0" * 32)
+    assert owner_key({**ada, "sub": None}, "0" * 32) == owner_key({**ada, "sub": None}, "1" * 32)  # else the e-mail
+    signed_out = {"is_logged_in": False}
+    assert owner_key(signed_out, "0" * 32) != owner_key(signed_out, "1" * 32) == owner_key({}, "1" * 32)
+    assert owner_key(signed_out, "0" * 32) != owner_key(ada, "0" * 32)
+    assert "0" * 32 not in owner_key(signed_out, "0" * 32) and len(owner_key(ada, "")) == 64  # a hash, never the token

@@ -77,7 +77,7 @@ def test_another_person_sees_the_run_but_cannot_stop_or_take_it_and_its_owner_ke
         bob.get_by_role("button", name="Start training").wait_for(timeout=60_000)
         fill(bob, "Model name", "alices run")
         bob.get_by_text("Replace my model of that name").click()
-        refusal = "'alices_run' was trained by Alice; only they can replace or delete it."
+        refusal = "'alices_run' belongs to Alice; only they can replace or delete it."
         bob.get_by_text(refusal).first.wait_for(timeout=30_000)
         click(bob, bob.get_by_role("button", name="Start training"))
         bob.get_by_text(f"Not started: {refusal}").wait_for(timeout=30_000)

@@ -352,8 +352,14 @@ def test_two_jobs_never_write_the_same_file(tmp_path, registry):
     spec = jobs.training_spec("same", tmp_path, TINY, tiny_train(), iw_samples=0, owner=BOB)  # not saved yet: no file
     with pytest.raises(jobs.JobError, match="'same' is being trained by a job of Alice"):
         registry.submit(jobs.TrainingJob(spec))
+    with pytest.raises(jobs.JobError, match="'same' is being trained by a job of Alice"):  # an import's question
+        registry.check_unclaimed(tmp_path / "same.pt", BOB)
+    with pytest.raises(jobs.JobError, match="'same' is being trained by your other job"):
+        registry.check_unclaimed(tmp_path / "." / "same.pt", ALICE)  # the same file, however spelled
+    registry.check_unclaimed(tmp_path / "other.pt", BOB)
     first.stop()
     assert first.join(60)
+    registry.check_unclaimed(tmp_path / "same.pt", BOB)  # its job ended: the file (hers) now says whose it is
 
 
 def test_stopping_the_registry_cancels_the_waiting_and_stops_the_running(tmp_path):
@@ -397,7 +403,7 @@ def test_only_its_owner_may_replace_or_delete_a_saved_model(tmp_path):
     assert extra[jobs.OWNER_KEY] == ALICE.key and extra[jobs.OWNER_NAME_KEY] == "Alice"
     assert jobs.model_owner(path) == ALICE
     for owner in (BOB, jobs.Owner()):  # another owner, or none (the CLI's scripts)
-        with pytest.raises(jobs.JobError, match="'alices' was trained by Alice; only they can replace or delete it"):
+        with pytest.raises(jobs.JobError, match="'alices' belongs to Alice; only they can replace or delete it"):
             jobs.training_spec("alices", tmp_path, TINY, tiny_train(), replace_existing=True, owner=owner)
         with pytest.raises(jobs.JobError, match="only they can replace or delete it"):
             jobs.delete_model(path, owner)

@@ -60,6 +60,18 @@ def signed_in() -> bool:
     return bool(st.user.get("is_logged_in"))
 
 
+@st.cache_resource
+def _names() -> dict[str, str]:
+    """The name each owner last gave, by owner key, so a reload (a new session) or another page starts from it."""
+    return {}
+
+
+def named(me: Owner, name: str) -> Owner:
+    """`me` under the name they just typed, remembered for their next sessions."""
+    _names()[me.key] = name
+    return Owner(me.key, name)
+
+
 def _adopt() -> None:
     reported = (st.session_state.get(KEEPER_KEY) or {}).get("token")
     if isinstance(reported, str) and TOKEN.fullmatch(reported):
@@ -76,13 +88,15 @@ def _token() -> str:
 
 
 def current() -> Owner:
-    """Whoever runs this session, named as they chose (NAME_KEY, typed on Train or Compare), else as their sign-in
-    says. Mounts the cookie keeper (in the sidebar, where it takes no room): call it once per page run."""
+    """Whoever runs this session, named as they chose (NAME_KEY, typed on Train or Compare, in this session or an
+    earlier one), else as their sign-in says. Mounts the cookie keeper (in the sidebar, where it takes no room): call
+    it once per page run."""
     user = st.user.to_dict()
     token = _token()
     if not user.get("is_logged_in"):
         with st.sidebar:
             _keeper(key=KEEPER_KEY, data={"cookie": COOKIE, "token": token, "max_age": COOKIE_MAX_AGE_S},
                     on_token_change=_adopt)
-    name = st.session_state.get(NAME_KEY) or str(user.get("name") or user.get("email") or "")
-    return Owner(owner_key(user, st.session_state[TOKEN_KEY]), name or DEFAULT_NAME)
+    key = owner_key(user, st.session_state[TOKEN_KEY])
+    account = str(user.get("name") or user.get("email") or "") if user.get("is_logged_in") else ""
+    return Owner(key, st.session_state.get(NAME_KEY) or _names().get(key) or account or DEFAULT_NAME)

@@ -142,7 +142,8 @@ def describe(info: CheckpointInfo) -> str:
     else:
         recon = info.metrics.get("recon")
         score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
-    by = f" · trained by {info.extra[OWNER_NAME_KEY]}" if info.extra.get(OWNER_NAME_KEY) else ""
+    how = "trained" if info.model_class.trainable else "imported"  # an imported model was trained elsewhere
+    by = f" · {how} by {info.extra[OWNER_NAME_KEY]}" if info.extra.get(OWNER_NAME_KEY) else ""
     return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}{by}"
 
 

@@ -120,22 +120,13 @@ class MyJobs:
             st.session_state[job_key] = active.id
 
 
-@st.cache_resource
-def _names() -> dict[str, str]:
-    """The name each owner last gave, by owner key, so a reload (a new session) starts from it."""
-    return {}
-
-
 def name_field(column, me: Owner) -> Owner:
     """The name others see beside this owner's training, remembered across pages and reloads."""
-    names = _names()
-    name = column.text_input("Your name (others see it)", key=remembered(owners.NAME_KEY, names.get(me.key, me.name)),
+    name = column.text_input("Your name (others see it)", key=remembered(owners.NAME_KEY, me.name),
                              max_chars=40, help="Shown beside your training to everyone on this server, and kept in "
                                                 "the models you save; only you can stop your training, replace or "
                                                 "delete your models.")
-    me = Owner(me.key, name)
-    names[me.key] = me.name
-    return me
+    return owners.named(me, name)
 
 
 def limits_line() -> str:

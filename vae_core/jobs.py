@@ -138,6 +138,11 @@ def shipped_names() -> frozenset[str]:
     return frozenset(p.stem for p in SHIPPED_DIR.glob(f"*{SUFFIX}"))
 
 
+def owner_extra(owner: Owner) -> dict[str, str]:
+    """What a saved model records of its owner, in its `extra` (nothing for nobody in particular)."""
+    return {OWNER_KEY: owner.key, OWNER_NAME_KEY: owner.name} if owner.key else {}
+
+
 def model_owner(path: str | os.PathLike) -> Owner | None:
     """Who may replace or delete the saved model at `path`: the owner recorded in it, or None when it records none
     (trained by the CLI, or before owners were recorded) or cannot be read."""
@@ -154,7 +159,7 @@ def check_may_change(path: str | os.PathLike, owner: Owner) -> None:
     records none (the CLI's, or one trained before owners were recorded) is anyone's, as every model was before."""
     recorded = model_owner(path)
     if recorded is not None and recorded.key != owner.key:
-        raise JobError(f"'{Path(path).stem}' was trained by {recorded.name or 'someone else'}; only they can replace "
+        raise JobError(f"'{Path(path).stem}' belongs to {recorded.name or 'someone else'}; only they can replace "
                        "or delete it. Choose another name.")
 
 
@@ -572,9 +577,7 @@ class TrainingJob:
         metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
         self.progress.update(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
-                 "message": result.message, "trained_in": "app"}
-        if self.owner.key:  # who may replace or delete it (check_may_change)
-            extra |= {OWNER_KEY: self.owner.key, OWNER_NAME_KEY: self.owner.name}
+                 "message": result.message, "trained_in": "app", **owner_extra(self.owner)}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
                    lambda: save_checkpoint(run.path, result.model, run.train_config, data.name, result.history, metrics,
                                            extra=extra, trajectory=trajectory))
@@ -676,13 +679,8 @@ class JobRegistry:
         """Start `job` now if a slot is free and its owner has nothing running, else queue it; JobBusy when its owner
         already has a job waiting or the queue is full, JobError when a job not ended yet writes one of its files."""
         with self._lock:
+            self._refuse_claimed([run.path for run in job.spec.runs], job.owner)
             active = [j for j in self._jobs if j.active]
-            paths = {run.path for run in job.spec.runs}
-            for other in active:
-                clash = paths & {run.path for run in other.spec.runs}
-                if clash:
-                    raise JobError(f"'{min(clash).stem}' is being trained by {_whose(other, job.owner)}; choose another "
-                                   "name.")
             mine = [j for j in active if j.owner.key == job.owner.key]
             if any(j.view().queued for j in mine):
                 raise JobBusy("you already have a job waiting for a slot; cancel it or wait until it starts before "
@@ -696,6 +694,20 @@ class JobRegistry:
             self._forget_ended()
             self._dispatch()
             return job
+
+    def check_unclaimed(self, path: str | os.PathLike, owner: Owner) -> None:
+        """Raise JobError when a job not ended yet will save a model at `path`: the file is not there yet, but the name
+        is taken (an imported model must not be written where a run under way saves, nor the run over it)."""
+        with self._lock:
+            self._refuse_claimed([Path(path)], owner)
+
+    def _refuse_claimed(self, paths: list[Path], owner: Owner) -> None:
+        """Under the lock: JobError when a job not ended yet writes one of `paths`."""
+        wanted = {p.resolve() for p in paths}
+        for other in self._jobs:
+            clash = [run.path for run in other.spec.runs if other.active and run.path.resolve() in wanted]
+            if clash:
+                raise JobError(f"'{min(clash).stem}' is being trained by {_whose(other, owner)}; choose another name.")
 
     def _dispatch(self) -> None:
         """Start waiting jobs, oldest first, while slots are free; a job whose owner has one running waits on. Called
