@@ -386,8 +386,26 @@ def test_estimated_start_replays_the_queue(running, waiting, limit, expected):
     assert jobs.estimate_start(running, waiting, limit) == expected
 
 
+def test_a_job_past_the_servers_time_limit_is_stopped_and_saved_and_the_next_one_starts(tmp_path):
+    registry = jobs.JobRegistry(jobs.JobLimits(running=1, waiting=1, job_s=12.0))
+    try:
+        first = registry.submit(long_job(tmp_path, "long", ALICE))
+        second = registry.submit(long_job(tmp_path, "next", BOB))
+        wait_for(lambda: first.view().eta is not None)
+        assert first.view().eta <= 12  # the limit, not the 500 epochs asked for: the queue's estimates use it
+        assert first.join(120) and first.view().state == jobs.STOPPED
+        assert first.view().message == "Stopped at the server's limit of 12 s per job; saved long.pt."
+        assert read_info(tmp_path / "long.pt").extra["status"] == "stopped"
+        wait_for(lambda: second.view().running)
+        second.stop()
+        assert second.join(60) and "limit" not in second.view().message  # stopped by its owner
+    finally:
+        registry.clear()
+
+
 def test_limits_come_from_the_environment_with_a_default_per_device(caplog):
     assert jobs.JobLimits.from_env({}, gpu=False) == jobs.JobLimits(running=1, waiting=20)
+    assert jobs.JobLimits.from_env({"VAE_MAX_JOB_MINUTES": "30"}, gpu=False).job_s == 1800
     assert jobs.JobLimits.from_env({}, gpu=True).running == jobs.JobLimits.GPU_RUNNING
     assert jobs.JobLimits.from_env({"VAE_MAX_JOBS": "3", "VAE_MAX_QUEUE": "0"}, gpu=False) == jobs.JobLimits(3, 0)
     assert jobs.JobLimits.from_env({"VAE_MAX_JOBS": "0", "VAE_MAX_QUEUE": "lots"}, gpu=False) == jobs.JobLimits(1, 20)

@@ -132,8 +132,9 @@ def name_field(column, me: Owner) -> Owner:
 def limits_line() -> str:
     limits = registry().limits
     at_once = "one job at a time" if limits.running == 1 else f"up to {limits.running} jobs at once"
+    longest = f" A job trains {limits.job_s / 60:g} min at most, then stops and is saved." if limits.job_s else ""
     return (f"This server trains {at_once}; others wait in a queue (at most {limits.waiting}), and each person has "
-            "one job running and one waiting at most.")
+            f"one job running and one waiting at most.{longest}")
 
 
 def start_button(column, label: str, key: str, job_key: str, settings_error: str | None,

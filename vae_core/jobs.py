@@ -9,10 +9,11 @@ in `JobView.error` as a sentence for the user, never only in a log; a model that
 full disk) stays in memory for `save_again`.
 
 Jobs have owners (`Owner`: a key that identifies whoever started it, and the name others see). The registry keeps
-the server's limits (`JobLimits`: how many train at once, how many may wait) and, per owner, at most one running and
-one waiting job; a waiting job starts, in the order jobs were submitted, once a slot is free and its owner has no
-other job running. Who may replace a saved model is written into it (`OWNER_KEY` in the checkpoint's `extra`) and
-checked before a job is accepted (`target_path`, `check_may_change`).
+the server's limits (`JobLimits`: how many train at once, how many may wait, how long one may train) and, per owner,
+at most one running and one waiting job; a waiting job starts, in the order jobs were submitted, once a slot is free
+and its owner has no other job running. Who may replace a saved model is written into it (`OWNER_KEY` in the
+checkpoint's `extra`) and checked before a job is accepted (`target_path`, `check_may_change`); a name a job not
+ended yet will save under is refused to other jobs and to imports (`JobRegistry.check_unclaimed`).
 
 Why a thread and not a process: on a 2-core machine `fit` in a worker thread ran at 0.76–0.81 of the main thread's
 speed when the machine was otherwise idle, and 7–8× faster when other processes were busy. Both are libgomp's wait
@@ -56,7 +57,7 @@ IW_SAMPLES = 50  # importance samples for the stored log p(x) of a finished run:
 MAX_NAME_LENGTH = 80
 MAX_OWNER_NAME = 40
 KEEP_ENDED = 20  # ended jobs the registry keeps (with their live views), so their owners can still read them
-MAX_JOBS_ENV, MAX_WAITING_ENV = "VAE_MAX_JOBS", "VAE_MAX_QUEUE"
+MAX_JOBS_ENV, MAX_WAITING_ENV, MAX_JOB_MINUTES_ENV = "VAE_MAX_JOBS", "VAE_MAX_QUEUE", "VAE_MAX_JOB_MINUTES"
 OWNER_KEY, OWNER_NAME_KEY = "owner", "owner_name"  # in a checkpoint's `extra`: who may replace or delete it
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, CANCELLED = "queued", "running", "finished", "stopped", "failed", "cancelled"
@@ -86,19 +87,21 @@ class Owner:
 
 @dataclass(frozen=True)
 class JobLimits:
-    """The server's limits on training: jobs that train at once, and jobs that may wait for a slot (all owners
-    together). Each owner also has at most one job running and one waiting, whatever these say."""
+    """The server's limits on training: jobs that train at once, jobs that may wait for a slot (all owners together),
+    and how long one job may train (0: as long as it asks), so that one long run cannot hold a slot for hours while a
+    class waits. Each owner also has at most one job running and one waiting, whatever these say."""
 
     running: int = 1
     waiting: int = 20
+    job_s: float = 0.0  # a job training longer is stopped, and saved as a stopped run is
 
     GPU_RUNNING = 4  # small models leave a GPU mostly idle, so a few train at once there by default
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, gpu: bool | None = None) -> "JobLimits":
-        """$VAE_MAX_JOBS (default 1 on a CPU, where jobs would only share the cores, 4 on a CUDA GPU) and
-        $VAE_MAX_QUEUE (default 20); a value that is not a whole number ≥ 1 (≥ 0 for the queue) is logged and the
-        default used."""
+        """$VAE_MAX_JOBS (default 1 on a CPU, where jobs would only share the cores, 4 on a CUDA GPU),
+        $VAE_MAX_QUEUE (default 20) and $VAE_MAX_JOB_MINUTES (default 0: no limit); a value that is not a whole number
+        ≥ 1 (≥ 0 for the queue and the minutes) is logged and the default used."""
         gpu = torch.cuda.is_available() if gpu is None else gpu
         defaults = cls(running=cls.GPU_RUNNING if gpu else cls.running)
 
@@ -115,7 +118,8 @@ class JobLimits:
                 return default
             return value
 
-        return cls(running=read(MAX_JOBS_ENV, defaults.running, 1), waiting=read(MAX_WAITING_ENV, defaults.waiting, 0))
+        return cls(running=read(MAX_JOBS_ENV, defaults.running, 1), waiting=read(MAX_WAITING_ENV, defaults.waiting, 0),
+                   job_s=60.0 * read(MAX_JOB_MINUTES_ENV, 0, 0))
 
 
 def sanitize_name(text: str) -> str:
@@ -304,6 +308,7 @@ class JobView:
     saved: tuple[SavedModel, ...] = ()
     unsaved: tuple[UnsavedModel, ...] = ()
     error: str | None = None
+    time_limit_s: float | None = None  # the server's limit per job, once it stopped this one
 
     @property
     def running(self) -> bool:
@@ -352,7 +357,10 @@ class JobView:
         names = (", ".join(m.path.name for m in self.saved)
                  or ("nothing" if self.unsaved else "nothing (stopped before the first step)"))
         waiting = f"; not saved yet: {', '.join(m.path.name for m in self.unsaved)}" if self.unsaved else ""
-        return f"{'Finished' if self.state == FINISHED else 'Stopped'}; saved {names}{waiting}."
+        limit = self.time_limit_s or 0
+        why = ((f" at the server's limit of {limit / 60:g} min per job" if limit % 60 == 0 else
+                f" at the server's limit of {limit:g} s per job") if self.state == STOPPED and limit else "")
+        return f"{'Finished' if self.state == FINISHED else 'Stopped'}{why}; saved {names}{waiting}."
 
     def trajectory(self) -> Trajectory | None:
         """The shown model's history as recorded up to this view."""
@@ -398,9 +406,10 @@ class ProgressListener(Recorders):
     figures (progress, ETA, speed, epoch, snapshot) follow the first member while all train."""
 
     def __init__(self, record: ProgressRecord, data: ImageDataset, recorders: list[TrajectoryRecorder],
-                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
+                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, deadline: float | None = None) -> None:
         super().__init__(recorders)
         self.record, self.data, self.snapshot_interval = record, data, snapshot_interval_s
+        self.deadline = deadline  # time.monotonic() when the server's limit per job stops it, if it has one
         self.map_idx, self.example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
         self.last_snapshot = -math.inf
         self.snapshot_of: tuple[int, int] | None = None  # (member, epoch) of the record's snapshot
@@ -414,7 +423,8 @@ class ProgressListener(Recorders):
 
     def step(self, member: int, m: StepMetrics) -> None:
         point = (m.at, m.recon + m.kl, m.recon, m.kl)
-        shown = dict(progress=m.progress, eta=m.eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
+        eta = m.eta if self.deadline is None else min(m.eta, max(self.deadline - time.monotonic(), 0.0))
+        shown = dict(progress=m.progress, eta=eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
         self.record.update_member(member, lambda v: replace(v, steps=v.steps + (point,)), **shown)
 
     def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
@@ -445,6 +455,8 @@ class TrainingJob:
         self._retry: dict[Path, Save] = {}  # the write of each model in `unsaved`, to retry
         self._future: Future | None = None
         self._on_end: Callable[[], None] | None = None
+        self._time_limit_s = 0.0
+        self._deadline: float | None = None  # time.monotonic() when the time limit stops it, while it trains
         first = spec.runs[0]
         self.progress = ProgressRecord(JobView(
             id=self.id, title=spec.title, kind=first.model_config.kind, epochs=first.train_config.epochs,
@@ -455,14 +467,15 @@ class TrainingJob:
         return self.spec.owner
 
     # --- called by the registry and the page -----------------------------------------------------------------------
-    def start(self, executor: Executor, on_end: Callable[[], None] | None = None) -> bool:
-        """Hand the job to a worker of `executor` (`on_end` is called in that worker once the job has ended); False
-        when it was cancelled while it waited."""
+    def start(self, executor: Executor, on_end: Callable[[], None] | None = None, time_limit_s: float = 0.0) -> bool:
+        """Hand the job to a worker of `executor` (`on_end` is called in that worker once the job has ended), to be
+        stopped after `time_limit_s` of work (0: none); False when it was cancelled while it waited."""
         with self._start_lock:
             if self._stop.is_set() or self._future is not None:
                 return False
             self.progress.update(state=RUNNING, phase="starting")
             self._on_end = on_end
+            self._time_limit_s = time_limit_s
             self._future = executor.submit(self._work)
             return True
 
@@ -505,6 +518,11 @@ class TrainingJob:
     # --- the worker -----------------------------------------------------------------------------------------------
     def _work(self) -> None:
         threading.current_thread().name = f"vae-train-{self.id}"
+        timer = threading.Timer(self._time_limit_s, self._time_up) if self._time_limit_s else None
+        self._deadline = time.monotonic() + self._time_limit_s if timer else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             self._run()
         except DatasetUnavailable as exc:
@@ -521,11 +539,19 @@ class TrainingJob:
             log.exception("training job %s failed", self.id)
             self._fail(f"training failed: {type(exc).__name__}: {exc}")
         finally:
+            if timer is not None:
+                timer.cancel()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if self._on_end is not None:  # before `join` returns: whoever waited for this job sees the next one started
                 self._on_end()
             self._ended.set()
+
+    def _time_up(self) -> None:
+        """The server's limit per job is reached: stop as Stop does, the weights reached are saved."""
+        if self._deadline is not None and not self._stop.is_set():
+            self.progress.update(time_limit_s=self._time_limit_s)
+            self._stop.set()
 
     def _fail(self, message: str) -> None:
         self.progress.update(state=FAILED, error=message, phase="failed", eta=None)
@@ -540,13 +566,15 @@ class TrainingJob:
         models = [prepare_model(run.model_config, run.train_config)[0] for run in runs]
         listener = ProgressListener(self.progress, data, [TrajectoryRecorder(data, run.train_config.epochs,
                                                                              model.latent_dim)
-                                                          for run, model in zip(runs, models)], self._snapshot_interval)
+                                                          for run, model in zip(runs, models)], self._snapshot_interval,
+                                    self._deadline)
         listener.snapshot(0, models[0], 0)
         self.progress.update(device=device_label(pick_device(runs[0].train_config.device)),
                              phase=f"training {runs[0].label}" if len(runs) == 1 else
                              f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
         results = train_models(models, data, [run.train_config for run in runs], listeners=[listener],
                                stop=self._stop)
+        self._deadline = None  # trained: measuring and saving are not cut short, nor called stopped
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
             self.progress.update(run_index=k)
@@ -719,7 +747,8 @@ class JobRegistry:
         for job in self._jobs:
             if len(running) >= self.limits.running:
                 break
-            if job.view().queued and job.owner.key not in owners and job.start(self._executor, self._ended):
+            if (job.view().queued and job.owner.key not in owners
+                    and job.start(self._executor, self._ended, self.limits.job_s)):
                 running.append(job)
                 owners.add(job.owner.key)
 
