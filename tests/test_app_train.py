@@ -226,16 +226,19 @@ def test_a_signed_in_person_owns_their_run_from_any_browser(checkpoint_dir):
     first = browser(ada)
     first.run()
     assert first.text_input(key="_w.owner.name").value == "Ada L."  # the account's name to start with
+    first.text_input(key="_w.owner.name").set_value("Countess")  # as she wants to be seen
     for key, value in (("hidden", "32"), ("name", "adas")):
         first.text_input(key=f"_w.train.{key}").set_value(value)
     first.number_input(key="_w.train.epochs").set_value(500)
     first.run()
     first.button(key="start").click().run()
     job = training.registry().latest()
-    assert job.running and job.view().owner_name == "Ada L."
+    assert job.running and job.view().owner_name == "Countess"
     other_browser, someone_else = browser(ada), browser({**ada, "sub": "43", "name": "Bo"})
     assert not other_browser.run().button(key="stop").disabled
-    assert someone_else.run().button(key="stop").disabled
+    assert other_browser.text_input(key="_w.owner.name").value == "Countess"  # the name she gave, not the account's
+    assert someone_else.run().text_input(key="_w.owner.name").value == "Bo"
+    assert someone_else.button(key="stop").disabled
     other_browser.button(key="stop").click().run()
     assert not job.running and (checkpoint_dir / "adas.pt").exists()
 
