@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import imports, latent_views, shared
+from ui import imports, latent_views, owner, shared
 from ui.navigation import HOME, PAGES
 
 st.set_page_config(page_title="Latent Explorer", layout="wide")
@@ -57,4 +57,4 @@ else:
             c_blurb.caption(page.blurb)
 
 with st.expander("Import your own model (ONNX)"):
-    imports.import_form()
+    imports.import_form(owner.current())  # the model is theirs to replace or delete, as one trained here

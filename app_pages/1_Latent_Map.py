@@ -19,6 +19,7 @@ CLASS_KEY = "latent_map_class"  # the class a conditional model draws, picked in
 MAX_POINTS = 10_000
 VIEWS = ("Two dims", "PCA", "UMAP")
 PLANE_KEY, UMAP_KEY = "lm_plane", "lm_umap"
+HISTORY_KEY = "lm_history"  # the history expander's state: open or not
 
 
 def on_pin(key: str, plane: LatentPlane) -> None:
@@ -212,5 +213,9 @@ if has_data:
                        file_name=f"{sel.info.name}_test_latents.csv", mime="text/csv", on_click="ignore",
                        help="index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1} per test image")
 
-with st.expander("Training history: replay, KL per dimension, active units"):
-    history_view.model_history(sel)
+# Built only once opened: the replay is a 2–3 MB Plotly figure, and Plotly's 4.7 MB script would load with it, both
+# in the way of the plane's first paint (most of a new session's wait for it under load).
+history = st.expander("Training history: replay, KL per dimension, active units", key=HISTORY_KEY, on_change="rerun")
+if history.open:
+    with history:
+        history_view.model_history(sel)

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import history_view, model_panels, session_keys, shared, sweep_view, training, traversal_view
+from ui import history_view, model_panels, owner, session_keys, shared, sweep_view, training, traversal_view
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -17,7 +17,7 @@ from vae_core.classifier import CONFIDENT
 from vae_core.config import ConfigError
 from ui.forms import parse_betas
 from vae_core.data import ImageDataset, to_display
-from vae_core.jobs import sweep_spec
+from vae_core.jobs import Owner, sweep_spec
 from vae_core.models import TRAINABLE_KINDS, model_class
 
 st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
@@ -285,11 +285,11 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
             traversal_view.show(info, data, start, drawn)
 
 
-def sweep_section() -> None:
+def sweep_section(me: Owner, mine: training.MyJobs) -> None:
     st.markdown("Train one model per β with otherwise equal settings, all at once (one batched network, the same "
                 "batches), as one background job. Each is saved as `<name>_beta<β>.pt` and appears in **Compare "
-                "trained models** (and every model picker).")
-    with st.expander("Sweep settings", expanded=registry.active() is None):
+                "trained models** (and every model picker). " + training.limits_line())
+    with st.expander("Sweep settings", expanded=not mine.any_active):
         try:
             model_config, train_config = training.settings_form(
                 "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, kinds=BETA_KINDS, with_beta=False)
@@ -298,30 +298,37 @@ def sweep_section() -> None:
             model_config = train_config = None
             settings_error = str(exc)
             st.error(settings_error)
-    c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 2], vertical_alignment="bottom")
     betas_text = c1.text_input("β values", key=training.remembered("sweep.betas", "0.5, 1, 2, 4, 8"),
                                help="Comma-separated; each one trains a model.")
     name = c2.text_input("Name", key=training.remembered("sweep.name", "sweep"))
-    replace = c3.checkbox("Replace existing models of these names", key=training.remembered("sweep.replace", False))
+    me = training.name_field(c3, me)
+    replace = c4.checkbox("Replace my models of these names", key=training.remembered("sweep.replace", False))
 
     start_col, stop_col, _ = st.columns([1, 1, 4])
     refused = training.start_button(
         start_col, "Start sweep", "start-sweep", session_keys.SWEEP_JOB, settings_error,
         lambda: sweep_spec(name, shared.trained_dir(), model_config, train_config, parse_betas(betas_text),
-                           replace_existing=replace))
+                           replace_existing=replace, owner=me))
     training.stop_button(stop_col, "stop-sweep",
-                         "Stops the model being trained (it is saved as it is) and skips the rest.")
+                         "Stops the model being trained (it is saved as it is) and skips the rest.", mine.running)
     if refused:
         st.error(refused)
-    job = registry.active() or registry.get(st.session_state.get(session_keys.SWEEP_JOB, ""))
+    if mine.waiting is not None:
+        training.queue_notice(mine.waiting)
+    job = mine.shown
     if job is not None:
         training.live_view(job.id, job.running)
+    training.others(me, job)
 
 
-mine = registry.get(st.session_state.get(session_keys.SWEEP_JOB, ""))
-if mine is not None and not mine.running and st.session_state.get(ANNOUNCED_KEY) != mine.id:
-    st.session_state[ANNOUNCED_KEY] = mine.id
-    saved = [m.path.stem for m in mine.view().saved]
+me = owner.current()
+mine_now = training.MyJobs.of(me)
+mine_now.watch(session_keys.SWEEP_JOB)
+watched = registry.get(st.session_state.get(session_keys.SWEEP_JOB, ""))
+if watched is not None and not watched.active and st.session_state.get(ANNOUNCED_KEY) != watched.id:
+    st.session_state[ANNOUNCED_KEY] = watched.id
+    saved = [m.path.stem for m in watched.view().saved]
     if len(saved) >= 2:  # preselect the new sweep for comparison
         st.session_state[MODELS_KEY] = saved
         st.session_state.pop(training.widget_key(MODELS_KEY), None)
@@ -346,8 +353,8 @@ st.markdown(
 mode = st.radio("Mode", (MODE_COMPARE, MODE_SWEEP), horizontal=True, label_visibility="collapsed",
                 key=training.remembered("compare.mode", MODE_COMPARE, (MODE_COMPARE, MODE_SWEEP)))
 if mode == MODE_SWEEP:
-    sweep_section()
+    sweep_section(me, mine_now)
 else:
-    if (active := registry.active()) is not None:
+    if (active := mine_now.running) is not None:
         st.info(f"Training in the background: {active.view().title}. Follow it under **{MODE_SWEEP}** or on the Train page.")
     compare_section(chosen_info.name if chosen_info else None)

@@ -43,9 +43,10 @@ def app(monkeypatch, histories):
     monkeypatch.setattr(shared, "CHECKPOINT_DIR", histories)
     monkeypatch.setenv("VAE_OFFLINE", "1")
 
-    def make(page: str, model: str) -> AppTest:
+    def make(page: str, model: str, history_open: bool = True) -> AppTest:
         at = AppTest.from_file(str(PAGES / page), default_timeout=180)
         at.session_state["selected_model"] = model
+        at.session_state["lm_history"] = history_open  # the Latent Map's history expander, opened
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -88,6 +89,13 @@ def test_latent_map_replays_the_models_history_under_a_slider(app, histories):
     heat = [f for f in figures(at) if f["data"] and f["data"][0]["type"] == "heatmap"]
     assert len(heat) == 1 and np.allclose(values(heat[0]["data"][0]["z"]), traj.kl.T, atol=1e-4)
     assert any(history_view.COLLAPSED_LINE == c.value for c in at.caption)
+
+
+def test_latent_map_builds_the_history_only_once_it_is_opened(app):
+    """The replay is megabytes of figure and Plotly's script: a closed expander sends neither."""
+    at = app("1_Latent_Map.py", "tiny_beta8", history_open=False)
+    assert any("Training history" in e.label for e in at.expander)
+    assert not figures(at) and not at.get("plotly_chart")
 
 
 def test_latent_map_says_when_a_model_has_no_history(app):

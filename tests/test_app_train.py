@@ -31,8 +31,9 @@ def checkpoint_dir(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def page(**settings) -> AppTest:
-    """The page with a tiny model filled in (hidden 32, batch 500: a few seconds per run on a CPU)."""
+def page(who: str | None = None, **settings) -> AppTest:
+    """The page with a tiny model filled in (hidden 32, batch 500: a few seconds per run on a CPU). Each page is
+    its own session, so its own owner; `who` is the name they give."""
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
     assert not at.exception
@@ -40,6 +41,8 @@ def page(**settings) -> AppTest:
     for name, value in values.items():
         widget = at.text_input(key=f"_w.train.{name}") if isinstance(value, str) else at.number_input(key=f"_w.train.{name}")
         widget.set_value(value)
+    if who is not None:
+        at.text_input(key="_w.owner.name").set_value(who)
     at.run()
     assert not at.exception
     return at
@@ -97,18 +100,27 @@ def test_stop_mid_run_keeps_a_usable_model(checkpoint_dir):
     assert at.button(key="stop").disabled
 
 
-def test_second_start_is_refused_while_a_job_runs(checkpoint_dir):
+def test_a_second_start_waits_in_the_queue_and_a_third_is_refused(checkpoint_dir):
+    """One person has one job training and one waiting at most: the second waits for the first (whatever the
+    server's limit), says where it stands, and can be cancelled."""
     at = page(epochs=500, name="first")
     at.button(key="start").click().run()
     first = training.registry().latest()
     assert first.running
     at.text_input(key="_w.train.name").set_value("second")
     at.button(key="start").click().run()
-    assert any("Not started: 'first' is still training" in e for e in errors(at))
-    assert training.registry().latest() is first
+    second = training.registry().latest()
+    assert second is not first and second.view().queued and not errors(at)
+    assert any("second** waits for a free slot: **1 of 1** in the queue" in i.value for i in at.info)
+    assert not at.button(key="stop").disabled  # Stop is the running job's
+    at.text_input(key="_w.train.name").set_value("third")
+    at.button(key="start").click().run()
+    assert any("Not started: you already have a job waiting for a slot" in e for e in errors(at))
+    at.button(key=f"cancel-{second.id}").click().run()
+    assert second.view().state == "cancelled" and first.running
     first.stop()
     assert first.join(60)
-    assert not (checkpoint_dir / "second.pt").exists()
+    assert not (checkpoint_dir / "second.pt").exists() and not (checkpoint_dir / "third.pt").exists()
 
 
 def test_bad_names_and_settings_are_refused_with_a_message(checkpoint_dir):
@@ -160,3 +172,85 @@ def test_settings_survive_a_page_switch(checkpoint_dir):
     assert at.number_input(key="_w.train.latent").value == 5
     assert at.text_input(key="_w.train.hidden").value == "48, 24"
     assert at.text_input(key="_w.train.name").value == "kept"
+
+
+def test_another_person_sees_the_training_but_cannot_stop_it_nor_replace_or_delete_its_model(checkpoint_dir):
+    alice = page(who="Alice", epochs=500, name="hers")
+    alice.button(key="start").click().run()
+    job = training.registry().latest()
+    assert job.running and job.view().owner_name == "Alice"
+    bob = page(who="Bob", name="hers")
+    assert bob.button(key="stop").disabled and not alice.button(key="stop").disabled
+    assert any("Started by **Alice**: only they can stop it" in c.value for c in bob.caption)
+    assert not any("Started by" in c.value for c in alice.caption)
+    bob.button(key="start").click().run()  # the same file, not written yet
+    assert any("Not started: 'hers' is being trained by a job of Alice" in e for e in errors(bob))
+    alice.button(key="stop").click().run()
+    assert not job.running and (checkpoint_dir / "hers.pt").exists()
+
+    bob.checkbox(key="_w.train.replace").check().run()
+    refusal = "'hers' belongs to Alice; only they can replace or delete it."
+    assert any(refusal in c.value for c in bob.main.caption)  # said before Start
+    bob.button(key="start").click().run()
+    assert any(refusal in e for e in errors(bob)) and training.registry().latest() is job
+    assert "Your models on this server (0)" in [e.label for e in bob.expander]
+    assert "Your models on this server (1)" in [e.label for e in alice.run().expander]
+    assert alice.sidebar.selectbox(key="_model_picker").value == "hers"  # her page selected what she saved
+    assert alice.sidebar.caption[0].value.endswith("· trained by Alice")  # as everyone's picker describes it
+
+    alice.checkbox(key="_w.train.replace").check().run()
+    assert any("Will be saved as" in c.value and "hers.pt" in c.value for c in alice.main.caption)
+    assert alice.button(key="train.delete").disabled  # until confirmed
+    alice.checkbox(key="train.delete_sure.hers").check().run()
+    alice.button(key="train.delete").click().run()
+    assert not alice.exception and not (checkpoint_dir / "hers.pt").exists()
+    assert "Your models on this server (0)" in [e.label for e in alice.expander]
+
+
+def test_where_sign_in_is_configured_start_asks_to_sign_in_first(checkpoint_dir):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.user = {"is_logged_in": False}  # what st.user says to a signed-out visitor where [auth] is configured
+    at.run()
+    assert not at.exception
+    assert at.button(key="start").label == "Sign in to train" and training.registry().latest() is None
+
+
+def test_a_signed_in_person_owns_their_run_from_any_browser(checkpoint_dir):
+    ada = {"is_logged_in": True, "iss": "https://idp.example", "sub": "42", "name": "Ada L.", "email": "ada@example.org"}
+
+    def browser(user: dict) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        at.user = user
+        return at
+
+    first = browser(ada)
+    first.run()
+    assert first.text_input(key="_w.owner.name").value == "Ada L."  # the account's name to start with
+    first.text_input(key="_w.owner.name").set_value("Countess")  # as she wants to be seen
+    for key, value in (("hidden", "32"), ("name", "adas")):
+        first.text_input(key=f"_w.train.{key}").set_value(value)
+    first.number_input(key="_w.train.epochs").set_value(500)
+    first.run()
+    first.button(key="start").click().run()
+    job = training.registry().latest()
+    assert job.running and job.view().owner_name == "Countess"
+    other_browser, someone_else = browser(ada), browser({**ada, "sub": "43", "name": "Bo"})
+    assert not other_browser.run().button(key="stop").disabled
+    assert other_browser.text_input(key="_w.owner.name").value == "Countess"  # the name she gave, not the account's
+    assert someone_else.run().text_input(key="_w.owner.name").value == "Bo"
+    assert someone_else.button(key="stop").disabled
+    other_browser.button(key="stop").click().run()
+    assert not job.running and (checkpoint_dir / "adas.pt").exists()
+
+
+def test_an_owner_is_the_signed_in_account_on_any_browser_else_the_browser():
+    from ui.owner import owner_key
+
+    ada = {"is_logged_in": True, "iss": "https://idp.example", "sub": "42", "email": "ada@example.org"}
+    assert owner_key(ada, "0" * 32) == owner_key(ada, "f" * 32)  # the account, whatever the browser
+    assert owner_key(ada, "0" * 32) != owner_key({**ada, "sub": "43"}, "0" * 32)
+    assert owner_key({**ada, "sub": None}, "0" * 32) == owner_key({**ada, "sub": None}, "1" * 32)  # else the e-mail
+    signed_out = {"is_logged_in": False}
+    assert owner_key(signed_out, "0" * 32) != owner_key(signed_out, "1" * 32) == owner_key({}, "1" * 32)
+    assert owner_key(signed_out, "0" * 32) != owner_key(ada, "0" * 32)
+    assert "0" * 32 not in owner_key(signed_out, "0" * 32) and len(owner_key(ada, "")) == 64  # a hash, never the token

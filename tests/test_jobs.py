@@ -265,22 +265,185 @@ def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
     assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
 
 
-def test_registry_runs_one_job_at_a_time(tmp_path, registry):
-    spec = jobs.training_spec("long", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)
-    first = registry.submit(jobs.TrainingJob(spec))
-    try:
-        assert registry.active() is first and registry.latest() is first
-        with pytest.raises(jobs.JobBusy, match="'long' is still training"):
-            registry.submit(jobs.TrainingJob(spec))
-        assert registry.latest() is first
-    finally:
-        first.stop()
-        assert first.join(60)
-    assert registry.active() is None and registry.get(first.id) is first
-    second = registry.submit(jobs.TrainingJob(jobs.training_spec("short", tmp_path, TINY, tiny_train(), iw_samples=0)))
-    assert second.join(60) and registry.latest() is second
+ALICE, BOB, CAROL = jobs.Owner("a" * 64, "Alice"), jobs.Owner("b" * 64, "Bob"), jobs.Owner("c" * 64, "Carol")
+
+
+def long_job(tmp_path, name: str, owner: jobs.Owner = jobs.Owner()) -> jobs.TrainingJob:
+    """A job that trains until it is stopped (500 epochs)."""
+    return jobs.TrainingJob(jobs.training_spec(name, tmp_path, TINY, tiny_train(epochs=500), iw_samples=0, owner=owner))
+
+
+def test_registry_trains_one_job_at_a_time_on_a_cpu_and_queues_the_next(tmp_path, registry):
+    first = registry.submit(long_job(tmp_path, "long", ALICE))
+    assert registry.running() == [first] and registry.latest() is first
+    second = registry.submit(long_job(tmp_path, "next", BOB))
+    assert second.view().queued and registry.waiting() == [second] and registry.running() == [first]
+    wait_for(lambda: first.view().eta is not None)
+    place = registry.place(second)
+    assert (place.position, place.waiting, place.at_least) == (1, 1, False)
+    assert place.start_in == pytest.approx(first.view().eta, rel=0.5)  # the running job's ETA (it moves meanwhile)
+    first.stop()
+    assert first.join(60) and first.view().state == jobs.STOPPED
+    # the slot went to the waiting job before join returned
+    assert second.view().running and registry.waiting() == [] and registry.place(second) is None
+    second.stop()
+    assert second.join(60)
     registry.clear()
     assert registry.latest() is None
+
+
+def test_the_queue_keeps_its_order_and_each_waiting_job_its_position(tmp_path, registry):
+    first = registry.submit(long_job(tmp_path, "one", ALICE))
+    second = registry.submit(long_job(tmp_path, "two", BOB))
+    third = registry.submit(long_job(tmp_path, "three", CAROL))
+    assert [registry.place(j).position for j in (second, third)] == [1, 2]
+    wait_for(lambda: first.view().eta is not None)
+    assert registry.place(third).at_least  # the job ahead of it has no length yet
+    first.stop()
+    assert first.join(60)
+    assert second.view().running and registry.place(third).position == 1
+    second.stop()
+    assert second.join(60)
+    assert third.view().running
+    third.stop()
+    assert third.join(60)
+
+
+def test_an_owner_has_one_job_running_and_one_waiting_at_most(tmp_path):
+    registry = jobs.JobRegistry(jobs.JobLimits(running=2))
+    try:
+        mine = registry.submit(long_job(tmp_path, "mine", ALICE))
+        my_next = registry.submit(long_job(tmp_path, "my_next", ALICE))
+        assert my_next.view().queued  # a slot is free, but its owner has a job running
+        with pytest.raises(jobs.JobBusy, match="already have a job waiting"):
+            registry.submit(long_job(tmp_path, "my_third", ALICE))
+        bobs = registry.submit(long_job(tmp_path, "bobs", BOB))
+        assert bobs.view().running and my_next.view().queued  # Bob's later job takes the free slot
+        assert registry.place(my_next).position == 1
+        mine.stop()
+        assert mine.join(60) and my_next.view().running
+    finally:
+        registry.clear()
+
+
+def test_a_full_queue_refuses_and_a_waiting_job_can_be_cancelled(tmp_path):
+    registry = jobs.JobRegistry(jobs.JobLimits(running=1, waiting=1))
+    try:
+        first = registry.submit(long_job(tmp_path, "first", ALICE))
+        waiting = registry.submit(long_job(tmp_path, "waiting", BOB))
+        with pytest.raises(jobs.JobBusy, match=r"the queue is full \(1 job waiting\)"):
+            registry.submit(long_job(tmp_path, "refused", CAROL))
+        waiting.stop()
+        assert waiting.join(0) and waiting.view().state == jobs.CANCELLED and not waiting.active
+        assert waiting.view().message == "Cancelled while it waited for a free slot; nothing was trained."
+        assert registry.waiting() == [] and registry.running() == [first]
+        later = registry.submit(long_job(tmp_path, "later", CAROL))  # the cancelled job freed its place
+        first.stop()
+        assert first.join(60) and later.view().running
+        later.stop()
+        assert later.join(60)
+        assert not (tmp_path / "waiting.pt").exists() and waiting.view().saved == ()
+    finally:
+        registry.clear()
+
+
+def test_two_jobs_never_write_the_same_file(tmp_path, registry):
+    first = registry.submit(long_job(tmp_path, "same", ALICE))
+    spec = jobs.training_spec("same", tmp_path, TINY, tiny_train(), iw_samples=0, owner=BOB)  # not saved yet: no file
+    with pytest.raises(jobs.JobError, match="'same' is being trained by a job of Alice"):
+        registry.submit(jobs.TrainingJob(spec))
+    with pytest.raises(jobs.JobError, match="'same' is being trained by a job of Alice"):  # an import's question
+        registry.check_unclaimed(tmp_path / "same.pt", BOB)
+    with pytest.raises(jobs.JobError, match="'same' is being trained by your other job"):
+        registry.check_unclaimed(tmp_path / "." / "same.pt", ALICE)  # the same file, however spelled
+    registry.check_unclaimed(tmp_path / "other.pt", BOB)
+    first.stop()
+    assert first.join(60)
+    registry.check_unclaimed(tmp_path / "same.pt", BOB)  # its job ended: the file (hers) now says whose it is
+
+
+def test_stopping_the_registry_cancels_the_waiting_and_stops_the_running(tmp_path):
+    registry = jobs.JobRegistry()
+    running = registry.submit(long_job(tmp_path, "running", ALICE))
+    waiting = registry.submit(long_job(tmp_path, "waiting", BOB))
+    wait_for(lambda: running.view().epoch >= 1)
+    registry.clear()
+    assert running.view().state == jobs.STOPPED and waiting.view().state == jobs.CANCELLED
+    assert (tmp_path / "running.pt").exists() and not (tmp_path / "waiting.pt").exists()
+
+
+@pytest.mark.parametrize("running, waiting, limit, expected", [
+    ([], ["a"], 1, (0.0, False)),  # a free slot
+    ([("a", 60.0)], ["b"], 1, (60.0, False)),  # when the running job ends
+    ([("a", 60.0)], ["b", "c"], 1, (60.0, True)),  # and after b, whose length is not known yet: at least
+    ([("a", 60.0), ("b", 30.0)], ["c"], 2, (30.0, False)),  # the first of two slots to free
+    ([("a", 60.0)], ["a"], 2, (60.0, False)),  # a slot is free, but a's own job must end first
+    ([("a", 60.0)], ["a", "b"], 2, (0.0, False)),  # b is not held up by a's waiting job
+    ([("a", None)], ["b"], 1, (None, False)),  # no ETA yet
+    ([("a", None), ("b", 20.0)], ["c"], 2, (20.0, False)),
+])
+def test_estimated_start_replays_the_queue(running, waiting, limit, expected):
+    assert jobs.estimate_start(running, waiting, limit) == expected
+
+
+def test_a_job_past_the_servers_time_limit_is_stopped_and_saved_and_the_next_one_starts(tmp_path):
+    registry = jobs.JobRegistry(jobs.JobLimits(running=1, waiting=1, job_s=12.0))
+    try:
+        first = registry.submit(long_job(tmp_path, "long", ALICE))
+        second = registry.submit(long_job(tmp_path, "next", BOB))
+        wait_for(lambda: first.view().eta is not None)
+        assert first.view().eta <= 12  # the limit, not the 500 epochs asked for: the queue's estimates use it
+        assert first.join(120) and first.view().state == jobs.STOPPED
+        assert first.view().message == "Stopped at the server's limit of 12 s per job; saved long.pt."
+        assert read_info(tmp_path / "long.pt").extra["status"] == "stopped"
+        wait_for(lambda: second.view().running)
+        second.stop()
+        assert second.join(60) and "limit" not in second.view().message  # stopped by its owner
+    finally:
+        registry.clear()
+
+
+def test_limits_come_from_the_environment_with_a_default_per_device(caplog):
+    assert jobs.JobLimits.from_env({}, gpu=False) == jobs.JobLimits(running=1, waiting=20)
+    assert jobs.JobLimits.from_env({"VAE_MAX_JOB_MINUTES": "30"}, gpu=False).job_s == 1800
+    assert jobs.JobLimits.from_env({}, gpu=True).running == jobs.JobLimits.GPU_RUNNING
+    assert jobs.JobLimits.from_env({"VAE_MAX_JOBS": "3", "VAE_MAX_QUEUE": "0"}, gpu=False) == jobs.JobLimits(3, 0)
+    assert jobs.JobLimits.from_env({"VAE_MAX_JOBS": "0", "VAE_MAX_QUEUE": "lots"}, gpu=False) == jobs.JobLimits(1, 20)
+    assert "VAE_MAX_JOBS='0' is not a whole number ≥ 1; using 1" in caplog.text
+    assert "VAE_MAX_QUEUE='lots'" in caplog.text
+
+
+def test_only_its_owner_may_replace_or_delete_a_saved_model(tmp_path):
+    view = run(jobs.training_spec("alices", tmp_path, TINY, tiny_train(), iw_samples=0, owner=ALICE))
+    path = tmp_path / "alices.pt"
+    assert view.state == jobs.FINISHED and view.owner_name == "Alice"
+    extra = read_info(path).extra
+    assert extra[jobs.OWNER_KEY] == ALICE.key and extra[jobs.OWNER_NAME_KEY] == "Alice"
+    assert jobs.model_owner(path) == ALICE
+    for owner in (BOB, jobs.Owner()):  # another owner, or none (the CLI's scripts)
+        with pytest.raises(jobs.JobError, match="'alices' belongs to Alice; only they can replace or delete it"):
+            jobs.training_spec("alices", tmp_path, TINY, tiny_train(), replace_existing=True, owner=owner)
+        with pytest.raises(jobs.JobError, match="only they can replace or delete it"):
+            jobs.delete_model(path, owner)
+    assert path.exists()
+    assert jobs.training_spec("alices", tmp_path, TINY, tiny_train(), replace_existing=True, owner=ALICE).runs[0].path == path
+    jobs.delete_model(path, ALICE)
+    assert not path.exists()
+    with pytest.raises(jobs.JobError, match="not there any more"):
+        jobs.delete_model(path, ALICE)
+
+
+def test_a_model_that_records_no_owner_is_anyones(tmp_path):
+    view = run(jobs.training_spec("nobodys", tmp_path, TINY, tiny_train(), iw_samples=0))
+    assert jobs.OWNER_KEY not in read_info(view.saved[0].path).extra and jobs.model_owner(view.saved[0].path) is None
+    jobs.training_spec("nobodys", tmp_path, TINY, tiny_train(), replace_existing=True, owner=BOB)
+    jobs.delete_model(tmp_path / "nobodys.pt", BOB)
+    assert not (tmp_path / "nobodys.pt").exists()
+
+
+def test_owner_names_are_one_short_line():
+    assert jobs.Owner("k", "  Ada\n  Lovelace ").name == "Ada Lovelace"
+    assert jobs.Owner("k", "").name == "someone" and len(jobs.Owner("k", "x" * 500).name) == jobs.MAX_OWNER_NAME
 
 
 def test_registry_clear_stops_running_jobs(tmp_path, registry):

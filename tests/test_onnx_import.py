@@ -456,6 +456,46 @@ def test_the_app_import_saves_a_checked_upload_and_refuses_a_hostile_one(monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my_vae.pt"]
 
 
+def test_an_imported_model_is_its_importers_to_replace_or_delete(monkeypatch, tmp_path):
+    from ui.imports import save_upload
+    from ui.shared import describe
+    from vae_core.jobs import JobError, Owner, delete_model, model_owner
+
+    monkeypatch.setenv("VAE_TRAINED_DIR", str(tmp_path))
+    alice, bob = Owner("a" * 64, "Alice"), Owner("b" * 64, "Bob")
+    path = save_upload(onnx_files.encoder(), onnx_files.decoder(), encoder_name="e.onnx", decoder_name="d.onnx",
+                       dataset="mnist-sample", name="hers", owner=alice)
+    assert model_owner(path) == alice
+    assert describe(read_info(path)).endswith("· imported by Alice")  # as everyone's picker describes it
+    with pytest.raises(JobError, match="'hers' belongs to Alice; only they can replace or delete it"):
+        delete_model(path, bob)
+    delete_model(path, alice)
+    assert not path.exists()
+
+
+def test_an_import_does_not_take_the_name_a_run_under_way_saves_under(monkeypatch, tmp_path):
+    import streamlit as st
+    from ui import training
+    from ui.imports import save_upload
+    from vae_core.config import ModelConfig, TrainConfig
+    from vae_core.jobs import JobError, Owner, TrainingJob, training_spec
+
+    monkeypatch.setenv("VAE_TRAINED_DIR", str(tmp_path))
+    alice, bob = Owner("a" * 64, "Alice"), Owner("b" * 64, "Bob")
+    registry = training.registry()
+    job = registry.submit(TrainingJob(training_spec(
+        "hers", tmp_path, ModelConfig(latent_dim=2, hidden=(32,)),
+        TrainConfig(dataset="mnist-sample", epochs=500, batch_size=500), iw_samples=0, owner=alice)))
+    try:
+        with pytest.raises(JobError, match="'hers' is being trained by a job of Alice"):
+            save_upload(onnx_files.encoder(), onnx_files.decoder(), encoder_name="e.onnx", decoder_name="d.onnx",
+                        dataset="mnist-sample", name="hers", owner=bob)
+        assert job.running and not (tmp_path / "hers.pt").exists()  # nothing written for the job to overwrite later
+    finally:
+        registry.clear()
+        st.cache_resource.clear()
+
+
 def test_home_offers_the_import_form(app_with_import):
     at = app_with_import("../app.py")
     at.run()

@@ -16,6 +16,7 @@ from vae_core import inference
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
 from vae_core.classifier import Classifier, find_classifier, load_classifier
 from vae_core.data import DatasetUnavailable, ImageDataset, class_names, dataset_info, load_test_set
+from vae_core.jobs import OWNER_NAME_KEY
 from vae_core.models import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +145,9 @@ def describe(info: CheckpointInfo) -> str:
     else:
         recon = info.metrics.get("recon")
         score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
-    return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}"
+    how = "trained" if info.model_class.trainable else "imported"  # an imported model was trained elsewhere
+    by = f" · {how} by {info.extra[OWNER_NAME_KEY]}" if info.extra.get(OWNER_NAME_KEY) else ""
+    return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}{by}"
 
 
 def classifier(dataset: str) -> Classifier | None:

@@ -4,11 +4,14 @@ The worker threads live in vae_core.jobs; this module only reads their `view()` 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -17,7 +20,8 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from ui import history_view
+from ui import history_view, shared
+from ui import owner as owners
 from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
@@ -25,7 +29,8 @@ from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKEL
                              ConfigError, ModelConfig, TrainConfig, parse_noise)
 from vae_core.data import SAMPLE, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
-    SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob,
+    OWNER_KEY, SNAPSHOT_INTERVAL_S, JobError, JobLimits, JobRegistry, JobSpec, JobView, Owner, QueuePlace, TrainingJob,
+    delete_model,
 )
 from vae_core.models import TRAINABLE_KINDS, model_class
 from vae_core.train import pick_device
@@ -33,6 +38,8 @@ from vae_core.train import pick_device
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
+SWITCH_INTERVAL_S = 0.0005
+QUEUE_POLL_S = 2.0  # a waiting job's place and estimate, and the others' progress, need no more
 START_WAIT_S = 1.5
 STOP_WAIT_S = 10.0
 SNAPSHOT_POLL_S = SNAPSHOT_INTERVAL_S
@@ -67,17 +74,77 @@ def load_when_warm(name: str) -> ImageDataset:
 
 @st.cache_resource
 def registry() -> JobRegistry:
-    """One registry per server process: jobs outlive page switches, reloads and browser tabs. Made when a page
-    that trains is first shown, which starts the warm-up while the user chooses the settings."""
+    """One registry per server process: jobs outlive page switches, reloads and browser tabs. Its limits come from
+    the environment ($VAE_MAX_JOBS, $VAE_MAX_QUEUE: JobLimits.from_env). Made when a page that trains is first
+    shown, which starts the warm-up while the user chooses the settings."""
     warm_up_thread()
+    # A training thread rarely lets go of the GIL; every other thread (the server's event loop, each session's
+    # script) then waits up to the switch interval for it at each I/O step. 0.5 ms instead of Python's 5 ms: with a
+    # job training, a new session's first paint 5.6 s instead of 7.0 s and the job 1.45× faster (medians of 9 and 3,
+    # interleaved, load 12–21; bench/load.py), as the job's thread waits less for the GIL too.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     # A server shut down (Ctrl-C, SIGTERM) stops its training at the next step and saves the weights reached, rather
     # than losing them; kill -9 runs nothing: the thread dies with the process (see JobRegistry).
-    return JobRegistry()
+    return JobRegistry(JobLimits.from_env())
+
+
+@dataclass(frozen=True)
+class MyJobs:
+    """What one owner has on the server: the job running, the job waiting, the last one that ended."""
+
+    running: TrainingJob | None = None
+    waiting: TrainingJob | None = None
+    ended: TrainingJob | None = None
+
+    @classmethod
+    def of(cls, me: Owner) -> "MyJobs":
+        views = [(job, job.view()) for job in registry().of(me)]
+        return cls(running=next((j for j, v in views if v.running), None),
+                   waiting=next((j for j, v in views if v.queued), None),
+                   ended=next((j for j, v in reversed(views) if not v.active), None))
+
+    @property
+    def shown(self) -> TrainingJob | None:
+        """The job whose live view the owner sees: the one running, else the last that ended."""
+        return self.running or self.ended
+
+    @property
+    def any_active(self) -> bool:
+        return self.running is not None or self.waiting is not None
+
+    def watch(self, job_key: str) -> None:
+        """Remember, in this session, the job to announce when it ends (the one just started, or seen running or
+        waiting after a reload): the page then selects the model it saved."""
+        active = self.running or self.waiting
+        if active is not None:
+            st.session_state[job_key] = active.id
+
+
+def name_field(column, me: Owner) -> Owner:
+    """The name others see beside this owner's training, remembered across pages and reloads."""
+    name = column.text_input("Your name (others see it)", key=remembered(owners.NAME_KEY, me.name),
+                             max_chars=40, help="Shown beside your training to everyone on this server, and kept in "
+                                                "the models you save; only you can stop your training, replace or "
+                                                "delete your models.")
+    return owners.named(me, name)
+
+
+def limits_line() -> str:
+    limits = registry().limits
+    at_once = "one job at a time" if limits.running == 1 else f"up to {limits.running} jobs at once"
+    longest = f" A job trains {limits.job_s / 60:g} min at most, then stops and is saved." if limits.job_s else ""
+    return (f"This server trains {at_once}; others wait in a queue (at most {limits.waiting}), and each person has "
+            f"one job running and one waiting at most.{longest}")
 
 
 def start_button(column, label: str, key: str, job_key: str, settings_error: str | None,
                  make_spec: Callable[[], JobSpec]) -> str | None:
-    """Start: submit the job built by `make_spec` and redraw, or return why it was not started."""
+    """Start: submit the job built by `make_spec` (it starts, or waits in the queue) and redraw, or return why it
+    was not submitted. Where sign-in is configured, a signed-out user is asked to sign in instead."""
+    if owners.sign_in_configured() and not owners.signed_in():
+        column.button("Sign in to train", type="primary", key=key, width="stretch", on_click=st.login,
+                      help="This server asks who you are before training, so your runs and models stay yours.")
+        return None
     if not column.button(label, type="primary", key=key, width="stretch"):
         return None
     try:
@@ -92,19 +159,104 @@ def start_button(column, label: str, key: str, job_key: str, settings_error: str
     deadline = time.monotonic() + START_WAIT_S
     while job.running and not job.view().epoch and time.monotonic() < deadline:
         time.sleep(0.05)
-    st.rerun()  # redraw from the top: the settings fold away and the live view moves up
+    st.rerun()  # redraw from the top: the settings fold away and the live view (or the queue's notice) moves up
 
 
-def stop_button(column, key: str, help: str) -> None:
-    """Stop for whatever job runs now; drawn after Start is handled so it is enabled in the run that started one."""
+def stop_button(column, key: str, help: str, job: TrainingJob | None) -> None:
+    """Stop for the owner's running `job`, disabled when there is none (another person's training is never theirs
+    to stop); drawn after Start is handled so it is enabled in the run that started one."""
+    if column.button("Stop", key=key, disabled=job is None or not job.running, width="stretch", help=help):
+        job.stop()
+        # A stopped run is saved within seconds; waiting here and redrawing from the top shows it saved and
+        # selected at once, rather than after the next poll and a second rerun. A slower end is left to the poll.
+        if job.join(STOP_WAIT_S):
+            st.rerun()
+
+
+def my_models(me: Owner) -> None:
+    """The models this owner trained here (as recorded in them), and Delete for one of them."""
+    infos = [i for i in shared.checkpoints()[0] if i.extra.get(OWNER_KEY) == me.key]
+    with st.expander(f"Your models on this server ({len(infos)})"):
+        if not infos:
+            st.caption("The models you train here will be listed here. Everyone can look at them; only you can "
+                       "replace or delete them.")
+            return
+        st.caption("Everyone can look at these; only you can replace or delete them.")
+        by_name = {i.name: i for i in infos}
+        c_model, c_confirm, c_delete = st.columns([2, 2, 1], vertical_alignment="bottom")
+        name = c_model.selectbox("Model", list(by_name), key="train.delete_model",
+                                 format_func=lambda n: f"{n} ({shared.describe(by_name[n])})")
+        sure = c_confirm.checkbox(f"Yes, delete {name} for good", key=f"train.delete_sure.{name}")
+        if c_delete.button("Delete", key="train.delete", disabled=not sure, width="stretch"):
+            try:
+                delete_model(by_name[name].path, me)
+            except JobError as exc:
+                st.error(str(exc))
+                return
+            st.toast(f"Deleted {name}.")
+            st.rerun()  # every list of models drops it (the picker falls back to another)
+
+
+def when(place: QueuePlace) -> str:
+    if place.start_in is None:
+        return "once the job ahead of it has an estimate"
+    if place.start_in < 1:
+        return "as soon as a job ahead of it has started" if place.at_least else "any moment now"
+    return f"in {'at least' if place.at_least else 'about'} {format_duration(place.start_in)}"
+
+
+def _queue_notice(job_id: str) -> None:
     jobs = registry()
-    if column.button("Stop", key=key, disabled=jobs.active() is None, width="stretch", help=help):
-        if (active := jobs.active()) is not None:
-            active.stop()
-            # A stopped run is saved within seconds; waiting here and redrawing from the top shows it saved and
-            # selected at once, rather than after the next poll and a second rerun. A slower end is left to the poll.
-            if active.join(STOP_WAIT_S):
-                st.rerun()
+    job = jobs.get(job_id)
+    place = None if job is None else jobs.place(job)
+    if place is None:
+        st.rerun()  # it started (or was cancelled): the whole page changes
+    st.info(f"**{job.spec.title}** waits for a free slot: **{place.position} of {place.waiting}** in the queue; it "
+            f"should start {when(place)}. You can leave this page or reload: it keeps its place.")
+    if st.button("Cancel it", key=f"cancel-{job_id}", help="Leave the queue; nothing is trained or saved."):
+        job.stop()
+        st.rerun()
+
+
+def queue_notice(job: TrainingJob) -> None:
+    """The owner's waiting job: its place in the queue and estimated start, redrawn every QUEUE_POLL_S, and Cancel."""
+    st.fragment(_queue_notice, run_every=QUEUE_POLL_S)(job.id)
+
+
+def _job_line(view: JobView) -> str:
+    epoch = f"epoch {view.epoch} of {view.epochs}" if view.epoch else view.phase
+    eta = f" · ETA {format_duration(view.eta)}" if view.eta is not None else ""
+    return f"{view.title} · by {view.owner_name} · {view.progress:.0%} · {epoch}{eta}"
+
+
+def _others(me_key: str, shown_id: str | None) -> None:
+    views = [j.view() for j in registry().jobs() if j.active and j.owner.key != me_key and j.id != shown_id]
+    running, waiting = [v for v in views if v.running], [v for v in views if v.queued]
+    if not views:
+        return
+    st.markdown("**Also on this server**")
+    for view in running:
+        st.progress(min(max(view.progress, 0.0), 1.0), text=_job_line(view))
+    if waiting:
+        st.caption("Waiting: " + "; ".join(f"{v.title} by {v.owner_name}" for v in waiting))
+
+
+def others(me: Owner, shown: TrainingJob | None) -> None:
+    """Everyone else's training that the live view does not show, with their names and progress (never a Stop),
+    redrawn every QUEUE_POLL_S (so a job started meanwhile appears too)."""
+    st.fragment(_others, run_every=QUEUE_POLL_S)(me.key, None if shown is None else shown.id)
+
+
+def shown_job(mine: MyJobs) -> tuple[TrainingJob | None, bool]:
+    """The job whose live view a page shows, and whether it is the viewer's: their own running or last job, else
+    the newest one training on the server, else the newest that ended (anyone's: models trained here are everyone's
+    to look at)."""
+    if mine.shown is not None:
+        return mine.shown, True
+    jobs = registry().jobs()
+    job = next((j for j in reversed(jobs) if j.running), None) or next(
+        (j for j in reversed(jobs) if not j.active), None)
+    return job, False
 
 
 def widget_key(name: str) -> str:
@@ -203,31 +355,53 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
 CURVE_TITLES = {"elbo": "−ELBO (β = 1)", "recon": "reconstruction −log p(x|z)", "kl": "KL(q(z|x) ‖ p(z))"}
 
 
+@functools.cache
+def _subplots(keys: tuple[str, ...]) -> dict:
+    """The empty side-by-side axes of the curves, as a layout dict: make_subplots is most of a figure's build time
+    (~60 ms), and the live view redraws the curves every POLL_S."""
+    return make_subplots(rows=1, cols=len(keys), subplot_titles=[CURVE_TITLES[k] for k in keys],
+                         horizontal_spacing=0.07).to_dict()["layout"]
+
+
 def curves_figure(view: JobView, height: int = 300) -> go.Figure:
     """The curves this kind of model has, in nats (−ELBO, reconstruction and KL; an autoencoder's reconstruction
-    alone): smoothed per-step train curve, and per-epoch train and test points."""
-    keys = model_class(view.kind).curves
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[CURVE_TITLES[k] for k in keys],
-                        horizontal_spacing=0.07)
+    alone): smoothed per-step train curve, and per-epoch train and test points. Built from plain dicts on cached
+    axes (1 ms, where adding traces to a make_subplots figure took 60–70 ms under load)."""
+    keys = tuple(model_class(view.kind).curves)
+    layout = copy.deepcopy(_subplots(keys))
     steps = np.asarray(view.steps, dtype=np.float64).reshape(-1, 4)
     epochs = [h["epoch"] for h in view.history]
+    data = []
     for col, key in enumerate(keys, start=1):
-        first = col == 1
+        axis, first = "" if col == 1 else str(col), col == 1
+        on_axes = dict(xaxis=f"x{axis}", yaxis=f"y{axis}")
         column = ("elbo", "recon", "kl").index(key) + 1  # of the (epoch, −ELBO, recon, KL) step records
         if len(steps):
-            fig.add_trace(go.Scatter(x=steps[:, 0], y=smooth(steps[:, column]), mode="lines", name="train (per step, smoothed)",
-                                     line=dict(color="#9ecae1", width=1.5), legendgroup="step", showlegend=first), row=1, col=col)
+            data.append(dict(type="scatter", x=steps[:, 0], y=smooth(steps[:, column]), mode="lines",
+                             name="train (per step, smoothed)", line=dict(color="#9ecae1", width=1.5),
+                             legendgroup="step", showlegend=first, **on_axes))
         for split, color in (("train", "#1f77b4"), ("test", "#ff7f0e")):
-            values = [h[f"{split}_{key}"] for h in view.history]
-            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=f"{split} (per epoch)",
-                                     line=dict(color=color), legendgroup=split, showlegend=first), row=1, col=col)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
-    for col, key in enumerate(keys, start=1):
-        fig.update_yaxes(range=_focus(steps, view.history, key), row=1, col=col)
-    fig.update_yaxes(title_text="nats", row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
-    return fig
+            data.append(dict(type="scatter", x=epochs, y=[h[f"{split}_{key}"] for h in view.history],
+                             mode="lines+markers", name=f"{split} (per epoch)", line=dict(color=color),
+                             legendgroup=split, showlegend=first, **on_axes))
+        layout[f"xaxis{axis}"].update(title=dict(text="epoch"), rangemode="tozero")
+        focus = _focus(steps, view.history, key)
+        if focus is not None:
+            layout[f"yaxis{axis}"]["range"] = focus
+    layout["yaxis"]["title"] = dict(text="nats")
+    layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                  legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return go.Figure(dict(data=data, layout=layout))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _shared_curves(job_id: str, run_index: int, n_steps: int, n_history: int, _view: JobView) -> go.Figure:
+    return curves_figure(_view)
+
+
+def shared_curves(view: JobView) -> go.Figure:
+    """The curves of a job as they stand, built once for everyone watching it until its next report."""
+    return _shared_curves(view.id, view.run_index, len(view.steps), len(view.history), view)
 
 
 def _focus(steps: np.ndarray, history: Sequence[dict[str, float]], key: str) -> list[float] | None:
@@ -255,10 +429,12 @@ def format_duration(seconds: float | None) -> str:
 
 # --- the live view ------------------------------------------------------------------------------------------------
 
-def render_progress(view: JobView) -> None:
-    """Progress with ETA, the outcome, the saved models' test metrics and the curves."""
+def render_progress(view: JobView, mine: bool = True) -> None:
+    """Progress with ETA, the outcome, the saved models' test metrics and the curves; Save again for its owner."""
     run = f" · model {view.run_index + 1} of {view.n_runs} ({view.run_label})" if view.n_runs > 1 else ""
     st.markdown(f"#### {view.title}")
+    if not mine:
+        st.caption(f"Started by **{view.owner_name}**: only they can stop it or replace what it saves.")
     epoch = f"epoch {view.epoch} of {view.epochs}" if view.epoch else view.phase
     speed = f" · {view.images_per_s:,.0f} images/s" if view.images_per_s else ""
     eta = f" · ETA {format_duration(view.eta)}" if view.running else ""
@@ -280,12 +456,12 @@ def render_progress(view: JobView) -> None:
                    f"(recon {m['recon']:.1f}, KL {m['kl']:.1f}), {iw}, active units {m['active_units']}.")
     for unsaved in view.unsaved:
         st.error(unsaved.reason)
-    if view.unsaved and st.button("Save again", key=f"save-again-{view.id}", type="primary"):
+    if mine and view.unsaved and st.button("Save again", key=f"save-again-{view.id}", type="primary"):
         if (job := registry().get(view.id)) is not None:
             job.save_again()
         st.rerun()  # the whole page: the picker lists what was saved, the Train page selects it
     if view.steps or view.history:
-        st.plotly_chart(curves_figure(view), key=f"curves-{view.id}")
+        st.plotly_chart(shared_curves(view), key=f"curves-{view.id}")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -339,8 +515,8 @@ def _live(render, job_id: str, polling: bool) -> None:
     render(view)
 
 
-def _live_progress(job_id: str, polling: bool) -> None:
-    _live(render_progress, job_id, polling)
+def _live_progress(job_id: str, polling: bool, mine: bool) -> None:
+    _live(functools.partial(render_progress, mine=mine), job_id, polling)
 
 
 def _live_snapshot(job_id: str, polling: bool) -> None:
@@ -354,14 +530,15 @@ def _live_history(job_id: str, polling: bool) -> None:
 HIDE_SCRIPT_STOP = "<style>[data-testid='stStatusWidget'] {display: none}</style>"
 
 
-def live_view(job_id: str, running: bool) -> None:
-    """The job's live view while it runs, and its final state after. Progress and curves are redrawn every
-    POLL_S seconds, the snapshot (which changes at most every SNAPSHOT_INTERVAL_S) every SNAPSHOT_POLL_S: the
-    redraws run in this server process, so they are kept from taking CPU time from the training thread."""
+def live_view(job_id: str, running: bool, mine: bool = True) -> None:
+    """The job's live view while it runs, and its final state after (`mine`: the viewer started it). Progress and
+    curves are redrawn every POLL_S seconds, the snapshot (which changes at most every SNAPSHOT_INTERVAL_S) every
+    SNAPSHOT_POLL_S: the redraws run in this server process, so they are kept from taking CPU time from the training
+    thread."""
     if running:
         # Each redraw is a script run, so Streamlit's header offers its own Stop whenever one lasts 0.5 s; that Stop
         # ends only the redraw, never the training. Hidden while polling: the page's Stop button stops the job.
         st.html(HIDE_SCRIPT_STOP)
-    st.fragment(_live_progress, run_every=POLL_S if running else None)(job_id, running)
+    st.fragment(_live_progress, run_every=POLL_S if running else None)(job_id, running, mine)
     st.fragment(_live_snapshot, run_every=SNAPSHOT_POLL_S if running else None)(job_id, running)
     st.fragment(_live_history, run_every=HISTORY_POLL_S if running else None)(job_id, running)

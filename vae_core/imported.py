@@ -58,12 +58,15 @@ def build(encoder: bytes, decoder: bytes, data: ImageDataset, *, decoder_output:
 
 
 def save_imported(path: str | os.PathLike, model: ImportedModel, encoder: bytes, decoder: bytes, data: ImageDataset, *,
-                  title: str = "", sources: tuple[str, str] = ("encoder.onnx", "decoder.onnx")) -> Path:
-    """Measure the model on `data`'s test split and write the file (atomically, as checkpoints are written)."""
+                  title: str = "", sources: tuple[str, str] = ("encoder.onnx", "decoder.onnx"),
+                  recorded: dict[str, str] | None = None) -> Path:
+    """Measure the model on `data`'s test split and write the file (atomically, as checkpoints are written);
+    `recorded` goes into its `extra` as it is (the app's owner of it, vae_core.jobs.owner_extra)."""
     terms = elbo(model, data.test_images)
     metrics = dict(terms) if model.probabilistic else {"recon": terms["recon"]}
     extra: dict[str, Any] = {"title": title, "n_test_images": len(data.test_images),
-                             "input": model.encoder.graph.input_name, "outputs": list(model.encoder.graph.outputs)}
+                             "input": model.encoder.graph.input_name, "outputs": list(model.encoder.graph.outputs),
+                             **(recorded or {})}
     for role, blob, source in zip(ROLES, (encoder, decoder), sources):
         extra[f"{role}_file"] = Path(source).name
         extra[f"{role}_sha256"] = hashlib.sha256(blob).hexdigest()

@@ -1,5 +1,5 @@
 """Background training for the app: a job trains one model or a β sweep (its models at once, vae_core.engine) in a
-worker thread of a process-wide registry, which runs one job at a time.
+worker thread of a process-wide registry, which trains a few jobs at a time and queues the rest.
 
 The worker thread does all of a job's work (load, train, snapshots, evaluation, saves) and touches only its own job
 object. The job listens to its run (`ProgressListener`, an engine.Listener): each event replaces the job's frozen
@@ -7,6 +7,13 @@ view (`JobView`) in its `ProgressRecord`, and the page reads the current one wit
 by the engine every step. Training ends when the server does, however it ends (JobRegistry). Every failure ends up
 in `JobView.error` as a sentence for the user, never only in a log; a model that trained but could not be saved (a
 full disk) stays in memory for `save_again`.
+
+Jobs have owners (`Owner`: a key that identifies whoever started it, and the name others see). The registry keeps
+the server's limits (`JobLimits`: how many train at once, how many may wait, how long one may train) and, per owner,
+at most one running and one waiting job; a waiting job starts, in the order jobs were submitted, once a slot is free
+and its owner has no other job running. Who may replace a saved model is written into it (`OWNER_KEY` in the
+checkpoint's `extra`) and checked before a job is accepted (`target_path`, `check_may_change`); a name a job not
+ended yet will save under is refused to other jobs and to imports (`JobRegistry.check_unclaimed`).
 
 Why a thread and not a process: on a 2-core machine `fit` in a worker thread ran at 0.76–0.81 of the main thread's
 speed when the machine was otherwise idle, and 7–8× faster when other processes were busy. Both are libgomp's wait
@@ -24,15 +31,16 @@ import re
 import threading
 import time
 import uuid
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
 from . import backends, evaluate
-from .checkpoint import SUFFIX, CheckpointWriteError, DiskFullError, megabytes, save_checkpoint
+from .checkpoint import (SUFFIX, CheckpointError, CheckpointWriteError, DiskFullError, megabytes, read_info,
+                         save_checkpoint)
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
 from .engine import EpochMetrics, Recorders, StepMetrics, TrainResult, device_label, pick_device
@@ -47,9 +55,13 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"  # the mode
 SNAPSHOT_INTERVAL_S = 2.0  # the live view never costs the training thread more than one snapshot per 2 s
 IW_SAMPLES = 50  # importance samples for the stored log p(x) of a finished run: modest, so it takes seconds
 MAX_NAME_LENGTH = 80
-KEEP_JOBS = 10
+MAX_OWNER_NAME = 40
+KEEP_ENDED = 20  # ended jobs the registry keeps (with their live views), so their owners can still read them
+MAX_JOBS_ENV, MAX_WAITING_ENV, MAX_JOB_MINUTES_ENV = "VAE_MAX_JOBS", "VAE_MAX_QUEUE", "VAE_MAX_JOB_MINUTES"
+OWNER_KEY, OWNER_NAME_KEY = "owner", "owner_name"  # in a checkpoint's `extra`: who may replace or delete it
 
-RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+QUEUED, RUNNING, FINISHED, STOPPED, FAILED, CANCELLED = "queued", "running", "finished", "stopped", "failed", "cancelled"
+ENDED = (FINISHED, STOPPED, FAILED, CANCELLED)
 
 
 class JobError(ValueError):
@@ -57,7 +69,57 @@ class JobError(ValueError):
 
 
 class JobBusy(JobError):
-    """Another job is still running."""
+    """The queue or the owner's share of it is full."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whoever started a job. `key` tells owners apart and is written into the models they save: a hash (of the
+    signed-in user, or of the token their browser keeps), never the secret itself. `name` is what others see."""
+
+    key: str = ""  # "" is nobody in particular (the CLI, a script): such models are never replaced by the app
+    name: str = "someone"
+
+    def __post_init__(self) -> None:
+        name = " ".join(str(self.name).split())[:MAX_OWNER_NAME] or "someone"
+        object.__setattr__(self, "name", name)
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """The server's limits on training: jobs that train at once, jobs that may wait for a slot (all owners together),
+    and how long one job may train (0: as long as it asks), so that one long run cannot hold a slot for hours while a
+    class waits. Each owner also has at most one job running and one waiting, whatever these say."""
+
+    running: int = 1
+    waiting: int = 20
+    job_s: float = 0.0  # a job training longer is stopped, and saved as a stopped run is
+
+    GPU_RUNNING = 4  # small models leave a GPU mostly idle, so a few train at once there by default
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, gpu: bool | None = None) -> "JobLimits":
+        """$VAE_MAX_JOBS (default 1 on a CPU, where jobs would only share the cores, 4 on a CUDA GPU),
+        $VAE_MAX_QUEUE (default 20) and $VAE_MAX_JOB_MINUTES (default 0: no limit); a value that is not a whole number
+        ≥ 1 (≥ 0 for the queue and the minutes) is logged and the default used."""
+        gpu = torch.cuda.is_available() if gpu is None else gpu
+        defaults = cls(running=cls.GPU_RUNNING if gpu else cls.running)
+
+        def read(name: str, default: int, least: int) -> int:
+            text = environ.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = int(text)
+            except ValueError:
+                value = least - 1
+            if value < least:
+                log.warning("%s=%r is not a whole number ≥ %d; using %d", name, text, least, default)
+                return default
+            return value
+
+        return cls(running=read(MAX_JOBS_ENV, defaults.running, 1), waiting=read(MAX_WAITING_ENV, defaults.waiting, 0),
+                   job_s=60.0 * read(MAX_JOB_MINUTES_ENV, 0, 0))
 
 
 def sanitize_name(text: str) -> str:
@@ -80,15 +142,55 @@ def shipped_names() -> frozenset[str]:
     return frozenset(p.stem for p in SHIPPED_DIR.glob(f"*{SUFFIX}"))
 
 
-def target_path(folder: str | os.PathLike, name: str, replace_existing: bool = False) -> Path:
+def owner_extra(owner: Owner) -> dict[str, str]:
+    """What a saved model records of its owner, in its `extra` (nothing for nobody in particular)."""
+    return {OWNER_KEY: owner.key, OWNER_NAME_KEY: owner.name} if owner.key else {}
+
+
+def model_owner(path: str | os.PathLike) -> Owner | None:
+    """Who may replace or delete the saved model at `path`: the owner recorded in it, or None when it records none
+    (trained by the CLI, or before owners were recorded) or cannot be read."""
+    try:
+        extra = read_info(path).extra
+    except (CheckpointError, OSError):
+        return None
+    key = extra.get(OWNER_KEY)
+    return Owner(key, str(extra.get(OWNER_NAME_KEY, ""))) if isinstance(key, str) and key else None
+
+
+def check_may_change(path: str | os.PathLike, owner: Owner) -> None:
+    """Raise JobError unless `owner` may replace or delete the model at `path`: the owner recorded in it. A model that
+    records none (the CLI's, or one trained before owners were recorded) is anyone's, as every model was before."""
+    recorded = model_owner(path)
+    if recorded is not None and recorded.key != owner.key:
+        raise JobError(f"'{Path(path).stem}' belongs to {recorded.name or 'someone else'}; only they can replace "
+                       "or delete it. Choose another name.")
+
+
+def target_path(folder: str | os.PathLike, name: str, replace_existing: bool = False, owner: Owner = Owner()) -> Path:
     """Where a model named `name` is saved. A shipped model's name is always refused: the app saves elsewhere, so the
-    new file would sit beside the shipped one under the same name in the picker. Replacing a trained model must be asked for."""
+    new file would sit beside the shipped one under the same name in the picker. Replacing a trained model must be
+    asked for, and only its owner may."""
     if name in shipped_names():
         raise JobError(f"'{name}' is the name of a model shipped with the app; choose another name.")
     path = Path(folder) / f"{name}{SUFFIX}"
-    if not replace_existing and path.exists():
-        raise JobError(f"a model named '{name}' already exists; choose another name, or confirm that it may be replaced.")
+    if path.exists():
+        if not replace_existing:
+            raise JobError(f"a model named '{name}' already exists; choose another name, or confirm that it may be replaced.")
+        check_may_change(path, owner)
     return path
+
+
+def delete_model(path: str | os.PathLike, owner: Owner) -> None:
+    """Delete a saved model that `owner` may change (JobError otherwise, or when it is gone already)."""
+    path = Path(path)
+    if path.stem in shipped_names() and path.parent.resolve() == SHIPPED_DIR:
+        raise JobError(f"'{path.stem}' ships with the app and is not deleted.")
+    check_may_change(path, owner)
+    try:
+        path.unlink()
+    except FileNotFoundError as exc:
+        raise JobError(f"'{path.stem}' is not there any more.") from exc
 
 
 def sweep_member_name(name: str, beta: float) -> str:
@@ -110,6 +212,7 @@ class JobSpec:
     title: str
     runs: tuple[RunSpec, ...]
     iw_samples: int = IW_SAMPLES
+    owner: Owner = Owner()
 
 
 def _writable(folder: Path) -> Path:
@@ -124,17 +227,18 @@ def _writable(folder: Path) -> Path:
 
 def training_spec(
     name: str, folder: str | os.PathLike, model_config: ModelConfig, train_config: TrainConfig,
-    replace_existing: bool = False, iw_samples: int = IW_SAMPLES,
+    replace_existing: bool = False, iw_samples: int = IW_SAMPLES, owner: Owner = Owner(),
 ) -> JobSpec:
-    """One model saved as <folder>/<name>.pt; raises JobError for a bad or taken name."""
+    """One model saved as <folder>/<name>.pt for `owner`; raises JobError for a bad or taken name."""
     stem = sanitize_name(name)
-    path = target_path(_writable(Path(folder)), stem, replace_existing)
-    return JobSpec(title=stem, runs=(RunSpec(model_config, train_config, path, stem),), iw_samples=iw_samples)
+    path = target_path(_writable(Path(folder)), stem, replace_existing, owner)
+    return JobSpec(title=stem, runs=(RunSpec(model_config, train_config, path, stem),), iw_samples=iw_samples,
+                   owner=owner)
 
 
 def sweep_spec(
     name: str, folder: str | os.PathLike, model_config: ModelConfig, train_config: TrainConfig, betas: tuple[float, ...],
-    replace_existing: bool = False, iw_samples: int = IW_SAMPLES,
+    replace_existing: bool = False, iw_samples: int = IW_SAMPLES, owner: Owner = Owner(),
 ) -> JobSpec:
     """One model per β with otherwise equal settings, trained together (vae_core.sweep), saved as <name>_beta<B>.pt."""
     stem = sanitize_name(name)
@@ -143,10 +247,11 @@ def sweep_spec(
         raise JobError("give at least one β")
     runs = tuple(
         RunSpec(model_config, replace(train_config, beta=beta),
-                target_path(folder, sweep_member_name(stem, beta), replace_existing), f"β = {beta:g}")
+                target_path(folder, sweep_member_name(stem, beta), replace_existing, owner), f"β = {beta:g}")
         for beta in betas
     )
-    return JobSpec(title=f"{stem} (β sweep: {', '.join(f'{b:g}' for b in betas)})", runs=runs, iw_samples=iw_samples)
+    return JobSpec(title=f"{stem} (β sweep: {', '.join(f'{b:g}' for b in betas)})", runs=runs, iw_samples=iw_samples,
+                   owner=owner)
 
 
 @dataclass(frozen=True)
@@ -189,8 +294,9 @@ class JobView:
     kind: str  # the kind of model being trained, so the page draws the curves it has
     epochs: int  # epochs asked for per model
     members: tuple[MemberView, ...]  # one per model, in the spec's order
-    state: str = RUNNING  # running, finished, stopped or failed
-    phase: str = "starting"  # what the worker is doing, for the user
+    owner_name: str = "someone"  # what everyone sees of whoever started it
+    state: str = QUEUED  # queued, running, then finished, stopped, failed or cancelled (while it waited)
+    phase: str = "waiting for a free slot"  # what the worker is doing, for the user
     run_index: int = 0  # 0-based index of the model shown (the first while all train, then each as it is saved)
     epoch: int = 0  # the epoch being trained, 1-based; 0 before the first step
     progress: float = 0.0  # 0..1 over the whole job
@@ -202,10 +308,20 @@ class JobView:
     saved: tuple[SavedModel, ...] = ()
     unsaved: tuple[UnsavedModel, ...] = ()
     error: str | None = None
+    time_limit_s: float | None = None  # the server's limit per job, once it stopped this one
 
     @property
     def running(self) -> bool:
         return self.state == RUNNING
+
+    @property
+    def queued(self) -> bool:
+        return self.state == QUEUED
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: not ended yet."""
+        return self.state not in ENDED
 
     @property
     def n_runs(self) -> int:
@@ -234,12 +350,17 @@ class JobView:
     @property
     def message(self) -> str:
         """The sentence for a job that ended without failing: what was saved and what still waits for Save again."""
+        if self.state == CANCELLED:
+            return "Cancelled while it waited for a free slot; nothing was trained."
         if self.state not in (FINISHED, STOPPED):
             return ""
         names = (", ".join(m.path.name for m in self.saved)
                  or ("nothing" if self.unsaved else "nothing (stopped before the first step)"))
         waiting = f"; not saved yet: {', '.join(m.path.name for m in self.unsaved)}" if self.unsaved else ""
-        return f"{'Finished' if self.state == FINISHED else 'Stopped'}; saved {names}{waiting}."
+        limit = self.time_limit_s or 0
+        why = ((f" at the server's limit of {limit / 60:g} min per job" if limit % 60 == 0 else
+                f" at the server's limit of {limit:g} s per job") if self.state == STOPPED and limit else "")
+        return f"{'Finished' if self.state == FINISHED else 'Stopped'}{why}; saved {names}{waiting}."
 
     def trajectory(self) -> Trajectory | None:
         """The shown model's history as recorded up to this view."""
@@ -285,9 +406,10 @@ class ProgressListener(Recorders):
     figures (progress, ETA, speed, epoch, snapshot) follow the first member while all train."""
 
     def __init__(self, record: ProgressRecord, data: ImageDataset, recorders: list[TrajectoryRecorder],
-                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
+                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, deadline: float | None = None) -> None:
         super().__init__(recorders)
         self.record, self.data, self.snapshot_interval = record, data, snapshot_interval_s
+        self.deadline = deadline  # time.monotonic() when the server's limit per job stops it, if it has one
         self.map_idx, self.example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
         self.last_snapshot = -math.inf
         self.snapshot_of: tuple[int, int] | None = None  # (member, epoch) of the record's snapshot
@@ -301,7 +423,8 @@ class ProgressListener(Recorders):
 
     def step(self, member: int, m: StepMetrics) -> None:
         point = (m.at, m.recon + m.kl, m.recon, m.kl)
-        shown = dict(progress=m.progress, eta=m.eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
+        eta = m.eta if self.deadline is None else min(m.eta, max(self.deadline - time.monotonic(), 0.0))
+        shown = dict(progress=m.progress, eta=eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
         self.record.update_member(member, lambda v: replace(v, steps=v.steps + (point,)), **shown)
 
     def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
@@ -328,22 +451,44 @@ class TrainingJob:
         self._snapshot_interval = snapshot_interval_s
         self._loader = loader
         self._save_lock = threading.Lock()  # two sessions pressing Save again must not write the same file at once
+        self._start_lock = threading.Lock()  # a job is either started or cancelled, never both
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._retry: dict[Path, Save] = {}  # the write of each model in `unsaved`, to retry
         self._future: Future | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._time_limit_s = 0.0
+        self._deadline: float | None = None  # time.monotonic() when the time limit stops it, while it trains
         first = spec.runs[0]
         self.progress = ProgressRecord(JobView(
             id=self.id, title=spec.title, kind=first.model_config.kind, epochs=first.train_config.epochs,
-            members=tuple(MemberView(run.label) for run in spec.runs)))
+            members=tuple(MemberView(run.label) for run in spec.runs), owner_name=spec.owner.name))
+
+    @property
+    def owner(self) -> Owner:
+        return self.spec.owner
 
     # --- called by the registry and the page -----------------------------------------------------------------------
-    def start(self, executor: Executor) -> "TrainingJob":
-        self._future = executor.submit(self._work)
-        return self
+    def start(self, executor: Executor, on_end: Callable[[], None] | None = None, time_limit_s: float = 0.0) -> bool:
+        """Hand the job to a worker of `executor` (`on_end` is called in that worker once the job has ended), to be
+        stopped after `time_limit_s` of work (0: none); False when it was cancelled while it waited."""
+        with self._start_lock:
+            if self._stop.is_set() or self._future is not None:
+                return False
+            self.progress.update(state=RUNNING, phase="starting")
+            self._on_end = on_end
+            self._time_limit_s = time_limit_s
+            self._future = executor.submit(self._work)
+            return True
 
     def stop(self) -> None:
-        """Ask the worker to stop at the next step; the weights reached so far are still saved."""
-        self._stop.set()
+        """Ask the worker to stop at the next step (the weights reached so far are still saved); a job still waiting
+        for a slot is cancelled and never starts."""
+        with self._start_lock:
+            self._stop.set()
+            if self._future is None and self.view().queued:
+                self.progress.update(state=CANCELLED, phase="cancelled", eta=None)
+                self._ended.set()
 
     @property
     def stop_requested(self) -> bool:
@@ -353,11 +498,14 @@ class TrainingJob:
     def running(self) -> bool:
         return self.view().running
 
+    @property
+    def active(self) -> bool:
+        """Waiting or running."""
+        return self.view().active
+
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker; True when it has ended."""
-        if self._future is not None:
-            wait([self._future], timeout)
-        return not self.running
+        """Wait until the job has ended (a waiting job first waits for its turn); True when it has."""
+        return self._ended.wait(timeout)
 
     def save_again(self) -> bool:
         """Retry the saves that failed (after the user freed some space); True when every model is saved now."""
@@ -372,6 +520,11 @@ class TrainingJob:
     # --- the worker -----------------------------------------------------------------------------------------------
     def _work(self) -> None:
         threading.current_thread().name = f"vae-train-{self.id}"
+        timer = threading.Timer(self._time_limit_s, self._time_up) if self._time_limit_s else None
+        self._deadline = time.monotonic() + self._time_limit_s if timer else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             self._run()
         except (DatasetUnavailable, backends.TrainingLost) as exc:
@@ -388,8 +541,19 @@ class TrainingJob:
             log.exception("training job %s failed", self.id)
             self._fail(f"training failed: {type(exc).__name__}: {exc}")
         finally:
+            if timer is not None:
+                timer.cancel()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            if self._on_end is not None:  # before `join` returns: whoever waited for this job sees the next one started
+                self._on_end()
+            self._ended.set()
+
+    def _time_up(self) -> None:
+        """The server's limit per job is reached: stop as Stop does, the weights reached are saved."""
+        if self._deadline is not None and not self._stop.is_set():
+            self.progress.update(time_limit_s=self._time_limit_s)
+            self._stop.set()
 
     def _fail(self, message: str) -> None:
         self.progress.update(state=FAILED, error=message, phase="failed", eta=None)
@@ -404,7 +568,8 @@ class TrainingJob:
         models = [prepare_model(run.model_config, run.train_config)[0] for run in runs]
         listener = ProgressListener(self.progress, data, [TrajectoryRecorder(data, run.train_config.epochs,
                                                                              model.latent_dim)
-                                                          for run, model in zip(runs, models)], self._snapshot_interval)
+                                                          for run, model in zip(runs, models)], self._snapshot_interval,
+                                    self._deadline)
         listener.snapshot(0, models[0], 0)
         where = backends.Choice(self._backend) if self._backend is not None else backends.for_jobs()
         self.progress.update(device=device_label(pick_device(runs[0].train_config.device)),
@@ -413,6 +578,7 @@ class TrainingJob:
                              + where.phrase)
         results = where.backend.train(models, data, [run.train_config for run in runs], listeners=[listener],
                                       stop=self._stop)
+        self._deadline = None  # trained: measuring and saving are not cut short, nor called stopped
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
             self.progress.update(run_index=k)
@@ -443,7 +609,7 @@ class TrainingJob:
         metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
         self.progress.update(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
-                 "message": result.message, "trained_in": "app"}
+                 "message": result.message, "trained_in": "app", **owner_extra(self.owner)}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
                    lambda: save_checkpoint(run.path, result.model, run.train_config, data.name, result.history, metrics,
                                            extra=extra, trajectory=trajectory, dataset_sha=data.sha))
@@ -484,35 +650,137 @@ def _out_of_memory(exc: BaseException) -> str:
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})")
 
 
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a waiting job stands: its place among the waiting jobs and when it should start."""
+
+    position: int  # 1-based, in the order jobs were submitted
+    waiting: int  # jobs waiting in all
+    start_in: float | None  # seconds until it should start; None while a job it waits for has no ETA yet
+    at_least: bool  # jobs ahead of it have not run yet, so nothing is known of their length: it may start later
+
+
+def estimate_start(running: list[tuple[str, float | None]], waiting: list[str], limit: int) -> tuple[float | None, bool]:
+    """When the last of `waiting` (owner keys, in queue order) should start, given the running jobs as (owner key,
+    ETA in s): the registry's rule replayed (a slot frees when a running job ends; the first waiting job whose owner
+    has nothing running takes it). A waiting job ahead counts as taking no time, since its length is not known before
+    it runs. Returns (seconds, at_least: jobs ahead were counted so); seconds is None when the job must wait for a
+    running job that has no ETA yet."""
+    ends = sorted((eta, owner) for owner, eta in running if eta is not None)
+    busy = [owner for owner, _ in running]
+    free = limit - len(running)
+    pending, now, ahead = list(waiting), 0.0, False
+    while True:
+        while free > 0:
+            ready = next((k for k, owner in enumerate(pending) if owner not in busy), None)
+            if ready is None:
+                break
+            if ready == len(pending) - 1:
+                return now, ahead
+            pending.pop(ready)
+            ahead = True
+        if not ends:
+            return None, ahead
+        now, owner = ends.pop(0)
+        busy.remove(owner)
+        free += 1
+
+
 class JobRegistry:
-    """Every job of this server process, run by its own pool of one worker thread: at most one job trains at a time,
-    since they would share the same cores or GPU.
+    """Every job of this server process and its queue: at most `limits.running` jobs train at once, each in a worker
+    thread of the registry's pool (they share the cores or the GPU); others wait in the order they were submitted, at
+    most `limits.waiting` of them, and each owner has at most one job running and one waiting.
 
     Training ends with the process however it ends. kill -9 ends the thread with it. A process that ends normally
     (the server's Ctrl-C or SIGTERM) joins a pool's threads before anything `atexit` registered runs, so the
     registry stops its jobs from the hook that runs just before that join (the one concurrent.futures itself uses):
-    each job stops at its next step and saves the weights reached, then the interpreter exits.
+    waiting jobs are cancelled, and each running one stops at its next step and saves the weights reached, then the
+    interpreter exits.
     """
 
-    def __init__(self, keep: int = KEEP_JOBS) -> None:
+    def __init__(self, limits: JobLimits = JobLimits(), keep: int = KEEP_ENDED) -> None:
+        self.limits = limits
         self._lock = threading.Lock()
-        self._jobs: list[TrainingJob] = []
+        self._jobs: list[TrainingJob] = []  # in the order they were submitted
         self._keep = keep
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-train")
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=limits.running, thread_name_prefix="vae-train")
         threading._register_atexit(self.stop_all)  # runs before the pool's threads are joined (CPython ≥ 3.9)
 
     def submit(self, job: TrainingJob) -> TrainingJob:
-        """Start `job` unless another is running (then JobBusy says which)."""
+        """Start `job` now if a slot is free and its owner has nothing running, else queue it; JobBusy when its owner
+        already has a job waiting or the queue is full, JobError when a job not ended yet writes one of its files."""
         with self._lock:
-            busy = next((j for j in self._jobs if j.running), None)
-            if busy is not None:
-                raise JobBusy(f"'{busy.spec.title}' is still training; stop it or wait for it to finish before starting another.")
-            self._jobs = [*self._jobs[-(self._keep - 1):], job] if self._keep > 1 else [job]
-            return job.start(self._executor)
+            self._refuse_claimed([run.path for run in job.spec.runs], job.owner)
+            active = [j for j in self._jobs if j.active]
+            mine = [j for j in active if j.owner.key == job.owner.key]
+            if any(j.view().queued for j in mine):
+                raise JobBusy("you already have a job waiting for a slot; cancel it or wait until it starts before "
+                              "queueing another.")
+            must_wait = mine or sum(j.running for j in active) >= self.limits.running
+            waiting = sum(j.view().queued for j in active)
+            if must_wait and waiting >= self.limits.waiting:
+                raise JobBusy(f"the queue is full ({waiting} job{'s' if waiting != 1 else ''} waiting); try again "
+                              "when one has started.")
+            self._jobs.append(job)
+            self._forget_ended()
+            self._dispatch()
+            return job
 
-    def active(self) -> TrainingJob | None:
+    def check_unclaimed(self, path: str | os.PathLike, owner: Owner) -> None:
+        """Raise JobError when a job not ended yet will save a model at `path`: the file is not there yet, but the name
+        is taken (an imported model must not be written where a run under way saves, nor the run over it)."""
         with self._lock:
-            return next((j for j in self._jobs if j.running), None)
+            self._refuse_claimed([Path(path)], owner)
+
+    def _refuse_claimed(self, paths: list[Path], owner: Owner) -> None:
+        """Under the lock: JobError when a job not ended yet writes one of `paths`."""
+        wanted = {p.resolve() for p in paths}
+        for other in self._jobs:
+            clash = [run.path for run in other.spec.runs if other.active and run.path.resolve() in wanted]
+            if clash:
+                raise JobError(f"'{min(clash).stem}' is being trained by {_whose(other, owner)}; choose another name.")
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs, oldest first, while slots are free; a job whose owner has one running waits on. Called
+        under the lock."""
+        if self._closing:
+            return
+        running = [j for j in self._jobs if j.running]
+        owners = {j.owner.key for j in running}
+        for job in self._jobs:
+            if len(running) >= self.limits.running:
+                break
+            if (job.view().queued and job.owner.key not in owners
+                    and job.start(self._executor, self._ended, self.limits.job_s)):
+                running.append(job)
+                owners.add(job.owner.key)
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._dispatch()
+
+    def _forget_ended(self) -> None:
+        ended = [j for j in self._jobs if not j.active]
+        forget = set(map(id, ended[:max(len(ended) - self._keep, 0)]))
+        self._jobs = [j for j in self._jobs if id(j) not in forget]
+
+    # --- reading ----------------------------------------------------------------------------------------------------
+    def jobs(self) -> list[TrainingJob]:
+        """Every job kept, in the order they were submitted."""
+        with self._lock:
+            return list(self._jobs)
+
+    def running(self) -> list[TrainingJob]:
+        return [j for j in self.jobs() if j.running]
+
+    def waiting(self) -> list[TrainingJob]:
+        """The queue, in order."""
+        return [j for j in self.jobs() if j.view().queued]
+
+    def of(self, owner: Owner) -> list[TrainingJob]:
+        """`owner`'s jobs, oldest first."""
+        return [j for j in self.jobs() if j.owner.key == owner.key]
 
     def latest(self) -> TrainingJob | None:
         with self._lock:
@@ -522,17 +790,36 @@ class JobRegistry:
         with self._lock:
             return next((j for j in self._jobs if j.id == job_id), None)
 
+    def place(self, job: TrainingJob) -> QueuePlace | None:
+        """Where `job` stands in the queue; None once it is not waiting."""
+        jobs = self.jobs()
+        waiting = [j for j in jobs if j.view().queued]
+        if job not in waiting:
+            return None
+        position = waiting.index(job) + 1
+        running = [(j.owner.key, j.view().eta) for j in jobs if j.running]
+        start_in, at_least = estimate_start(running, [j.owner.key for j in waiting[:position]], self.limits.running)
+        return QueuePlace(position, len(waiting), start_in, at_least)
+
+    # --- ending -----------------------------------------------------------------------------------------------------
     def stop_all(self) -> None:
-        """Ask every job to stop (each saves what it reached)."""
+        """Cancel every waiting job and ask every running one to stop (each saves what it reached)."""
         with self._lock:
+            self._closing = True
             jobs = list(self._jobs)
         for job in jobs:
             job.stop()
 
     def clear(self, timeout: float = 60.0) -> None:
-        """Stop every job, wait for the workers, forget them (tests)."""
+        """Stop every job, wait for the workers, forget them (tests); the registry takes jobs again after."""
         self.stop_all()
         with self._lock:
             jobs, self._jobs = self._jobs, []
         for job in jobs:
             job.join(timeout)
+        with self._lock:
+            self._closing = False
+
+
+def _whose(job: TrainingJob, asking: Owner) -> str:
+    return "your other job" if job.owner.key == asking.key else f"a job of {job.owner.name}"

@@ -1,0 +1,114 @@
+"""Real browser, several people on one server (a browser context each: its own cookies and storage): one sees
+another's training and progress but cannot stop it nor take its file, its owner still owns it after a reload and
+stops it; jobs beyond the server's limit wait with their place shown and start when a slot frees."""
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+from test_browser_train import BATCH, EPOCHS, click, fill, page_stop_button, progress
+
+SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
+WAITING = re.compile(r"waits for a free slot: (\d+) of (\d+) in the queue")
+
+
+@contextmanager
+def person(chromium, url: str, name: str):
+    """A browser context of its own (a person on their own computer) on the Train page, named `name`."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/Train")
+        page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+        fill(page, "Your name (others see it)", name)
+        yield page
+    finally:
+        context.close()
+
+
+def train(page, model: str) -> None:
+    """A small model that trains for minutes (the browser test's settings), started from the Train page as it is."""
+    for label, value in (("Hidden sizes", "64"), ("Epochs", str(EPOCHS)), ("Batch size", str(BATCH)),
+                         ("Model name", model)):
+        fill(page, label, value)
+    click(page, page.get_by_role("button", name="Start training"))
+
+
+def place(page, timeout_ms: int = 60_000) -> tuple[int, int]:
+    notice = page.get_by_text(WAITING)
+    notice.wait_for(timeout=timeout_ms)
+    found = WAITING.search(notice.inner_text())
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_another_person_sees_the_run_but_cannot_stop_or_take_it_and_its_owner_keeps_it_across_a_reload(
+        chromium, streamlit_server_factory, tmp_path):
+    from playwright.sync_api import expect
+
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(tmp_path), "VAE_OFFLINE": "1"})
+    with person(chromium, server.url, "Alice") as alice, person(chromium, server.url, "Bob") as bob:
+        train(alice, "alices run")
+        alice.get_by_role("heading", name="alices_run").wait_for(timeout=60_000)
+        progress(alice)
+        assert page_stop_button(alice).is_enabled()
+
+        bob.reload()  # Bob's page, opened before Alice started, shows her run once redrawn
+        bob.get_by_text("Started by Alice: only they can stop it").wait_for(timeout=60_000)
+        _, epoch = progress(bob)
+        expect(page_stop_button(bob)).to_be_disabled()
+        bob.wait_for_timeout(3000)  # her run goes on in his view too
+        assert progress(bob)[1] >= epoch
+        bob.screenshot(path=str(SHOTS / "class_train_other.png"), full_page=True)
+        fill(bob, "Model name", "alices run")  # the file her run will write
+        click(bob, bob.get_by_role("button", name="Start training"))
+        bob.get_by_text("Not started: 'alices_run' is being trained by a job of Alice").wait_for(timeout=30_000)
+
+        alice.reload()  # a new Streamlit session: the browser's cookie still makes her the owner
+        progress(alice)
+        expect(page_stop_button(alice)).to_be_enabled(timeout=30_000)
+        alice.screenshot(path=str(SHOTS / "class_train_owner.png"), full_page=True)
+        click(alice, page_stop_button(alice))
+        alice.get_by_text("Stopped; saved alices_run.pt").wait_for(timeout=90_000)
+        assert (tmp_path / "trained" / "alices_run.pt").exists()
+
+        bob.reload()
+        bob.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+        fill(bob, "Model name", "alices run")
+        bob.get_by_text("Replace my model of that name").click()
+        refusal = "'alices_run' belongs to Alice; only they can replace or delete it."
+        bob.get_by_text(refusal).first.wait_for(timeout=30_000)
+        click(bob, bob.get_by_role("button", name="Start training"))
+        bob.get_by_text(f"Not started: {refusal}").wait_for(timeout=30_000)
+        bob.screenshot(path=str(SHOTS / "class_train_refused.png"), full_page=True)
+        assert not bob.get_by_text("Traceback").count() and not alice.get_by_text("Traceback").count()
+
+
+def test_a_job_beyond_the_limit_waits_with_its_place_and_starts_when_a_slot_frees(chromium, streamlit_server_factory,
+                                                                                    tmp_path):
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(tmp_path), "VAE_OFFLINE": "1", "VAE_MAX_JOBS": "2"})
+    with person(chromium, server.url, "Ann") as ann, person(chromium, server.url, "Ben") as ben, \
+            person(chromium, server.url, "Cy") as cy:
+        for page, model in ((ann, "first"), (ben, "second")):
+            train(page, model)
+            page.get_by_role("heading", name=model).wait_for(timeout=60_000)  # its own run's view, not another's
+        progress(ann)
+        progress(ben)
+        train(cy, "third")
+        assert place(cy) == (1, 1)
+        assert page_stop_button(cy).is_disabled()  # nothing of Cy's runs yet
+        cy.get_by_text("Started by Ben").wait_for(timeout=30_000)  # meanwhile, the newest run on the server
+        cy.get_by_text("Also on this server").scroll_into_view_if_needed()
+        cy.screenshot(path=str(SHOTS / "class_train_waiting.png"))
+        ann.get_by_text("Waiting: third by Cy").wait_for(timeout=30_000)  # others see the queue, not its controls
+
+        click(ann, page_stop_button(ann))
+        ann.get_by_text("Stopped; saved first.pt").wait_for(timeout=90_000)
+        _, epoch = progress(cy, timeout_s=90)  # the waiting job took the freed slot, and Cy's page says so
+        assert epoch >= 1 and not cy.get_by_text(WAITING).count()
+        assert page_stop_button(cy).is_enabled()
+        for page, saved in ((ben, "second.pt"), (cy, "third.pt")):
+            click(page, page_stop_button(page))
+            page.get_by_text(f"Stopped; saved {saved}").wait_for(timeout=90_000)
+        assert {p.name for p in (tmp_path / "trained").glob("*.pt")} == {"first.pt", "second.pt", "third.pt"}
