@@ -20,6 +20,7 @@ from .evaluate import eval_mode
 
 FORMAT = "latent-explorer-classifier"
 CONFIDENT = 0.9  # a decoded image counts as readable when the classifier gives one class this probability
+EPOCHS = 3  # MNIST's reaches ≥ 98 % in these
 MNIST_SHAPE = (1, 28, 28)  # what classifiers saved before they recorded their image shape were trained on
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier"
 TRAINED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "trained" / "classifier"
@@ -39,7 +40,7 @@ class Classifier(nn.Sequential):
         self.image_shape = tuple(image_shape)
 
 
-def fit_classifier(data: ImageDataset, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
+def fit_classifier(data: ImageDataset, epochs: int = EPOCHS, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
                    on_epoch=None) -> Classifier:
     """Adam with a cosine decay over `epochs`, on the uint8 images kept as they are (batches are indexed)."""
     if not data.labelled or len(data.class_names) < 2:
