@@ -4,8 +4,8 @@ imported sets with a way to remove one. A new set is in every dataset picker at 
 every run; ui.shared reloads a set whose content changed)."""
 from __future__ import annotations
 
-import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,29 +35,39 @@ def upload_limit_mb() -> int:
     return int(st.get_option("server.maxUploadSize"))
 
 
-def _work(path: Path, name: str, source_name: str, options: dict):
+def upload_file_name(filename: str) -> str:
+    """The name an upload is written under, so that the importer's messages name the file the user chose: its last
+    path part, printable, at most 100 characters, ending in .zip ("upload.zip" when nothing usable is left)."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())[-100:].strip()
+    if base in ("", ".", ".."):
+        base = "upload.zip"
+    return base if base.lower().endswith(".zip") else f"{base}.zip"
+
+
+def _work(folder: Path, path: Path, name: str, options: dict):
     def work(progress: background.Progress) -> ImportReport:
         try:
-            return import_images(path, name, progress=progress, source_name=source_name, **options)
+            return import_images(path, name, progress=progress, source_name=path.name, **options)
         finally:
-            path.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     return work
 
 
 def start_import(data: bytes, filename: str, name: str, options: dict) -> str:
-    """Write the uploaded zip to a temp file and import it in the background; the task's key. ImportFailed for a
-    name the importer would refuse, TaskBusy while an import under that name runs."""
+    """Write the uploaded zip under its own name into a private temp folder and import it in the background; the
+    task's key. ImportFailed for a name the importer would refuse, TaskBusy while an import under that name runs."""
     validate_name(name)
-    fd, temp = tempfile.mkstemp(prefix="vae-upload-", suffix=".zip")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    folder = Path(tempfile.mkdtemp(prefix="vae-upload-"))
+    path = folder / upload_file_name(filename)
     key = f"import:{name}"
     try:
-        background.tasks().start(key, f"Importing {filename} as {name}", _work(Path(temp), name, filename, options),
+        path.write_bytes(data)
+        background.tasks().start(key, f"Importing {path.name} as {name}", _work(folder, path, name, options),
                                  expected=(ImportedDataError,))
-    except background.TaskBusy:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     return key
 
@@ -89,6 +99,9 @@ def _form() -> None:
                                {"side": side, "channels": channels, "test_fraction": float(test_fraction), "pad": pad})
         except (ImportedDataError, background.TaskBusy) as exc:
             st.error(str(exc))
+            return
+        except OSError as exc:  # the temp folder: a full disk, say
+            st.error(f"{upload_file_name(upload.name)} could not be stored for the import ({exc.strerror or exc})")
             return
         st.session_state[TASK_KEY] = key
         st.rerun()  # the section redraws with the progress bar

@@ -17,7 +17,7 @@ from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, read_info, save_checkpoint)
-from .classifier import EPOCHS as CLASSIFIER_EPOCHS
+from .classifier import EPOCHS as CLASSIFIER_EPOCHS, MIN_STEPS as CLASSIFIER_MIN_STEPS
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
                      TrainConfig, default_arch)
 from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
     c.add_argument("--dataset", required=True, help="any labelled dataset (see --dataset of train)")
     c.add_argument("--data-dir")
-    c.add_argument("--epochs", type=_positive_int, default=CLASSIFIER_EPOCHS)
+    c.add_argument("--epochs", type=_positive_int,
+                   help=f"(default {CLASSIFIER_EPOCHS}, more for a small set: at least {CLASSIFIER_MIN_STEPS} steps)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/classifier/NAME.pt, "
                                                 "where the app looks for a dataset's classifier")
