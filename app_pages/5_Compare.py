@@ -228,10 +228,10 @@ def compare_section(selected: str | None) -> None:
         st.caption("Active units: latent dims whose posterior mean varies across test images (variance > "
                    f"{evaluate.ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input.")
         st.caption("An autoencoder puts its codes wherever reconstruction is easiest: nothing keeps them in N(0, I), "
-                   "so the prior says little about where its digits are (see the share of test codes in [-3, 3]ᵈ). "
+                   "so the prior says little about where its images' codes are (see the share of test codes in [-3, 3]ᵈ). "
                    "The VAE's KL term pulls the codes into the prior's mass, which is what makes sampling N(0, I) a "
                    "way to generate. With d = 2 the decoder is smooth enough that even an autoencoder's gaps often "
-                   "decode to digit-like strokes; the difference grows with d.")
+                   "decode to something like the data; the difference grows with d.")
     with plot_col:
         if sum(r["KL"] is not None for r in rows) >= 2:
             st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
@@ -268,7 +268,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
     datasets = {info.name: shared.dataset(info.dataset, info.dataset_sha)[0] for info in models}
     st.markdown("**Latent traversals.** Each row sweeps one latent dimension from −3 to 3 with the others held at "
                 "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
-                "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
+                "more separate factors (MNIST's: stroke width, slant, digit shape), and the rest collapse.")
     c_from, c_index, c_image = st.columns([2, 1, 1], vertical_alignment="bottom")
     pinned = st.session_state.get(session_keys.CLICKED_LATENTS) or []
     starts = ("a test image", *(("the last position pinned on the Latent Map",) if pinned else ()), "the origin z = 0")
@@ -344,7 +344,7 @@ st.markdown(
     "style.\n\n"
     "The β-VAE objective is reconstruction + **β**·KL. β sets the price of information in the latent code. "
     "**Small β** (< 1) lets the encoder spend many nats: reconstructions are sharp, but the clusters spread out "
-    "and leave holes between them, so prior samples that land in a hole decode to blur or non-digits. "
+    "and leave holes between them, so prior samples that land in a hole decode to blur, nothing like the data. "
     "**Large β** squeezes every posterior toward N(0, I): the map becomes smooth and prior-like and samples look "
     "typical, but reconstructions blur and, past a point, whole latent dims stop carrying information "
     "(posterior collapse: the number of active units drops). The rate–distortion plot shows the trade: "

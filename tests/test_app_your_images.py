@@ -90,10 +90,11 @@ def train_page(imported_sets, tmp_path, monkeypatch):
 def test_a_zip_uploaded_on_train_becomes_a_dataset_with_its_report(train_page):
     at = train_page.run()
     assert not at.exception
-    assert at.selectbox(key="_w.train.dataset").options == ["mnist-sample · 28×28 grey", "dsprites · 64×64 grey",
-                                                            "dsprites-32 · 32×32 grey"]
+    options = at.selectbox(key="_w.train.dataset").options
+    assert "mnist-sample · 28×28 grey" in options and not any(o.startswith("My_parts") for o in options)
     assert at.radio(key="_w.train.arch").value == "mlp"  # the sample's 28×28 grey digits
     assert at.button(key="import.start").disabled  # nothing uploaded yet
+    assert at.selectbox(key="import.side").value == at.selectbox(key="import.channels").value == 0  # automatic
 
     at.file_uploader(key="import.upload").set_value([("My parts (2).zip", parts_zip(), "application/zip")])
     at.run()
@@ -123,7 +124,11 @@ def test_a_zip_uploaded_on_train_becomes_a_dataset_with_its_report(train_page):
     assert "My_parts_2" in available_datasets()
     assert at.radio(key="_w.train.arch").value == "conv"
     assert any(c.value.startswith("Convnet: 32×32×3 → 16×16×32 → 8×8×64 → 4×4×128") for c in at.caption)
-    assert list(at.dataframe[0].value["name"]) == ["My_parts_2"]  # the imported sets
+    counts = at.dataframe[0].value  # the report's images per class
+    assert list(counts["class"]) == ["disc", "square", "triangle"]
+    assert counts["images"].sum() == 60 and (counts["images"] == counts["train"] + counts["test"]).all()
+    assert counts["test"].sum() == len(data.test_images)
+    assert list(at.dataframe[1].value["name"]) == ["My_parts_2"]  # the imported sets
 
 
 def test_a_bad_upload_says_so_in_one_line_and_the_page_goes_on(train_page):

@@ -19,9 +19,10 @@ from vae_core.importer import (DEFAULT_TEST_FRACTION, RESERVED_NAMES, SIDES, Imp
 TASK_KEY = "import.task"  # the background task of this session's last import
 ANNOUNCED_KEY = "import.announced"  # the import whose dataset the Train form was last switched to
 FALLBACK_NAME = "my-images"
-SIDE_CHOICES = (None, *SIDES)
-CHANNEL_CHOICES = (None, 1, 3)
-CHANNEL_LABELS = {None: "automatic (grey when every image is)", 1: "greyscale", 3: "RGB (colour)"}
+AUTOMATIC = 0  # the importer decides (None to it); not None here: a selectbox shows a None value as "no choice"
+SIDE_CHOICES = (AUTOMATIC, *SIDES)
+CHANNEL_CHOICES = (AUTOMATIC, 1, 3)
+CHANNEL_LABELS = {AUTOMATIC: "automatic (grey when every image is)", 1: "greyscale", 3: "RGB (colour)"}
 
 
 def suggested_name(filename: str) -> str:
@@ -83,7 +84,7 @@ def _form() -> None:
     name = c_name.text_input("Dataset name", key="import.name", placeholder=suggested, max_chars=64,
                              help="Letters, digits, '_', '.' and '-'; empty: the zip's name.").strip() or suggested
     side = c_side.selectbox("Side (px)", SIDE_CHOICES, key="import.side",
-                            format_func=lambda s: "automatic" if s is None else f"{s}×{s}",
+                            format_func=lambda s: "automatic" if s == AUTOMATIC else f"{s}×{s}",
                             help="Automatic: the largest of 28, 32 and 64 that at least half the images reach "
                                  "without upscaling.")
     channels = c_channels.selectbox("Colours", CHANNEL_CHOICES, key="import.channels", format_func=CHANNEL_LABELS.get)
@@ -96,7 +97,8 @@ def _form() -> None:
     if st.button("Import", key="import.start", type="primary", disabled=upload is None):
         try:
             key = start_import(upload.getvalue(), upload.name, name,
-                               {"side": side, "channels": channels, "test_fraction": float(test_fraction), "pad": pad})
+                               {"side": side or None, "channels": channels or None,
+                                "test_fraction": float(test_fraction), "pad": pad})
         except (ImportedDataError, background.TaskBusy) as exc:
             st.error(str(exc))
             return
@@ -117,12 +119,12 @@ def show_report(report: ImportReport) -> None:
     st.success(f"{verb} `{m.name}`: {m.n_train + m.n_test:,} images ({m.n_train:,} train, {m.n_test:,} test), "
                f"{m.side}×{m.side} {colour}, {classes}, in {report.seconds:.1f} s. It is in the dataset list of the "
                "settings below and of every page.")
-    if m.labelled:
-        counts = pd.DataFrame({"train": [c["train"] for c in m.class_counts.values()],
-                               "test": [c["test"] for c in m.class_counts.values()]},
-                              index=pd.Index(list(m.class_counts), name="class"))
-        st.bar_chart(counts, horizontal=True, stack=True, height=min(400, 60 + 24 * len(counts)),
-                     x_label="images", color=["#1f77b4", "#ff7f0e"])
+    if m.labelled:  # a table rather than a chart: every class named, however many there are
+        counts = pd.DataFrame([{"class": name, "images": c["train"] + c["test"], "train": c["train"],
+                                "test": c["test"]} for name, c in m.class_counts.items()])
+        st.dataframe(counts, hide_index=True, height=min(400, 38 + 35 * len(counts)), column_config={
+            "images": st.column_config.ProgressColumn(format="%d", min_value=0, max_value=int(counts["images"].max()),
+                                                      width="medium")})
     if m.skipped:
         with st.expander(f"{len(m.skipped):,} file{'s' if len(m.skipped) > 1 else ''} skipped"):
             st.text("\n".join(lines[1:]))  # file names are the user's: shown as plain text, never as markdown
@@ -176,9 +178,10 @@ def imported_sets() -> None:
     c_set, c_sure, c_remove = st.columns([2, 3, 1], vertical_alignment="bottom")
     name = c_set.selectbox("Remove a set", list(by_name), key="import.remove_name")
     models = _trained_on(by_name[name])
-    users = (f" {len(models)} model{'s' if len(models) > 1 else ''} trained on it ({', '.join(models[:5])}"
-             f"{', …' if len(models) > 5 else ''}) will show only what their decoder draws." if models else "")
-    sure = c_sure.checkbox(f"Yes, remove {name}.{users}", key=f"import.remove_sure.{name}")
+    sure = c_sure.checkbox(f"Yes, remove {name}", key=f"import.remove_sure.{name}")
+    if models:  # under the row: a checkbox's label is cut to one line
+        st.caption(f"{len(models)} model{'s' if len(models) > 1 else ''} trained on {name} ({', '.join(models[:5])}"
+                   f"{', …' if len(models) > 5 else ''}) will then show only what their decoder draws.")
     if c_remove.button("Remove", key="import.remove", disabled=not sure, width="stretch"):
         busy = _training_on(name)
         if busy is not None:
