@@ -1,6 +1,7 @@
 """The app on the user's own images, in AppTest: a zip uploaded on the Train page becomes a dataset with its report
-and is offered by the dataset pickers; a model of a 32×32 RGB imported set is shown in colour on Reconstruct,
-Interpolate and Compare; a classifier trained on request for that set then judges its decoders on Compare."""
+and is offered by the dataset pickers; a model of a 32×32 RGB imported set is shown in colour on Home, the Latent Map
+(its tooltip atlas), Reconstruct, Interpolate and Compare; a classifier trained on request for that set then judges
+its decoders on Compare."""
 from __future__ import annotations
 
 import io
@@ -173,8 +174,8 @@ def colour_app(colour_models, tmp_path, monkeypatch):
     imported._load.cache_clear()
     shared.clear_datasets()
 
-    def make(page: str, model: str = "shapes_vae") -> AppTest:
-        at = AppTest.from_file(str(PAGES / page), default_timeout=90)
+    def make(page: str, model: str = "shapes_vae") -> AppTest:  # page: its path in the repository
+        at = AppTest.from_file(str(ROOT / page), default_timeout=90)
         at.session_state["selected_model"] = model
         return at
 
@@ -183,7 +184,7 @@ def colour_app(colour_models, tmp_path, monkeypatch):
 
 
 def test_reconstruct_makes_a_colour_upload_the_sets_way(colour_app, colour_models, media):
-    at = colour_app("3_Reconstruct.py").run()
+    at = colour_app("app_pages/3_Reconstruct.py").run()
     assert not at.exception
     assert any("cropped to its centre square and resized to 32×32 RGB" in c.value for c in at.caption)
     assert at.button(key="recon_try").label == "Try with 3 test images"  # not digits
@@ -209,7 +210,7 @@ def test_reconstruct_makes_a_colour_upload_the_sets_way(colour_app, colour_model
 
 
 def test_reconstruct_examples_are_the_sets_own_test_images(colour_app, media):
-    at = colour_app("3_Reconstruct.py").run()
+    at = colour_app("app_pages/3_Reconstruct.py").run()
     at.button(key="recon_try").click().run()
     assert not at.exception and not at.main.error
     data = load_test_set(SET)
@@ -227,7 +228,7 @@ def test_reconstruct_examples_are_the_sets_own_test_images(colour_app, media):
 
 
 def test_interpolate_draws_a_colour_strip_between_test_images(colour_app, colour_models, media):
-    at = colour_app("2_Interpolate.py").run()
+    at = colour_app("app_pages/2_Interpolate.py").run()
     assert not at.exception and not at.main.error
     buttons = {b.proto.label: b.proto.url for b in at.get("download_button")}
     strip = np.asarray(Image.open(io.BytesIO(media(buttons["Strip (PNG)"]))).convert("RGB"))
@@ -247,7 +248,7 @@ def test_interpolate_draws_a_colour_strip_between_test_images(colour_app, colour
 
 
 def test_compare_draws_colour_grids_and_offers_a_classifier(colour_app):
-    at = colour_app("5_Compare.py").run()
+    at = colour_app("app_pages/5_Compare.py").run()
     at.multiselect(key="_w.compare.models").set_value(["shapes_ae", "shapes_vae"]).run()
     assert not at.exception and not at.main.error, [e.value for e in at.main.error]
     captions = [c for image in at.get("image") for c in image.captions]
@@ -260,7 +261,7 @@ def test_compare_draws_colour_grids_and_offers_a_classifier(colour_app):
 
 
 def test_a_classifier_trained_on_request_judges_the_set_on_compare(colour_app, tmp_path):
-    at = colour_app("5_Compare.py").run()
+    at = colour_app("app_pages/5_Compare.py").run()
     at.multiselect(key="_w.compare.models").set_value(["shapes_ae", "shapes_vae"]).run()
     at.button(key=f"classifier-{SET}").click().run()
     assert not at.exception and not at.main.error
@@ -287,3 +288,24 @@ def test_a_classifier_trained_on_request_judges_the_set_on_compare(colour_app, t
     assert sum(f"read as one class by {SET}'s classifier" in c for c in captions) == 2
     at.toggle(key="compare.tint").set_value(True).run()
     assert not at.exception
+
+
+def test_home_and_the_latent_map_show_the_colour_set(colour_app, media):
+    at = colour_app("app.py").run()
+    assert not at.exception and not at.main.error
+    grid = picture(at, media, "What shapes_vae draws")
+    assert grid.ndim == 3 and grid.shape[2] == 3  # the decoded tour in colour
+    assert any("Images of 32×32 RGB" in c.value for c in at.caption)
+
+    at = colour_app("app_pages/1_Latent_Map.py").run()
+    assert not at.exception and not at.main.error
+    data = plane_data(at)
+    assert data["classes"] == list(SHAPES) and data["points"]["image_shape"] == [3, 32, 32]
+    # the tooltips' atlas holds the test images in colour, image i at row i // columns
+    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"].removeprefix("app/static/")))
+    test = to_display(load_test_set(SET).test_images)
+    columns = data["points"]["atlas_cols"]
+    assert atlas.shape[2] == 3
+    for i in (0, 1, len(test) - 1):
+        r, c = divmod(i, columns)
+        assert np.array_equal(atlas[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32], test[i])
