@@ -23,13 +23,16 @@ if sel is None:
 else:
     info = sel.info
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Dataset", info.dataset)
+    m1.metric("Dataset", info.dataset, help="The images this model was trained on; their side and colours below.")
     m2.metric("Latent size d", info.model_config.latent_dim)
     m3.metric("β", f"{info.beta:g}")
     m4.metric("Test −ELBO", f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured",
               help="Negative evidence lower bound on the test set at β = 1, nats per image; lower is better.")
+    shape = shared.shape_text(info.model_config.image_shape)
     if sel.data is not None:
-        st.caption(f"Data in use: {sel.data.source} ({len(sel.data.test_images):,} test images).")
+        st.caption(f"Images of {shape}. Data in use: {sel.data.source} ({len(sel.data.test_images):,} test images).")
+    else:
+        st.caption(f"Images of {shape}.")
     tour, text = st.columns([2, 3], gap="large")
     with tour:
         d = sel.latent_dim
@@ -38,7 +41,7 @@ else:
             drawn = 0 if sel.conditional else None  # a conditional model draws one class across its style plane
             grid_png = latent_views.decoded_grid(sel, plane, TOUR_GRID, label=drawn)
             what = f" (class {sel.class_names[drawn]})" if drawn is not None else ""
-            st.image(grid_png, width="stretch",
+            st.image(grid_png, width="stretch", output_format="PNG",
                      caption=f"What {info.name} draws{what} across [-3, 3]² of {plane.labels[0]} / {plane.labels[1]}")
     with text:
         st.subheader("A short tour")

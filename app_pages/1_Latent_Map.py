@@ -51,8 +51,8 @@ def umap_progress(job, shown_instead: str) -> None:
 
 
 def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
-    """A 28×28 image enlarged by nearest neighbour, so pixels stay crisp."""
-    st.image(to_png_bytes(pixels, scale), caption=caption, width=scale * 28)
+    """An image enlarged by nearest neighbour, so pixels stay crisp."""
+    st.image(to_png_bytes(pixels, scale), caption=caption, width=scale * pixels.shape[1], output_format="PNG")
 
 
 def drawn_panel(sel: shared.Selection, drawn: dict) -> None:
@@ -191,7 +191,7 @@ with c_pin:
             "" if d == 2 else "  \nz = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]"))
         if klass is not None:
             every = inference.decode(sel.model, np.repeat(z_click[None], n_classes, 0), np.arange(n_classes))
-            st.image(to_png_bytes(tile(every, 2), 2), caption="every class in this style")
+            st.image(to_png_bytes(tile(every, 2), 2), caption="every class in this style", output_format="PNG")
 with c_near:
     if z_click is not None and has_data:
         i = inference.nearest(mu, z_click)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import latent_views, map_overlays, session_keys
+from ui import latent_views, map_overlays, session_keys, uploads
 from ui.images import tile, to_gif_bytes, to_png_bytes
 from ui.latent_plane import Mark
 from ui.plots import PATH_COLOR
@@ -14,13 +14,13 @@ from vae_core.data import to_display
 
 SOURCES = ("Test images", "Points clicked on the Latent Map", "Uploaded images")
 METHODS = {"linear": "Linear (straight line)", "spherical": "Spherical (slerp, great circle)"}
-STRIP_SCALE = 3
-GIF_SCALE = 8
+THUMB_PX, STRIP_PX, GIF_PX = 112, 84, 224  # about how wide one image is shown: whole-pixel upscales of the side
 GIF_FRAME_MS = 120
 
 
 def _thumbnail(image: np.ndarray, caption: str) -> None:
-    st.image(to_png_bytes(image, scale=4), caption=caption, width=112)
+    scale = uploads.scale_for(image.shape[1], THUMB_PX)
+    st.image(to_png_bytes(image, scale=scale), caption=caption, width=image.shape[1] * scale, output_format="PNG")
 
 
 def _test_endpoint(sel: Selection, side: str, default_index: int) -> tuple[np.ndarray, str]:
@@ -80,9 +80,9 @@ def _upload_endpoints(sel: Selection) -> list[tuple[np.ndarray, str]] | None:
                                       key=f"interp_upload_{side}",
                                       max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
             if upload is None:
-                st.caption("PNG, JPG, BMP, GIF or WebP of a single digit or drawing.")
+                st.caption(f"PNG, JPG, BMP, GIF or WebP; {uploads.style(sel.info).steps()}.")
                 continue
-            results, errors = preprocess.preprocess_many([(upload.name, upload.getvalue())])
+            results, errors = uploads.preprocess_uploads(sel.info, [(upload.name, upload.getvalue())])
             for message in errors:
                 st.error(message)
             if results:
@@ -126,14 +126,16 @@ def main() -> None:
     path = inference.interpolate(z0, z1, steps, method)
     frames = inference.decode(sel.model, path, drawn_class)
     strip = tile(frames, padding=2)
-    strip_png = to_png_bytes(strip, scale=STRIP_SCALE)
+    side = frames.shape[2]
+    strip_png = to_png_bytes(strip, scale=uploads.scale_for(side, STRIP_PX))
     st.subheader(f"{label0} → {label1}")
-    st.image(strip_png, caption=f"{steps} steps, {method}")
-    gif = to_gif_bytes(list(frames), scale=GIF_SCALE, duration_ms=GIF_FRAME_MS)
+    st.image(strip_png, caption=f"{steps} steps, {method}", output_format="PNG")
+    gif_scale = uploads.scale_for(side, GIF_PX)
+    gif = to_gif_bytes(list(frames), scale=gif_scale, duration_ms=GIF_FRAME_MS)
 
     side_col, map_col = st.container(), st.container()  # the live plane needs the full width for its side panel
     with side_col:
-        st.image(gif, caption="the morph, as the GIF download plays it", width=GIF_SCALE * 28)
+        st.image(gif, caption="the morph, as the GIF download plays it", width=side * gif_scale)
         a, b = st.columns(2)
         a.download_button("Strip (PNG)", strip_png, "interpolation.png", "image/png", key="interp_dl_png",
                           on_click="ignore", width="stretch")

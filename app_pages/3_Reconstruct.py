@@ -1,7 +1,8 @@
 """Reconstruct: upload your own images and see how the model reads them.
 
-Each file's MNIST-style preprocessing step by step, its reconstruction, where its posterior lands on the
-latent map, and how typical its −ELBO is among the test set's.
+Each file made into an input the way the model's dataset was made (MNIST's normalisation for digits, a square crop
+and resize for any other set), step by step, its reconstruction, where its posterior lands on the latent map, and
+how typical its −ELBO is among the test set's.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui import latent_views, map_overlays, shared
+from ui import latent_views, map_overlays, shared, uploads
 from ui.latent_plane import Mark
 from ui.session_keys import DRAWN_DIGITS
 from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
@@ -24,31 +25,33 @@ from vae_core.ellipses import ellipse, projected_covariances
 EXAMPLES_KEY = "recon_examples"
 ELLIPSES = {"1σ": 1.0, "2σ": 2.0, "none": 0.0}
 OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
-SHOW_SCALE = 4
 THUMB = 104  # px, the height of each preprocessing step
 DOWNLOAD_SCALE = 8
 NOISES = ("none", "mask ν", "Gaussian σ")
 CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2")  # the denoising picture, when the shipped models are there
 
 
-def example_files(sel: Selection) -> list[tuple[str, bytes]]:
-    """Three real test digits of different classes, fed through the same path as uploads:
-    one as stored, one as dark ink on white paper at 8× size (exercises inversion and cropping)."""
+def example_files(sel: Selection, digit_like: bool) -> list[tuple[str, bytes]]:
+    """Three real test images of different classes, fed through the same path as uploads: one as stored, one drawn
+    larger (digits as dark ink on white paper at 8× size, which exercises inversion and cropping; any other set's at
+    8× size, which exercises the resize)."""
     labels = sel.data.test_labels.numpy()
     picks: list[int] = []
     for i in np.random.default_rng(0).permutation(len(labels)):
-        if labels[i] not in labels[picks]:
+        if labels[i] not in labels[picks] or len(set(labels.tolist())) < 3:
             picks.append(int(i))
         if len(picks) == 3:
             break
     files = []
     for n, i in enumerate(picks):
-        digit = to_display(sel.data.test_images[i])
+        image = to_display(sel.data.test_images[i])
         name = f"test #{i} ({sel.data.class_names[labels[i]]})"
-        if n == 1:
-            files.append((f"{name} as ink on paper.png", to_png_bytes(255 - np.pad(digit, 10), scale=8)))
+        if n == 1 and digit_like:
+            files.append((f"{name} as ink on paper.png", to_png_bytes(255 - np.pad(image, 10), scale=8)))
+        elif n == 1:
+            files.append((f"{name} at 8× size.png", to_png_bytes(image, scale=8)))
         else:
-            files.append((f"{name}.png", to_png_bytes(digit)))
+            files.append((f"{name}.png", to_png_bytes(image)))
     return files
 
 
@@ -88,26 +91,38 @@ def other_models(sel: Selection) -> list[CheckpointInfo]:
     return [i for i in infos if i.name in chosen]
 
 
-def _card(number: int, result: preprocess.PreprocessResult, corrupted: np.ndarray | None, noise: str,
-          recons: list[tuple[np.ndarray, str]], mu: np.ndarray, sigma: np.ndarray,
+def _steps(result: preprocess.PreprocessResult, how: uploads.UploadStyle) -> list[tuple[np.ndarray, str, bool]]:
+    """What happened to an upload, as (picture, caption, is a model-sized image to upscale): for digits MNIST's
+    steps, for any other set the original, the square it keeps and the input at the set's size."""
+    side = how.side
+    if how.digit_like:
+        return [(result.original, "original", False),
+                (result.grayscale, "grayscale, inverted" if result.inverted else "grayscale", False),
+                (result.cropped, "cropped", False),
+                (result.image, f"{side}×{side} input", True)]
+    return [(result.original, "original", False),
+            (result.cropped, "padded to a square" if how.pad else "centre square", False),
+            (result.image, f"resized to {side}×{side}", True)]
+
+
+def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadStyle, corrupted: np.ndarray | None,
+          noise: str, recons: list[tuple[np.ndarray, str]], mu: np.ndarray, sigma: np.ndarray,
           score: typicality.Typicality | None, ood_percentile: float) -> None:
     recon = recons[0][0]
     with st.container(border=True):
         st.markdown(f"**{number}. {result.name}**")
         steps = [
-            (result.original, "original", None),
-            (result.grayscale, "grayscale, inverted" if result.inverted else "grayscale", None),
-            (result.cropped, "cropped", None),
-            (result.image, "28×28 input", SHOW_SCALE),
-            *([(corrupted, f"corrupted ({noise})", SHOW_SCALE)] if corrupted is not None else []),
-            *((image, caption, SHOW_SCALE) for image, caption in recons),
+            *_steps(result, how),
+            *([(corrupted, f"corrupted ({noise})", True)] if corrupted is not None else []),
+            *((image, caption, True) for image, caption in recons),
         ]
+        scale = uploads.scale_for(how.side, THUMB)
         *image_columns, text_column = st.columns([1] * len(steps) + [3])
-        for column, (image, caption, scale) in zip(image_columns, steps):
+        for column, (image, caption, model_sized) in zip(image_columns, steps):
             h, w = image.shape[:2]
             # same height for every step: a tall crop is shown narrower rather than taller
-            column.image(to_png_bytes(image, scale=scale) if scale else image, caption=caption,
-                         width=max(8, round(THUMB * min(1.0, w / h))))
+            column.image(to_png_bytes(image, scale=scale if model_sized else 1), caption=caption,
+                         width=max(8, round(THUMB * min(1.0, w / h))), output_format="PNG")
         with text_column:
             if score is not None:
                 _verdict(score, ood_percentile)
@@ -138,16 +153,17 @@ def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go
 
 
 def main() -> None:
-    sel = open_page("Reconstruct", "Reconstruct your own images",
-                    "Each file is normalised like MNIST (grayscale, white on black, cropped, fitted into 20×20, "
-                    "centred by mass in 28×28), encoded, decoded and scored. Files stay in memory and are never "
-                    "stored.")
+    sel = open_page("Reconstruct", "Reconstruct your own images")
+    how = uploads.style(sel.info)
+    what = "digits" if how.digit_like else "images"
+    st.caption(f"Each file is {how.steps()}, then encoded, decoded and scored. Files stay in memory and are never "
+               "stored.")
 
-    uploads = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=map_overlays.UPLOAD_TYPES,
-                               accept_multiple_files=True,
-                               key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
+    chosen = st.file_uploader("Images (PNG, JPG, BMP, GIF, WebP)", type=map_overlays.UPLOAD_TYPES,
+                              accept_multiple_files=True,
+                              key="recon_uploads", max_upload_size=preprocess.MAX_UPLOAD_BYTES // 2**20)
     a, b, c, _ = st.columns([1, 1, 1, 2])
-    if sel.data is not None and a.button("Try with 3 test digits", key="recon_try"):
+    if sel.data is not None and a.button(f"Try with 3 test {what}", key="recon_try"):
         st.session_state[EXAMPLES_KEY] = True
     if st.session_state.get(EXAMPLES_KEY) and b.button("Remove the examples", key="recon_clear"):
         st.session_state[EXAMPLES_KEY] = False
@@ -155,16 +171,17 @@ def main() -> None:
                                                        help="Digits sent from the Latent Map's drawing pad"):
         st.session_state[DRAWN_DIGITS] = []
 
-    files = [(f.name, f.getvalue()) for f in uploads or []]
+    files = [(f.name, f.getvalue()) for f in chosen or []]
     files += [(f"drawn digit {i + 1}.png", png) for i, png in enumerate(st.session_state.get(DRAWN_DIGITS, []))]
     if st.session_state.get(EXAMPLES_KEY) and sel.data is not None:
-        files += example_files(sel)
+        files += example_files(sel, how.digit_like)
     if not files:
         st.info("Upload one or more images of digits (a photo of a digit drawn on paper works), "
-                "or press **Try with 3 test digits**.")
+                "or press **Try with 3 test digits**." if how.digit_like else
+                f"Upload one or more images like those of {sel.info.dataset}, or press **Try with 3 test images**.")
         st.stop()
 
-    results, errors = preprocess.preprocess_many(files)
+    results, errors = uploads.preprocess_uploads(sel.info, files)
     for message in errors:
         st.error(message)
     if not results:
@@ -224,7 +241,7 @@ def main() -> None:
 
     for number, (result, *row) in enumerate(zip(results, images, zip(*by_model), mu, sigma, scores), start=1):
         corrupted, recon_row, *rest = row
-        _card(number, result, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile)
+        _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile)
 
 
 main()

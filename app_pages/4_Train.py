@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import owner, session_keys, shared, training
+from ui import image_import, owner, session_keys, shared, training
 from vae_core.config import ConfigError
 from vae_core.jobs import JobError, sanitize_name, target_path, training_spec
 from vae_core.train import device_label, pick_device
@@ -30,6 +30,8 @@ shared.model_picker()
 st.title("Train a model")
 st.caption(f"Training runs on **{device_label(pick_device('auto'))}** (a CUDA GPU is used automatically when present). "
            "It goes on in the background: switch pages or reload, and come back to watch. " + training.limits_line())
+
+image_import.section()  # your own images, imported as a dataset the settings below can train on
 
 with st.expander("Settings", expanded=not mine.any_active):
     try:

@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import history_view, model_panels, owner, session_keys, shared, sweep_view, training, traversal_view
+from ui import (classifier_request, history_view, model_panels, owner, session_keys, shared, sweep_view, training,
+                traversal_view)
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -35,6 +36,7 @@ BETA_PRESET = "β sweep"
 MAX_MODELS = 6
 MIN_COLUMNS = 4
 SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
+READ_AS = "prior samples read as a class"
 BETA_KINDS = tuple(k for k in TRAINABLE_KINDS if "beta" in model_class(k).settings)  # what a β sweep can train
 
 registry = training.registry()
@@ -110,12 +112,14 @@ def show_column(info: CheckpointInfo, panel: model_panels.Panel, data: ImageData
     model_panels.live_map(info, snap, data, label, key=f"map-{info.name}", group="compare" if same_axes else None)
     if panel.grid is not None:
         st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
-                 caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane")
-    share = "" if panel.confident_share is None else f"; {panel.confident_share:.0%} of 1,000 read as a digit"
+                 caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane",
+                 output_format="PNG")
+    share = ("" if panel.confident_share is None else
+             f"; {panel.confident_share:.0%} of 1,000 read as one class by {info.dataset}'s classifier")
     st.image(to_png_bytes(tile(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), padding=2), 2), width="stretch",
-             caption=f"samples from the prior N(0, I) (the same z for every model){share}")
+             caption=f"samples from the prior N(0, I) (the same z for every model){share}", output_format="PNG")
     st.image(to_png_bytes(tile(np.stack([snap.originals, snap.reconstructions]), padding=2), 2), width="stretch",
-             caption="the same 8 test inputs (top) and their reconstructions")
+             caption="the same 8 test inputs (top) and their reconstructions", output_format="PNG")
 
 
 def compare_section(selected: str | None) -> None:
@@ -164,12 +168,21 @@ def compare_section(selected: str | None) -> None:
     if len({(i.model_config.kind, i.beta) for i in probabilistic}) < len(probabilistic):
         st.warning("Some of the chosen models share the same kind and β.")
 
+    datasets = list(dict.fromkeys(i.dataset for i in models))
+    judged = [name for name in datasets if shared.classifier_file(name) is not None]
     c_tint, c_label = st.columns([2, 2])
-    tint = c_tint.toggle("Colour the grids by the classifier's confidence", key="compare.tint",
-                         help=f"Cells the shipped MNIST classifier does not read as one digit with probability ≥ "
-                              f"{CONFIDENT:g} are tinted red: the holes of the latent space.")
-    label = (c_label.selectbox("Class the conditional VAE draws", range(10), key="compare.label")
-             if any(i.model_class.conditional for i in models) else None)
+    with c_tint:
+        tint = bool(judged) and st.toggle(
+            "Colour the grids by the classifier's confidence", key="compare.tint",
+            help=f"Cells that {' and '.join(judged)}'s classifier does not read as one class with probability ≥ "
+                 f"{CONFIDENT:g} are tinted red: the holes of the latent space.")
+        for name in datasets:  # a labelled set without a classifier: one trained on request
+            classifier_request.offer(name)
+    conditional = next((i for i in models if i.model_class.conditional), None)
+    drawn_names = shared.model_class_names(conditional) if conditional is not None else ()
+    label = (c_label.selectbox("Class the conditional VAE draws", range(len(drawn_names)), key="compare.label",
+                               format_func=drawn_names.__getitem__)
+             if conditional is not None else None)
 
     rows, panels, missing, sources = [], [], {}, {}
     for info in models:
@@ -186,7 +199,7 @@ def compare_section(selected: str | None) -> None:
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
                 "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
-                "prior samples read as digits": None if panel is None else panel.confident_share})
+                READ_AS: None if panel is None else panel.confident_share})
             sources[info.name] = source
         if panel is not None:
             panels.append((info, panel, data))
@@ -199,7 +212,10 @@ def compare_section(selected: str | None) -> None:
     st.markdown("**Test metrics** (nats per image; −ELBO at β = 1 whatever β the model was trained with; an "
                 "autoencoder has no posterior, so only its reconstruction). Measured on each model's own test split, "
                 "the same images the pictures below use.")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+    table = pd.DataFrame(rows)
+    if READ_AS in table and table[READ_AS].isna().all():  # no classifier judges these datasets: nothing to show
+        table = table.drop(columns=READ_AS)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
         "kind": st.column_config.TextColumn(width="small"),
         "β": st.column_config.NumberColumn(format="%g", width="small"),
         "active units": st.column_config.TextColumn(width="small"),
@@ -209,10 +225,11 @@ def compare_section(selected: str | None) -> None:
             format="percent", min_value=0.0, max_value=1.0,
             help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "
                  "nearly all its mass: the VAE's KL term keeps its codes there, an autoencoder's spread far out."),
-        "prior samples read as digits": st.column_config.ProgressColumn(
+        READ_AS: st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
-            help=f"Share of 1,000 samples from N(0, I), decoded, that the shipped classifier reads as one digit "
-                 f"with probability ≥ {CONFIDENT:g}: how much of the prior's mass decodes to something digit-like."),
+            help=f"Share of 1,000 samples from N(0, I), decoded, that the dataset's classifier reads as one class "
+                 f"with probability ≥ {CONFIDENT:g}: how much of the prior's mass decodes to something like the "
+                 "dataset's images."),
     })
     text_col, plot_col = st.columns([2, 3], gap="large")
     with text_col:
@@ -221,10 +238,10 @@ def compare_section(selected: str | None) -> None:
         st.caption("Active units: latent dims whose posterior mean varies across test images (variance > "
                    f"{evaluate.ACTIVE_UNIT_THRESHOLD}); the others carry no information about the input.")
         st.caption("An autoencoder puts its codes wherever reconstruction is easiest: nothing keeps them in N(0, I), "
-                   "so the prior says little about where its digits are (see the share of test codes in [-3, 3]ᵈ). "
+                   "so the prior says little about where its images' codes are (see the share of test codes in [-3, 3]ᵈ). "
                    "The VAE's KL term pulls the codes into the prior's mass, which is what makes sampling N(0, I) a "
                    "way to generate. With d = 2 the decoder is smooth enough that even an autoencoder's gaps often "
-                   "decode to digit-like strokes; the difference grows with d.")
+                   "decode to something like the data; the difference grows with d.")
     with plot_col:
         if sum(r["KL"] is not None for r in rows) >= 2:
             st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
@@ -261,7 +278,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
     datasets = {info.name: shared.dataset(info.dataset, info.dataset_sha)[0] for info in models}
     st.markdown("**Latent traversals.** Each row sweeps one latent dimension from −3 to 3 with the others held at "
                 "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
-                "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
+                "more separate factors (MNIST's: stroke width, slant, digit shape), and the rest collapse.")
     c_from, c_index, c_image = st.columns([2, 1, 1], vertical_alignment="bottom")
     pinned = st.session_state.get(session_keys.CLICKED_LATENTS) or []
     starts = ("a test image", *(("the last position pinned on the Latent Map",) if pinned else ()), "the origin z = 0")
@@ -275,7 +292,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         n = min(len(data.test_images) for data in datasets.values())
         start = int(c_index.number_input("Test image #", 0, n - 1, step=1, key="compare.traverse_index"))
         first = next(iter(datasets.values()))
-        c_image.image(to_png_bytes(to_display(first.test_images[start]), 2), caption=f"#{start}")
+        c_image.image(to_png_bytes(to_display(first.test_images[start]), 2), caption=f"#{start}", output_format="PNG")
     for col, info in zip(st.columns(slots), models):
         data = datasets[info.name]
         # a conditional model keeps the class of the start image, or draws the class picked above from the origin
@@ -344,7 +361,7 @@ st.markdown(
     "style.\n\n"
     "The β-VAE objective is reconstruction + **β**·KL. β sets the price of information in the latent code. "
     "**Small β** (< 1) lets the encoder spend many nats: reconstructions are sharp, but the clusters spread out "
-    "and leave holes between them, so prior samples that land in a hole decode to blur or non-digits. "
+    "and leave holes between them, so prior samples that land in a hole decode to blur, nothing like the data. "
     "**Large β** squeezes every posterior toward N(0, I): the map becomes smooth and prior-like and samples look "
     "typical, but reconstructions blur and, past a point, whole latent dims stop carrying information "
     "(posterior collapse: the number of active units drops). The rate–distortion plot shows the trade: "

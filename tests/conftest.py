@@ -247,6 +247,23 @@ def page_app(monkeypatch, app_checkpoints):
     return make
 
 
+@pytest.fixture
+def media(monkeypatch):
+    """Bytes behind a media URL of the last run (st.image / st.download_button), from AppTest's in-memory store."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test as app_test_module
+
+    stores: list[MemoryMediaFileStorage] = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
+    return lambda url: stores[-1].get_file(url.rsplit("/", 1)[1]).content
+
+
 def plane_data(at, key: str = "lm_plane") -> dict:
     """What a page sent to the live latent-plane component mounted with `key` (AppTest cannot run its JavaScript)."""
     found = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith(f"-{key}")]

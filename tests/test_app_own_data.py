@@ -29,7 +29,7 @@ def folder(tmp_path, monkeypatch):
     empty.mkdir()
     monkeypatch.setenv("VAE_DATA_DIR", str(empty))
     monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", tmp_path)
-    ui.shared.dataset.clear()  # the cache may hold datasets found under another VAE_DATA_DIR
+    ui.shared.clear_datasets()  # the cache may hold datasets found under another VAE_DATA_DIR
     return tmp_path
 
 

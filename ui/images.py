@@ -41,6 +41,18 @@ def tile(images: np.ndarray, padding: int = 0, pad_value: float = 1.0) -> np.nda
     return (grid.permute(1, 2, 0) if rgb else grid[0]).numpy()
 
 
+def rgb_cells(cells: np.ndarray) -> np.ndarray:
+    """Cells of a grid, (rows, cols, h, w) grey or (rows, cols, h, w, 3) colour, as float colour cells in [0, 1]
+    (uint8 scaled), so that they can be tinted whatever the images' channels."""
+    a = np.asarray(cells)
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if a.ndim == 4:
+        return np.repeat(a[..., None], 3, axis=-1)
+    if a.ndim == 5 and a.shape[-1] == 3:
+        return a
+    raise ValueError(f"expected (rows, cols, h, w[, 3]) cells, got shape {a.shape}")
+
+
 def to_png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     """Encode a float [0, 1] or uint8 image (2-D, or HxWx3/4) as PNG, nearest-neighbour upscaled."""
     pixels = _upscale(_to_uint8(image), scale)

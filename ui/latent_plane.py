@@ -22,6 +22,7 @@ from ui.plots import CLASS_COLORS
 from ui.shared import Selection
 from ui.latent_views import model_key
 from vae_core.atomic import write_atomic
+from vae_core.data import to_display
 from vae_core.export import UnsupportedLayer, browser_model
 from vae_core.projection import LatentPlane
 
@@ -72,28 +73,26 @@ def model_payload(sel: Selection) -> dict[str, Any] | None:
 
 
 def atlas_png(images: np.ndarray, columns: int = ATLAS_COLUMNS) -> bytes:
-    """(N, H, W) images in [0, 1] (or uint8) as one grey PNG, `columns` per row, in index order."""
+    """Images in display layout, (N, H, W) grey or (N, H, W, 3) colour, in [0, 1] (or uint8) as one PNG of their
+    mode, `columns` per row, in index order."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
     rows = -(-n // columns)
-    sheet = np.zeros((rows * h, columns * w), np.uint8)
+    sheet = np.zeros((rows * h, columns * w, *images.shape[3:]), np.uint8)
     for i in range(n):
         r, c = divmod(i, columns)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
     buf = io.BytesIO()
-    Image.fromarray(sheet, "L").save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(sheet).save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _atlas(dataset: str, _sel: Selection) -> str:
     """The URL of the tooltip atlas of `dataset`'s test images, made once per dataset (every model of it shares it)."""
-    images = _sel.data.test_images.numpy()
-    images = images.reshape(len(images), *images.shape[-2:])
-    if images.dtype != np.uint8:
-        images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
+    images = to_display(_sel.data.test_images)  # uint8, grey or colour
     digest = hashlib.sha256(images.tobytes()).hexdigest()[:20]
     return publish(f"atlas-{digest}-{ATLAS_COLUMNS}.png", lambda: atlas_png(images))
 

@@ -1,5 +1,5 @@
 """One model at a glance, for side-by-side comparisons: its latent map, decoded grid, prior samples,
-reconstructions and numbers, with the shipped classifier as the judge of what the decoder draws.
+reconstructions and numbers, with the dataset's classifier (where it has one) as the judge of what the decoder draws.
 
 Cached by checkpoint path and modification time, so a model is drawn once per server however often it is compared."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from ui import shared
-from ui.images import tile
+from ui.images import rgb_cells, tile
 from ui.latent_plane import latent_plane
 from ui.plots import code_extent
 from vae_core import evaluate, inference
@@ -30,20 +30,15 @@ POSTERIOR_METRICS = ("elbo", "kl", "iw_logpx", "active_units")
 @dataclass(frozen=True)
 class Panel:
     snapshot: Snapshot  # map points, reconstructions of the fixed inputs, 16 prior samples
-    grid: np.ndarray | None  # (n, n, 28, 28) decoded over [-3, 3]² of the snapshot's plane; None for d = 1
-    grid_confidence: np.ndarray | None  # (n, n) the classifier's top class probability per cell
+    grid: np.ndarray | None  # (n, n, H, W[, 3]) decoded over [-3, 3]² of the snapshot's plane; None for d = 1
+    grid_confidence: np.ndarray | None  # (n, n) the classifier's top class probability per cell; None without one
     confident_share: float | None  # share of PRIOR_DRAWS prior samples the classifier reads with ≥ CONFIDENT
     in_prior_box: float  # share of the test set's codes with every coordinate in [-3, 3], where N(0, I) lives
 
 
-def judged(dataset: str) -> bool:
-    """Whether a classifier can judge this dataset's images (MNIST's reads the digits of mnist and the sample)."""
-    return shared.classifier(dataset) is not None
-
-
 @st.cache_data(show_spinner="Drawing the models…", max_entries=64)
-def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: CheckpointInfo,
-           _data: ImageDataset) -> Panel:
+def _panel(path: str, stamp: float, dataset: str, label: int | None, judge: tuple[str, float] | None,
+           _info: CheckpointInfo, _data: ImageDataset) -> Panel:
     model = shared.load_model(_info)
     codes = inference.encode(model, _data.test_images, _data.test_labels)[0]
     in_box = float((np.abs(codes) <= inference.GRID_EXTENT).all(axis=1).mean())
@@ -51,19 +46,20 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: Chec
                          example_indices(_data.test_labels))
     grid = decode_plane(model, snap.plane, GRID_N, label=label) if model.latent_dim >= 2 else None
     confidence = share = None
-    if judged(dataset):
-        judge = shared.classifier(dataset)
+    if judge is not None:
+        classifier = shared.classifier(dataset)
         if grid is not None:
-            confidence = probabilities(judge, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
+            confidence = probabilities(classifier, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
         draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)
-        share = float((probabilities(judge, draws).max(1) >= CONFIDENT).mean())
+        share = float((probabilities(classifier, draws).max(1) >= CONFIDENT).mean())
     return Panel(snap, grid, confidence, share, in_box)
 
 
 def panel(info: CheckpointInfo, data: ImageDataset, label: int | None = None) -> Panel:
-    """The model's panel on its own test split; `label` picks the class a conditional model's grid draws."""
+    """The model's panel on its own test split; `label` picks the class a conditional model's grid draws. Judged by
+    its dataset's classifier when there is one (drawn again once one is trained)."""
     return _panel(str(info.path), shared.stamp(info.path), info.dataset,
-                  label if info.model_class.conditional else None, info, data)
+                  label if info.model_class.conditional else None, shared.classifier_file(info.dataset), info, data)
 
 
 @st.cache_data(show_spinner="Measuring test metrics…", max_entries=64)
@@ -101,7 +97,7 @@ def live_map(info: CheckpointInfo, snap: Snapshot, data: ImageDataset, label: in
 def grid_picture(grid: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
     """The decoded grid as one RGB picture (H, W, 3) with 1-px white gaps; cells the classifier does not read with
     confidence (top probability < CONFIDENT) tinted red, when `confidence` is given."""
-    cells = np.repeat(np.asarray(grid, np.float32)[..., None], 3, axis=-1)
+    cells = rgb_cells(grid)
     if confidence is not None:
         doubtful = (confidence < CONFIDENT)[..., None, None, None]
         cells = np.where(doubtful, 0.55 * cells + 0.45 * np.float32([0.9, 0.1, 0.1]), cells)

@@ -17,6 +17,7 @@ from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoint
 from vae_core.classifier import Classifier, find_classifier, load_classifier
 from vae_core.data import DatasetUnavailable, ImageDataset, class_names, dataset_info, load_test_set
 from vae_core.jobs import OWNER_NAME_KEY
+from vae_core.importer import datasets_root, list_imported
 from vae_core.models import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,16 +78,40 @@ def load_model(info: CheckpointInfo) -> LatentModel:
     return _load(str(info.path), stamp(info.path))[0]
 
 
-@st.cache_resource(show_spinner="Loading data…")
-def dataset(name: str, sha: str | None = None) -> tuple[ImageDataset | None, str | None]:
-    """The named dataset's own test split (full data on disk, else the bundled split), or None and the reason;
-    given a checkpoint's `sha` (`CheckpointInfo.dataset_sha`), only the very images its model was trained on.
+@st.cache_data(show_spinner=False, max_entries=4)
+def _imported(stamp: int, root: str) -> dict[str, str]:
+    return {m.name: m.sha for m in list_imported(root)}
 
-    Never another dataset: a model is only ever shown images of the data it was trained on."""
+
+def imported_content(name: str) -> str | None:
+    """The content hash of the imported set called `name` now, None when there is none (a built-in name, or a set
+    removed). Read from the store's manifests once per change of the store folder (an import or a removal renames a
+    folder in or out of it, which changes its modification time)."""
+    root = datasets_root()
+    return _imported(stamp(root), str(root)).get(name)
+
+
+@st.cache_resource(show_spinner="Loading data…", max_entries=8)
+def _dataset(name: str, sha: str | None, content: str | None) -> tuple[ImageDataset | None, str | None]:
     try:
         return load_test_set(name, sha=sha), None
     except DatasetUnavailable as exc:
         return None, str(exc)
+
+
+def dataset(name: str, sha: str | None = None) -> tuple[ImageDataset | None, str | None]:
+    """The named dataset's own test split (full data on disk, else the bundled split), or None and the reason;
+    given a checkpoint's `sha` (`CheckpointInfo.dataset_sha`), only the very images its model was trained on.
+    Cached by what the store holds under that name, so a set imported, removed or imported again is read afresh.
+
+    Never another dataset: a model is only ever shown images of the data it was trained on."""
+    return _dataset(name, sha, imported_content(name))
+
+
+def clear_datasets() -> None:
+    """Forget the datasets loaded so far (tests that point the data folders elsewhere)."""
+    _dataset.clear()
+    _imported.clear()
 
 
 @st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
@@ -112,16 +137,20 @@ class Selection:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The dataset's class names, known even when its images are not (numbers for an imported set since
-        removed)."""
-        try:
-            return class_names(self.info.dataset)
-        except DatasetUnavailable:
-            return tuple(str(c) for c in range(self.info.model_config.n_classes))
+        return model_class_names(self.info)
 
     @property
     def conditional(self) -> bool:
         return self.model.conditional
+
+
+def model_class_names(info: CheckpointInfo) -> tuple[str, ...]:
+    """The class names of a model's dataset, known even when its images are not (numbers for an imported set since
+    removed)."""
+    try:
+        return class_names(info.dataset)
+    except DatasetUnavailable:
+        return tuple(str(c) for c in range(info.model_config.n_classes))
 
 
 def kind_label(info: CheckpointInfo) -> str:
@@ -137,6 +166,12 @@ def kind_label(info: CheckpointInfo) -> str:
     return label
 
 
+def shape_text(image_shape: tuple[int, int, int]) -> str:
+    """(3, 32, 32) -> "32×32 RGB", (1, 28, 28) -> "28×28 grey"."""
+    c, h, w = image_shape
+    return f"{h}×{w} {'grey' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+
+
 def describe(info: CheckpointInfo) -> str:
     c = info.model_config
     if info.model_class.probabilistic:
@@ -147,18 +182,25 @@ def describe(info: CheckpointInfo) -> str:
         score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
     how = "trained" if info.model_class.trainable else "imported"  # an imported model was trained elsewhere
     by = f" · {how} by {info.extra[OWNER_NAME_KEY]}" if info.extra.get(OWNER_NAME_KEY) else ""
-    return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}{by}"
+    return (f"{kind_label(info)} · {info.dataset} ({shape_text(c.image_shape)}) · {c.arch.upper()} · "
+            f"d = {c.latent_dim} · {score}{by}")
 
 
-def classifier(dataset: str) -> Classifier | None:
-    """The classifier that judges decoded images of `dataset` (shipped, or trained into trained_dir()/classifier for
-    the images the set holds now), or None when it has none. Looked up on every call, so one trained or a set
-    imported again since is seen; loaded once per file."""
+def classifier_file(dataset: str) -> tuple[str, float] | None:
+    """The path and modification time of the classifier that judges decoded images of `dataset` (shipped, or trained
+    into trained_dir()/classifier for the images the set holds now), or None when it has none. Looked up on every
+    call, so one trained or a set imported again since is seen; caches of what it judged take this as their key."""
     try:
         path = find_classifier(dataset_info(dataset), trained_dir() / "classifier")
     except DatasetUnavailable:
         return None
-    return None if path is None else _classifier(str(path), stamp(path))
+    return None if path is None else (str(path), stamp(path))
+
+
+def classifier(dataset: str) -> Classifier | None:
+    """The classifier of `dataset` (see `classifier_file`), loaded once per file, or None when it has none."""
+    found = classifier_file(dataset)
+    return None if found is None else _classifier(*found)
 
 
 @st.cache_resource(show_spinner=False)

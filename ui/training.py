@@ -26,13 +26,14 @@ from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
 from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, MAX_LATENT_DIM, NOISE_KINDS,
-                             ConfigError, ModelConfig, TrainConfig, parse_noise)
-from vae_core.data import SAMPLE, ImageDataset, available_datasets, dataset_info, load_dataset
+                             ConfigError, ModelConfig, TrainConfig, default_arch, parse_noise)
+from vae_core.data import SAMPLE, DatasetUnavailable, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
     OWNER_KEY, SNAPSHOT_INTERVAL_S, JobError, JobLimits, JobRegistry, JobSpec, JobView, Owner, QueuePlace, TrainingJob,
     delete_model,
 )
 from vae_core.models import TRAINABLE_KINDS, model_class
+from vae_core.models.nets import conv_widths
 from vae_core.train import pick_device
 
 log = logging.getLogger(__name__)
@@ -282,27 +283,81 @@ def remembered(name: str, default: Any, options: Sequence[Any] | None = None) ->
     return key
 
 
+ARCH_HELP = ("MLP: dense layers on the flattened pixels (MNIST's classic VAE). Conv: stride-2 convolutions, as many "
+             "as the side allows, then the dense layers; it knows which pixels are neighbours, so it suits colour "
+             "images and sides from 32 px. The default follows the dataset.")
+LIKELIHOOD_HELP = ("How the decoder scores each pixel's value in each channel (R, G and B separately for colour). "
+                   "Bernoulli reads a value in [0, 1] as the probability of a lit pixel (cross-entropy, as in the "
+                   "PyTorch example): right for MNIST's near-binary strokes, and it works for any image. Gaussian gives "
+                   "each pixel and channel a mean and a learned variance: closer to photos' continuous colours. Their "
+                   "−ELBOs are on different scales, so compare models of the same likelihood.")
+
+
+def dataset_label(name: str) -> str:
+    """'shapes' -> 'shapes · 32×32 RGB' for the dataset pickers."""
+    try:
+        return f"{name} · {shared.shape_text(dataset_info(name).image_shape)}"
+    except DatasetUnavailable:  # removed between listing and drawing
+        return name
+
+
+def network_words(arch: str, image_shape: tuple[int, int, int], hidden: Sequence[int], latent: int) -> str:
+    """The network the settings build, in words: the convnet's depth follows the side."""
+    c, h, w = image_shape
+    if arch == "mlp":
+        return f"MLP: {c * h * w:,} inputs → {' → '.join(map(str, hidden))} → d = {latent}; the decoder mirrors it."
+    widths = conv_widths(h)
+    if not widths or h != w:
+        return "The convolutional model needs square images with an even side of at least 8."
+    maps = " → ".join(f"{h >> k}×{h >> k}×{width}" for k, width in enumerate(widths, start=1))
+    n = len(widths)
+    return (f"Convnet: {h}×{w}×{c} → {maps} ({n} stride-2 convolution{'s' if n > 1 else ''}, as deep as a side of "
+            f"{h} allows), then a dense layer of {hidden[0]} and d = {latent}; the decoder mirrors it.")
+
+
+def _follow_default(name: str, default: Any) -> None:
+    """Let the remembered setting `name` follow its default, which depends on another setting (the architecture's on
+    the dataset, the hidden sizes' on the architecture): when the default changes, a setting still at the old default
+    takes the new one; one the user chose otherwise is kept. Called before the setting's widget is drawn."""
+    seen = f"{name}.default"
+    old = st.session_state.get(seen, default)
+    st.session_state[seen] = default
+    if old != default and st.session_state.get(name, old) == old:
+        st.session_state[name] = st.session_state[widget_key(name)] = default
+
+
 def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = TRAINABLE_KINDS,
                   with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:
     """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values. The
-    objective's settings are those the chosen kind has (`settings` of its class).
+    objective's settings are those the chosen kind has (`settings` of its class); the architecture's default follows
+    the dataset (config.default_arch), the hidden sizes' default the architecture.
 
     Defaults come from the config dataclasses (the one source the CLI reads too); `defaults` holds the few a page
-    sets otherwise (latent, hidden, epochs)."""
+    sets otherwise (latent, the MLP's hidden sizes, epochs)."""
     m, tc = ModelConfig, TrainConfig
     datasets = available_datasets()
+    hidden_defaults = {"mlp": defaults.get("hidden", ", ".join(map(str, DEFAULT_HIDDEN["mlp"]))),
+                       "conv": ", ".join(map(str, DEFAULT_HIDDEN["conv"]))}
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data and model**")
         dataset = st.selectbox("Dataset", datasets, key=remembered(f"{prefix}.dataset", SAMPLE, datasets),
-                               help="Full datasets appear when their files are on disk; the 5,000-digit sample always works.")
-        arch = st.radio("Architecture", ARCHITECTURES, horizontal=True, format_func=str.upper,
-                        key=remembered(f"{prefix}.arch", defaults.get("arch", m.arch), ARCHITECTURES))
+                               format_func=dataset_label,
+                               help="Full datasets appear when their files are on disk, your own once imported "
+                                    "(Add your images, on the Train page); the 5,000-digit sample always works.")
+        info = dataset_info(dataset)
+        _follow_default(f"{prefix}.arch", default_arch(info.image_shape))
+        arch = st.radio("Architecture", ARCHITECTURES, horizontal=True, format_func=str.upper, help=ARCH_HELP,
+                        key=remembered(f"{prefix}.arch", default_arch(info.image_shape), ARCHITECTURES))
         latent = st.number_input("Latent size d", 1, MAX_LATENT_DIM, step=1,
                                  key=remembered(f"{prefix}.latent", defaults.get("latent", m.latent_dim)))
-        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", defaults.get(
-                                        "hidden", ", ".join(map(str, DEFAULT_HIDDEN[m.arch])))),
+        _follow_default(f"{prefix}.hidden", hidden_defaults[arch])
+        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", hidden_defaults[arch]),
                                     help="Comma-separated layer widths of the MLP; the conv model uses the first as its dense layer.")
+        try:  # a bad value is refused below, once every widget is drawn (a widget not drawn loses its state)
+            st.caption(network_words(arch, info.image_shape, parse_hidden(hidden_text), int(latent)))
+        except ConfigError:
+            pass
     with c2:
         st.markdown("**Objective**")
         kind = model_class(
@@ -331,7 +386,7 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
             sparsity = st.number_input("L1 penalty λ on the code", 0.0, 10.0, step=0.01, format="%.3f",
                                        key=remembered(f"{prefix}.sparsity", m.sparsity),
                                        help="A sparse autoencoder: λ·Σ|z_j| is added to the loss.")
-        likelihood = st.radio("Likelihood", LIKELIHOODS, horizontal=True,
+        likelihood = st.radio("Likelihood (per pixel and channel)", LIKELIHOODS, horizontal=True, help=LIKELIHOOD_HELP,
                               key=remembered(f"{prefix}.likelihood", m.likelihood, LIKELIHOODS))
     with c3:
         st.markdown("**Optimisation**")
@@ -341,7 +396,6 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
         lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
                               key=remembered(f"{prefix}.lr", tc.lr, LEARNING_RATES))
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", tc.seed))
-    info = dataset_info(dataset)
     model_config = ModelConfig(kind=kind.kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
                                likelihood=likelihood, noise=noise, sparsity=float(sparsity), image_shape=info.image_shape,
                                n_classes=len(info.class_names) if kind.conditional else 0)
@@ -488,10 +542,10 @@ def render_snapshot(view: JobView) -> None:
     with right:
         st.markdown(f"**Reconstructions** ({what}): inputs above, decoded below")
         st.image(to_png_bytes(tile(np.stack([snap.originals, snap.reconstructions]), padding=2), PIXEL_SCALE),
-                 width="stretch")
+                 width="stretch", output_format="PNG")
         st.markdown("**Samples from the prior** (the same z every epoch)")
         st.image(to_png_bytes(tile(snap.samples.reshape(2, -1, *snap.samples.shape[1:]), padding=2), PIXEL_SCALE),
-                 width="stretch")
+                 width="stretch", output_format="PNG")
 
 
 def render_history(view: JobView) -> None:

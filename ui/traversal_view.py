@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import shared
-from ui.images import tile
+from ui.images import rgb_cells, tile
 from ui.plots import png_data_uri
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.data import ImageDataset
@@ -18,7 +18,7 @@ COLLAPSED_TINT = np.float32([0.85, 0.85, 0.85])  # collapsed rows fade toward gr
 
 def traversal_picture(tr: Traversal) -> np.ndarray:
     """The traversal as one RGB picture (rows × steps cells, 1-px white gaps), collapsed rows faded toward grey."""
-    cells = np.repeat(tr.images.astype(np.float32)[..., None], 3, axis=-1)
+    cells = rgb_cells(tr.images)
     fade = tr.collapsed[:, None, None, None, None]
     cells = np.where(fade, 0.45 * cells + 0.55 * COLLAPSED_TINT, cells)
     return tile(cells, padding=1)

@@ -18,6 +18,7 @@ from typing import Callable
 from .backends import EMBEDDED, RAY_ADDRESS_ENV, ClusterUnavailable, ray_backend
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
                          megabytes, read_info, save_checkpoint)
+from .classifier import EPOCHS as CLASSIFIER_EPOCHS, MIN_STEPS as CLASSIFIER_MIN_STEPS
 from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
                      TrainConfig, default_arch)
 from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
@@ -25,8 +26,8 @@ from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate, factor_metrics
 from .grid import CSV_NAME, GridError, GridSpec, Row, check_folder, default_group_size, run
-from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
-                       list_imported, remove_imported)
+from .importer import (DEFAULT_TEST_FRACTION, RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported,
+                       import_images, list_imported, remove_imported)
 from .jobs import IW_SAMPLES
 from .models import TRAINABLE_KINDS, LatentModel, model_class
 from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
     c.add_argument("--dataset", required=True, help="any labelled dataset (see --dataset of train)")
     c.add_argument("--data-dir")
-    c.add_argument("--epochs", type=_positive_int, default=3)
+    c.add_argument("--epochs", type=_positive_int,
+                   help=f"(default {CLASSIFIER_EPOCHS}, more for a small set: at least {CLASSIFIER_MIN_STEPS} steps)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/classifier/NAME.pt, "
                                                 "where the app looks for a dataset's classifier")
@@ -173,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--side", type=int, choices=SIDES,
                      help="image side (default: the largest that at least half the images reach without upscaling)")
     add.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 (default: 1 when every image is grey)")
-    add.add_argument("--test-fraction", type=float, default=0.1, help="share held out as the test split (default 0.1)")
+    add.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
+                     help=f"share held out as the test split (default {DEFAULT_TEST_FRACTION:g})")
     add.add_argument("--pad", action="store_true", help="pad each image to a square instead of cropping its centre")
     add.add_argument("--seed", type=int, default=0, help="of the train/test split")
     add.add_argument("--replace", action="store_true", help="let these images replace a dataset of the same name")

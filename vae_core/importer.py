@@ -44,14 +44,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .preprocess import ALLOWED_FORMATS, MAX_PIXELS, _ALLOWED_TEXT, _OPEN_FORMATS, _high_depth_to_uint8, _sniff_format
 
 __all__ = [
-    "DATASETS_DIR_ENV", "DEFAULT_LIMITS", "RESERVED_NAMES", "SIDES", "ImportFailed", "ImportLimits", "ImportReport",
-    "ImportedDataError", "Manifest", "Skipped", "datasets_root", "find_imported", "import_images", "list_imported",
-    "load_arrays", "remove_imported", "validate_name",
+    "DATASETS_DIR_ENV", "DEFAULT_LIMITS", "DEFAULT_TEST_FRACTION", "RESERVED_NAMES", "SIDES", "ImportFailed",
+    "ImportLimits", "ImportReport", "ImportedDataError", "Manifest", "Skipped", "datasets_root", "find_imported",
+    "import_images", "list_imported", "load_arrays", "remove_imported", "validate_name",
 ]
 
 DATASETS_DIR_ENV = "VAE_DATASETS_DIR"
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "datasets"
 SIDES = (28, 32, 64)
+DEFAULT_TEST_FRACTION = 0.1
 # The built-in datasets' names (vae_core.data's, plus dSprites to come), spelled out here rather than imported: the
 # data facade imports this module through its imported-sets source, so importing it back would be circular.
 RESERVED_NAMES = ("mnist", "fashion-mnist", "kmnist", "mnist-sample", "dsprites", "dsprites-32")
@@ -701,9 +702,9 @@ def _run(reader: _Reader, entries: list[_Entry], task: _Task, progress: Progress
 
 
 def import_images(source: str | os.PathLike, name: str, *, side: int | None = None, channels: int | None = None,
-                  test_fraction: float = 0.1, pad: bool = False, seed: int = 0, progress: Progress | None = None,
-                  root: str | os.PathLike | None = None, limits: ImportLimits = DEFAULT_LIMITS,
-                  replace: bool = False, source_name: str | None = None) -> ImportReport:
+                  test_fraction: float = DEFAULT_TEST_FRACTION, pad: bool = False, seed: int = 0,
+                  progress: Progress | None = None, root: str | os.PathLike | None = None,
+                  limits: ImportLimits = DEFAULT_LIMITS, replace: bool = False, source_name: str | None = None) -> ImportReport:
     """Import a folder, a .zip of one or an .npz as dataset `name` (see the module's docstring).
 
     side: 28, 32 or 64; by default the largest that at least half the images reach without upscaling (28 when
