@@ -25,7 +25,8 @@ SHIPPED = ROOT / "checkpoints"
 os.environ["VAE_OFFLINE"] = "1"
 
 
-BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "forward_page", "server"}
+BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "runtime_context", "server"}
+ORT_FILES = ROOT / "static" / "ort"
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -66,9 +67,9 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    """`streamlit run app.py` on a free loopback port, for real-browser tests."""
+    """`streamlit run app.py` of `root` (this checkout unless told) on a free loopback port, for real-browser tests."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, root: Path = ROOT) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{self.port}.log", "w+")
@@ -76,7 +77,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=root, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -126,6 +127,14 @@ def chromium():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def browser_runtime() -> Path:
+    """static/ort/, where ./run.sh puts onnxruntime-web (npm ci from package-lock.json), or a skip saying why."""
+    if not (ORT_FILES / "ort.wasm.bundle.min.mjs").exists():
+        pytest.skip(f"onnxruntime-web is not installed in {ORT_FILES} (./run.sh installs it with npm ci)")
+    return ORT_FILES
 
 
 @pytest.fixture
@@ -188,6 +197,16 @@ def page_app(monkeypatch, app_checkpoints):
         return at
 
     return make
+
+
+def served_file(url: str, timeout: float = 180.0) -> Path:
+    """The file behind a live-plane URL (app/static/...), once the server's background writer has written it."""
+    path = ROOT / "static" / url.removeprefix("app/static/")
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written within {timeout:.0f} s"
+        time.sleep(0.1)
+    return path
 
 
 def plane_data(at, key: str = "lm_plane") -> dict:

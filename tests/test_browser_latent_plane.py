@@ -3,6 +3,7 @@ points are picked and empty space pinned exactly, and a drawn digit encodes like
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 
@@ -10,30 +11,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, pin,
-                           probe)
-from conftest import ROOT, SHIPPED
+                           probe, run_model, RuntimeServer)
+from conftest import SHIPPED
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_test_set
 from vae_core.config import ModelConfig
 from vae_core.export import browser_model
 from vae_core.models import LatentModel, build_model
+from vae_core.onnx_export import export_modules
 
-FORWARD_JS = (ROOT / "ui" / "components" / "forward.js").read_text()
 SHIPPED_MODELS = sorted(SHIPPED.glob("*.pt"))
-
-
-def _run_in_browser(page, exported, zs: np.ndarray, labels: list[int], images: np.ndarray) -> dict:
-    return page.evaluate("""([spec, b64, zs, labels, images]) => {
-        const bin = atob(b64), bytes = new Uint8Array(bin.length);
-        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-        const W = new Float32Array(bytes.buffer);
-        return {decoded: zs.map((z, i) => Array.from(lpDecode(spec, W, z, labels[i]))),
-                encoded: images.map((x, i) => lpEncode(spec, W, Float32Array.from(x), labels[i]))}; }""",
-                         [exported.spec, base64.b64encode(exported.weights).decode(), zs.tolist(), labels,
-                          images.reshape(len(images), -1).tolist()])
 
 
 def _conv(kind: str) -> tuple[LatentModel, str]:
@@ -54,29 +45,42 @@ def _shipped(path) -> tuple[LatentModel, str]:
 
 
 @pytest.fixture(scope="module")
-def forward_page(chromium):
-    """One blank page with forward.js loaded, shared by every model."""
+def runtime_context(chromium, browser_runtime):
+    """A server of the runtime's files and one browser context for its pages (onnxruntime-web is fetched once)."""
+    server = RuntimeServer()
     context = chromium.new_context()
-    page = context.new_page()
-    page.set_content("<html><body></body></html>")
-    page.add_script_tag(content=FORWARD_JS)
-    yield page
+    yield server, context
     context.close()
+    server.stop()
+
+
+def in_browser(runtime, model: LatentModel, zs: np.ndarray, labels: list[int], images: np.ndarray) -> dict:
+    """`model` exported as the app exports it and run by the browser's runtime (see browser_plane.run_model)."""
+    server, context = runtime
+    exported = browser_model(model)
+    encoder, decoder = exported.onnx()
+    name = exported.sha
+    server.files.update({f"/{name}-encoder.onnx": encoder, f"/{name}-decoder.onnx": decoder})
+    page = server.page(context)
+    try:
+        return run_model(page, exported.spec, name, zs, labels, images)
+    finally:
+        page.close()
 
 
 @pytest.mark.parametrize("make", MODELS)
-def test_the_browser_decodes_and_encodes_like_torch(forward_page, make):
-    """Every shipped model and a conv VAE and cVAE: 20 random latent points decoded in the browser within 1/255 of
-    torch's decode_mean per pixel, and 4 test images encoded to the same μ (and log σ²)."""
+def test_the_browser_decodes_and_encodes_like_torch(runtime_context, make):
+    """Every shipped model and a conv VAE and cVAE, exported to ONNX and run by onnxruntime-web: 20 random latent
+    points decoded within 1/255 of torch's decode_mean per pixel, and 4 test images encoded to the same μ (and
+    log σ²)."""
     model, dataset = make()
     model.eval()
-    exported = browser_model(model)
-    page = forward_page
     rng = np.random.default_rng(0)
     zs = rng.uniform(-3, 3, (20, model.latent_dim)).astype(np.float32)
     labels = rng.integers(0, 10, 20).tolist() if model.conditional else [0] * 20
     images = load_test_set(dataset).test_images[:4].numpy().astype(np.float32) / 255.0
-    out = _run_in_browser(page, exported, zs, labels, images)
+    out = in_browser(runtime_context, model, zs, labels, images)
+    assert out["backend"] == "wasm"  # headless Chromium here has no WebGPU adapter
     expected = inference.decode(model, zs, np.array(labels) if model.conditional else None).reshape(20, -1)
     assert np.abs(np.asarray(out["decoded"]) - expected).max() <= 1 / 255
     with torch.no_grad():
@@ -87,8 +91,91 @@ def test_the_browser_decodes_and_encodes_like_torch(forward_page, make):
         assert np.asarray([e["logvar"] for e in out["encoded"]]) == pytest.approx(q.logvar.numpy(), abs=1e-3)
 
 
+def test_a_colour_model_decodes_like_torch_in_every_channel(runtime_context):
+    """A conv VAE drawing 64×64 RGB images (random weights): the browser's pixel means equal torch's within 1/255 in
+    each channel."""
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(arch="conv", image_shape=(3, 64, 64), latent_dim=4, hidden=(32,))).eval()
+    zs = np.random.default_rng(1).uniform(-3, 3, (6, 4)).astype(np.float32)
+    images = torch.rand(2, 3, 64, 64).numpy()
+    out = in_browser(runtime_context, model, zs, [0] * 6, images)
+    decoded = np.asarray(out["decoded"]).reshape(6, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.decode_mean(torch.from_numpy(zs)).numpy()
+    assert expected.shape == decoded.shape and expected.std(axis=(0, 2, 3)).min() > 0.01  # three distinct channels
+    assert np.abs(decoded - expected).max() <= 1 / 255
+    with torch.no_grad():
+        mu = model.encode(torch.from_numpy(images)).mean.numpy()
+    assert np.asarray([e["mu"] for e in out["encoded"]]) == pytest.approx(mu, abs=1e-4)
+
+
+class _ForeignEncoder(nn.Module):
+    """Layers our nets do not have, on a flattened (rank-2) input: BatchNorm, LeakyReLU; outputs μ and log σ²."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3 * 32 * 32, 64), nn.BatchNorm1d(64), nn.LeakyReLU(0.2), nn.Linear(64, 2 * d))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.body(x).chunk(2, dim=1)
+        return mu, logvar
+
+
+def _foreign_decoder(d: int) -> nn.Module:
+    """Upsampling + convolution, BatchNorm2d, LeakyReLU, Tanh, a sigmoid at the end (probabilities), and a flattened
+    output."""
+    return nn.Sequential(nn.Linear(d, 32 * 8 * 8), nn.Unflatten(1, (32, 8, 8)), nn.BatchNorm2d(32), nn.LeakyReLU(0.1),
+                         nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 16, 3, padding=1), nn.Tanh(),
+                         nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(16, 3, 3, padding=1), nn.Sigmoid(),
+                         nn.Flatten())
+
+
+def _shuffled_batch_norm_statistics(module: nn.Module) -> None:
+    """Running statistics of a trained net, so that eval-mode BatchNorm is not the identity."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+
+
+def test_a_model_with_foreign_layers_runs_in_the_browser_as_in_onnxruntime(runtime_context, tmp_path):
+    """An encoder and decoder built here with layers our nets lack, exported with export_modules as a user would:
+    Chromium decodes them as onnxruntime (Python) does, within 1/255, and encodes to the same μ within 1e-4."""
+    import onnxruntime
+
+    torch.manual_seed(2)
+    d = 5
+    encoder, decoder = _ForeignEncoder(d), _foreign_decoder(d)
+    _shuffled_batch_norm_statistics(encoder)
+    _shuffled_batch_norm_statistics(decoder)
+    with torch.no_grad():
+        decoder[8].weight *= 10  # pixels spread over (0, 1) rather than all near 0.5
+    paths = export_modules(encoder, decoder, (3, 32, 32), d, tmp_path, flat_input=True)
+    files = [p.read_bytes() for p in paths]
+    spec = {"image_shape": [3, 32, 32], "latent_dim": d, "n_classes": 0, "probabilistic": True,
+            "decoder_output": "probs", "input_rank": 2, "batch": None,
+            "encoder": {"input": "x", "label": None, "outputs": ["mu", "logvar"]},
+            "decoder": {"input": "z", "label": None, "output": "x"}}
+    rng = np.random.default_rng(2)
+    zs = rng.normal(size=(8, d)).astype(np.float32)
+    images = rng.uniform(size=(3, 3 * 32 * 32)).astype(np.float32)
+    name = hashlib.sha256(files[0] + files[1]).hexdigest()[:20]
+    server, context = runtime_context
+    server.files.update({f"/{name}-encoder.onnx": files[0], f"/{name}-decoder.onnx": files[1]})
+    page = server.page(context)
+    out = run_model(page, spec, name, zs, [0] * 8, images)
+    page.close()
+    probs = onnxruntime.InferenceSession(files[1]).run(["x"], {"z": zs})[0]
+    assert probs.shape == (8, 3 * 32 * 32) and probs.std() > 0.05
+    assert np.abs(np.asarray(out["decoded"]) - probs).max() <= 1 / 255
+    mu = onnxruntime.InferenceSession(files[0]).run(["mu"], {"x": images})[0]
+    assert np.asarray([e["mu"] for e in out["encoded"]]) == pytest.approx(mu, abs=1e-4)
+
+
 @pytest.fixture
-def plane_page(app_checkpoints, streamlit_server_factory, browser_page):
+def plane_page(app_checkpoints, streamlit_server_factory, browser_page, browser_runtime):
     server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
     sent: list[str] = []
     browser_page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))

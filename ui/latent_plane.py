@@ -1,24 +1,28 @@
 """The live latent plane component (`ui/components/latent_plane.*`): its Python side.
 
-The model and the test images reach the browser as static files named by their content hash (Streamlit's static
-serving, `static/cache/`), so a rerun sends only the plane and the points, and a browser downloads a model once.
-Everything under the pointer (decoding, hover, pan, zoom, grid size, the drawing pad's encoding) runs in the
-browser; Python hears only of pins, picks, the drawn digit and a conditional model's class.
+The model (its encoder and decoder as ONNX files, run by onnxruntime-web) and the test images (in tiles of
+TILE_IMAGES, fetched when a point of theirs is first hovered) reach the browser as static files named by their content
+hash (Streamlit's static serving, `static/cache/`), so a rerun sends only the plane and the points, and a browser
+downloads a model once. Everything under the pointer (decoding, hover, pan, zoom, grid size, the drawing pad's
+encoding) runs in the browser; Python hears only of pins, picks, the drawn digit and a conditional model's class.
 """
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
 import hashlib
-import io
+import logging
 import os
+import queue
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from ui.plots import CLASS_COLORS
 from ui.shared import Selection
@@ -29,78 +33,104 @@ from vae_core.projection import LatentPlane
 COMPONENT_DIR = Path(__file__).resolve().parent / "components"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # served at app/static/ (server.enableStaticServing)
 CACHE_SUBDIR = "cache"
-ATLAS_COLUMNS = 100  # test images per row of the tooltip atlas: 10,000 digits make a 2800×2800 PNG
+# Test images per tooltip tile: a tile is their uint8 pixels in display layout, gzipped (10,000 MNIST digits make 40
+# tiles of ~50 KB; a 64×64 RGB set's tiles are ~3 MB before compression, so none is fetched before it is needed).
+TILE_IMAGES = 256
 
 
 def _source(name: str) -> str:
     return (COMPONENT_DIR / name).read_text(encoding="utf-8")
 
 
-# Registered once per process; the forward pass is prepended so the component is one module with no imports.
+# Registered once per process; the pad's preprocessing and the model runtime are prepended so the component is one
+# module with no static imports (it imports onnxruntime-web from static/ort/ when a model is first shown).
 _plane_component = st.components.v2.component(
     "latent_explorer.latent_plane",
     html=_source("latent_plane.html"),
     css=_source("latent_plane.css"),
-    js=_source("forward.js") + "\n" + _source("latent_plane.js"),
+    js="\n".join(_source(name) for name in ("pad.js", "runtime.js", "latent_plane.js")),
     isolate_styles=False,  # tests and the benchmark find the stable test ids with plain DOM queries
 )
 
 
-def publish(name: str, payload: Callable[[], bytes]) -> str:
+def publish(name: str, payload: Callable[[], bytes], *, background: bool = False) -> str:
     """The URL of static/cache/<name>, written (atomically) the first time it is asked for. `name` must hold a content
-    hash: the browser keeps what it fetched from such a URL for good."""
+    hash: the browser keeps what it fetched from such a URL for good. With `background`, the URL comes at once and a
+    missing file is written by the background writer, in the order asked for; the browser asks again until it is
+    there."""
     folder = STATIC_DIR / CACHE_SUBDIR
     target = folder / name
     if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        if background:
+            _background.put(lambda: publish(name, payload))
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload())
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
     return f"app/static/{CACHE_SUBDIR}/{name}"
+
+
+# One thread writes what the browser may fetch later (a model's ONNX files: seconds to export; tooltip tiles), so no
+# page waits for it. A daemon: the server's exit does not wait for files nobody will fetch.
+_background: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+
+
+def _write_in_background() -> None:
+    while True:
+        job = _background.get()
+        try:
+            job()
+        except Exception:  # the file stays missing (the browser says so); the server and the other files go on
+            logging.getLogger(__name__).exception("a file of the live plane could not be written")
+
+
+threading.Thread(target=_write_in_background, name="latent-plane-files", daemon=True).start()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _model_payload(key: tuple, _sel: Selection) -> dict[str, Any]:
     exported = browser_model(_sel.model)
-    url = publish(f"model-{exported.sha}.bin", lambda: exported.weights)
-    return {"url": url, "sha": exported.sha, "spec": exported.spec}
+    onnx = functools.cache(exported.onnx)  # exported once, only when a file is not yet there (seconds)
+    return {"sha": exported.sha, "spec": exported.spec,
+            "encoder": publish(f"model-{exported.sha}-encoder.onnx", lambda: onnx()[0], background=True),
+            "decoder": publish(f"model-{exported.sha}-decoder.onnx", lambda: onnx()[1], background=True)}
 
 
 def model_payload(sel: Selection) -> dict[str, Any]:
-    """The model's ops (inline) and the URL of its weights."""
+    """The model's spec (inline) and the URLs of its encoder's and decoder's ONNX files."""
     return _model_payload(model_key(sel), sel)
 
 
-def atlas_png(images: np.ndarray, columns: int = ATLAS_COLUMNS) -> bytes:
-    """(N, H, W) images in [0, 1] (or uint8) as one grey PNG, `columns` per row, in index order."""
+def display_images(images: Any) -> np.ndarray:
+    """Test images (N, H, W) or (N, C, H, W), uint8 or floats in [0, 1], as uint8 in display layout: (N, H, W) grey,
+    (N, H, W, 3) colour."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
-    n, h, w = images.shape
-    rows = -(-n // columns)
-    sheet = np.zeros((rows * h, columns * w), np.uint8)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
-    buf = io.BytesIO()
-    Image.fromarray(sheet, "L").save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images)
+
+
+def tile_bytes(images: np.ndarray, t: int) -> bytes:
+    """Tile `t` of display-layout uint8 `images`: images t·TILE_IMAGES onwards (at most TILE_IMAGES), gzipped."""
+    return gzip.compress(images[t * TILE_IMAGES:(t + 1) * TILE_IMAGES].tobytes(), compresslevel=1, mtime=0)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _atlas(dataset: str, _sel: Selection) -> str:
-    """The URL of the tooltip atlas of `dataset`'s test images, made once per dataset (every model of it shares it)."""
-    images = _sel.data.test_images.numpy()
-    images = images.reshape(len(images), *images.shape[-2:])
-    if images.dtype != np.uint8:
-        images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
-    digest = hashlib.sha256(images.tobytes()).hexdigest()[:20]
-    return publish(f"atlas-{digest}-{ATLAS_COLUMNS}.png", lambda: atlas_png(images))
+def _tiles(dataset: str, _sel: Selection) -> list[str]:
+    """The URLs of the tooltip tiles of `dataset`'s test images, made once per dataset (every model of it shares them)
+    and written in the background, so a large set never holds the page up."""
+    images = display_images(_sel.data.test_images.numpy())
+    digest = hashlib.sha256(repr(images.shape).encode() + images.tobytes()).hexdigest()[:20]
+    return [publish(f"tiles-{digest}-{t}.gz", lambda t=t: tile_bytes(images, t), background=True)
+            for t in range(-(-len(images) // TILE_IMAGES))]
 
 
 def _b64(a: np.ndarray) -> str:
@@ -183,8 +213,8 @@ def latent_plane(
             "key": hashlib.sha256(xy32.tobytes() + labels8.tobytes()
                                   + (b"" if indices is None else np.asarray(indices, "<i4").tobytes())).hexdigest()[:16],
             "indices": None if indices is None else _b64(np.asarray(indices, "<i4")),
-            "atlas": _atlas(sel.data.name, sel) if sel.data is not None else None,
-            "atlas_cols": ATLAS_COLUMNS, "image_shape": list(sel.info.model_config.image_shape),
+            "tiles": _tiles(sel.data.name, sel) if sel.data is not None else None, "tile_images": TILE_IMAGES,
+            "image_shape": list(sel.info.model_config.image_shape),
         }
     conditional = sel.info.model_config.kind == "cvae"
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]

@@ -1,11 +1,10 @@
 // The live latent plane: test codes, the decoded grid under them, decoding under the pointer, pinning, picking
-// and a drawing pad, all in the browser. Python (ui/latent_plane.py) sends the model once as a static file named by
-// its hash, the plane (z = origin + x·axes[0] + y·axes[1]) and the points; the component reports only pins, picks,
-// the drawn digit and the cVAE's class back.
+// and a drawing pad, all in the browser. Python (ui/latent_plane.py) sends the model once as two static ONNX files
+// named by its hash (run by runtime.js), the plane (z = origin + x·axes[0] + y·axes[1]) and the points; the
+// component reports only pins, picks, the drawn digit and the cVAE's class back.
 
 const LP = (window.__latentPlane = window.__latentPlane || {
-  weights: new Map(), // sha -> Promise<Float32Array>, shared by every instance and rerun
-  images: new Map(), // url -> Promise<HTMLImageElement>
+  tiles: new Map(), // url -> Promise<Uint8Array>: the tooltip tiles' pixels, shared by every instance and rerun
   states: new WeakMap(), // root element -> state kept across reruns
   groups: new Map(), // group name -> the planes whose probes follow each other
   // read by bench/live_latency.py: ms from a pointer event to the probe's repaint, from a pad stroke's end to its μ
@@ -17,38 +16,22 @@ const LP_MARGIN = { l: 46, r: 10, t: 10, b: 38 };
 const LP_RADIUS = 3; // marker radius in CSS pixels; a click within it (+1) picks the point
 const LP_PAD_SIDE = 280;
 const LP_PEN = 18; // pen width on the pad: ~2 px strokes once a digit is fitted to 20 px, as in MNIST
+const LP_GRID_SLICE_MS = 5; // the grid's decoding runs this long at a time, so the probe waits at most that
 
-function lpWeights(url, sha) {
-  if (!LP.weights.has(sha)) {
-    LP.weights.set(sha, (async () => {
-      // The URL is content-addressed, so a stored copy never goes stale: reloads and other pages skip the download.
-      let cache = null, resp = null;
-      try {
-        cache = await caches.open("latent-explorer-models");
-        resp = await cache.match(url);
-      } catch (e) { cache = null; }
-      if (!resp) {
-        resp = await fetch(url);
-        if (!resp.ok) throw new Error("the model's weights could not be loaded (" + resp.status + ")");
-        if (cache) await cache.put(url, resp.clone());
-      }
-      return new Float32Array(await resp.arrayBuffer());
-    })());
-    LP.weights.get(sha).catch(() => LP.weights.delete(sha));
+// A tooltip tile's pixels. Tiles are written by the server in the background: one not there yet (404) is forgotten,
+// so the next hover asks again.
+function lpTile(url) {
+  if (!LP.tiles.has(url)) {
+    const job = (async () => {
+      const resp = await fetch(url);
+      if (!resp.ok) throw new Error("tile " + url + ": " + resp.status);
+      const raw = resp.body.pipeThrough(new DecompressionStream("gzip"));
+      return new Uint8Array(await new Response(raw).arrayBuffer());
+    })();
+    LP.tiles.set(url, job);
+    job.catch(() => LP.tiles.delete(url));
   }
-  return LP.weights.get(sha);
-}
-
-function lpImage(url) {
-  if (!LP.images.has(url)) {
-    LP.images.set(url, new Promise((resolve, reject) => {
-      const img = new Image();
-      img.onload = () => resolve(img);
-      img.onerror = () => reject(new Error("image " + url));
-      img.src = url;
-    }));
-  }
-  return LP.images.get(url);
+  return LP.tiles.get(url);
 }
 
 function lpB64(text, Type) {
@@ -63,15 +46,30 @@ function lpNiceStep(span) {
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
-function lpPaintImage(canvas, p, shape) {
-  const [, h, w] = shape;
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(w, h);
-  for (let i = 0; i < w * h; i++) {
-    const v = Math.round(255 * p[i]);
-    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
-    img.data[4 * i + 3] = 255;
+// Writes image `k` of `p` (pixel means, n × C·H·W, C = 1 or 3) into ImageData `img` at (x0, y0); grey ones are
+// inverted with `invert` (the grid: dark strokes on the white plane).
+function lpPutImage(img, x0, y0, p, k, shape, invert) {
+  const [c, h, w] = shape, hw = h * w, base = k * c * hw, g = c === 3 ? hw : 0, data = img.data;
+  for (let r = 0; r < h; r++) {
+    for (let col = 0; col < w; col++) {
+      const i = base + r * w + col, o = 4 * ((y0 + r) * img.width + x0 + col);
+      const red = Math.round(255 * p[i]);
+      if (c === 3) {
+        data[o] = red;
+        data[o + 1] = Math.round(255 * p[i + g]);
+        data[o + 2] = Math.round(255 * p[i + 2 * g]);
+      } else {
+        data[o] = data[o + 1] = data[o + 2] = invert ? 255 - red : red;
+      }
+      data[o + 3] = 255;
+    }
   }
+}
+
+function lpPaintImage(canvas, p, shape) {
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(shape[2], shape[1]);
+  lpPutImage(img, 0, 0, p, 0, shape, false);
   ctx.putImageData(img, 0, 0);
 }
 
@@ -88,6 +86,11 @@ class LatentPlane {
     this.view = null;
     this.gridCanvas = document.createElement("canvas");
     this.gridToken = 0;
+    this.probeWant = null; // the latest position asked for while a decode runs, and the times of the events asking
+    this.probeEvents = [];
+    this.probeBusy = false;
+    this.padToken = 0;
+    this.padReport = false;
     this.pointer = null; // plane coordinates under the pointer (or moved by the keys)
     this.hover = -1;
     this.drawnCode = null;
@@ -104,8 +107,12 @@ class LatentPlane {
       LP.groups.set(data.group, [...members, this]);
     }
     this.data = data;
+    const status = this.q("status");
+    // fetched and compiled while the plane is drawn
+    const loading = data.model ? LpModel.load(data.model, () => { status.textContent = "preparing the model…"; }) : null;
     this.root.classList.toggle("lp-no-decode", !data.decode);
-    this.root.classList.toggle("lp-no-pad", !data.pad);
+    // the pad draws a digit: only greyscale sets have one
+    this.root.classList.toggle("lp-no-pad", !data.pad || (!!data.model && data.model.spec.image_shape[0] !== 1));
     this.root.classList.toggle("lp-compact", !!data.compact);
     this.root.dataset.ready = "0";
     if (!prev.points || prev.points.key !== (data.points && data.points.key)) {
@@ -113,22 +120,25 @@ class LatentPlane {
       this.xy = pts ? lpB64(pts.xy, Float32Array) : new Float32Array(0);
       this.labels = pts ? lpB64(pts.labels, Uint8Array) : new Uint8Array(0);
       this.indices = pts && pts.indices ? lpB64(pts.indices, Int32Array) : null; // test-set index of each point
-      this.atlas = pts && pts.atlas ? lpImage(pts.atlas) : null;
     }
     if (!this.view || prev.view_key !== data.view_key) this.resetView();
     this.klass = data.klass ?? 0;
     this.buildToolbar();
     this.buildLegend();
     this.layout();
-    if (data.model) {
+    if (loading) {
+      let model;
       try {
-        this.W = await lpWeights(data.model.url, data.model.sha);
+        model = await loading;
       } catch (e) {
-        this.q("status").textContent = String(e.message || e);
+        status.textContent = String(e.message || e);
         return;
       }
       if (this.data !== data) return; // a newer render arrived meanwhile
+      status.textContent = "";
+      this.model = model;
       this.spec = data.model.spec;
+      this.root.dataset.backend = model.backend;
       const [c, h, w] = this.spec.image_shape;
       this.probe.width = w;
       this.probe.height = h;
@@ -138,7 +148,7 @@ class LatentPlane {
       if (!prev.model || prev.model.sha !== data.model.sha || prev.view_key !== data.view_key) this.drawnCode = null;
       this.decodeGrid();
       if (this.pointer) this.paintProbe(this.pointer, null);
-      if (this.strokes.length) this.encodePad(false);
+      if (this.strokes.length && c === 1) this.encodePad(false);
     }
     this.root.dataset.ready = "1";
     LP.firstReady = LP.firstReady ?? performance.now();
@@ -385,54 +395,73 @@ class LatentPlane {
     return box ? box.checked : true;
   }
 
-  // The n×n decoded grid over [-extent, extent]², a few rows per task so the pointer stays live meanwhile.
-  decodeGrid() {
-    if (!this.W || !this.data.decode) return;
+  // The n×n decoded grid over [-extent, extent]², a batch of rows per run, sized so that one run takes about
+  // LP_GRID_SLICE_MS: a pointer event waits at most that long for the probe's turn.
+  async decodeGrid() {
+    if (!this.model || !this.data.decode) return;
     const token = ++this.gridToken, n = +this.q("grid-n").value, e = this.data.extent, spec = this.spec;
-    const [, h, w] = spec.image_shape;
+    const model = this.model, klass = this.klass, [, h, w] = spec.image_shape, d = spec.latent_dim;
     const canvas = this.gridCanvas;
     canvas.width = n * w;
     canvas.height = n * h;
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(n * w, n * h);
-    let row = 0;
-    const work = () => {
-      if (token !== this.gridToken) return;
-      const until = performance.now() + 6; // short slices: a pointer event waits at most this long
-      while (row < n && performance.now() < until) {
-        const y = e - (row + 0.5) * (2 * e / n);
-        for (let col = 0; col < n; col++) {
-          const x = -e + (col + 0.5) * (2 * e / n);
-          const p = lpDecode(spec, this.W, this.latent(x, y), this.klass);
-          for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
-            const v = 255 - Math.round(255 * p[r * w + c]), o = 4 * ((row * h + r) * n * w + col * w + c);
-            img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
-            img.data[o + 3] = 255;
-          }
+    let row = 0, rows = 1;
+    try {
+      while (row < n) {
+        const count = Math.min(rows, n - row), zs = new Float32Array(count * n * d);
+        for (let r = 0; r < count; r++) {
+          const y = e - (row + r + 0.5) * (2 * e / n);
+          for (let col = 0; col < n; col++) zs.set(this.latent(-e + (col + 0.5) * (2 * e / n), y), (r * n + col) * d);
         }
-        row++;
+        const started = performance.now();
+        const p = await model.decode(zs, count * n, klass);
+        if (token !== this.gridToken) return;
+        const perRow = (performance.now() - started) / count;
+        rows = Math.max(1, Math.min(n, Math.floor(LP_GRID_SLICE_MS / Math.max(perRow, 0.01))));
+        for (let k = 0; k < count * n; k++) {
+          lpPutImage(img, (k % n) * w, (row + Math.floor(k / n)) * h, p, k, spec.image_shape, true);
+        }
+        row += count;
+        ctx.putImageData(img, 0, 0);
+        this.drawBase();
+        await new Promise((resolve) => setTimeout(resolve, 0)); // let pointer events in between runs
+        if (token !== this.gridToken) return;
       }
-      ctx.putImageData(img, 0, 0);
-      this.drawBase();
-      if (row < n) setTimeout(work, 0);
-      else {
-        this.root.dataset.gridN = String(n);
-        LP.firstGrid = LP.firstGrid ?? performance.now();
-      }
-    };
-    work();
+    } catch (err) {
+      this.q("status").textContent = String(err.message || err);
+      return;
+    }
+    this.root.dataset.gridN = String(n);
+    LP.firstGrid = LP.firstGrid ?? performance.now();
   }
 
-  // Decodes plane point `at` into the probe, with data-z set in the same frame as the paint.
+  // Decodes plane point `at` into the probe, with data-z set in the same frame as the paint. While a decode runs,
+  // later positions wait and only the latest is decoded; `eventTime` (the pointer event's) is timed to the paint
+  // that shows it or a newer position.
   paintProbe(at, eventTime) {
-    if (!this.W || !this.data.decode) return;
-    const z = this.latent(at[0], at[1]);
-    const p = lpDecode(this.spec, this.W, z, this.klass);
-    lpPaintImage(this.probe, p, this.spec.image_shape);
-    this.probe.dataset.z = JSON.stringify(z);
-    if (eventTime != null) LP.timings.push(performance.now() - eventTime);
-    this.q("coords").textContent = "x = " + at[0].toFixed(3) + ", y = " + at[1].toFixed(3) +
-      (z.length > 2 && !this.data.compact ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+    if (!this.model || !this.data.decode) return;
+    this.probeWant = at;
+    if (eventTime != null) this.probeEvents.push(eventTime);
+    if (this.probeBusy) return;
+    this.probeBusy = true;
+    (async () => {
+      while (this.probeWant) {
+        const want = this.probeWant, events = this.probeEvents, model = this.model, spec = this.spec;
+        this.probeWant = null;
+        this.probeEvents = [];
+        const z = this.latent(want[0], want[1]);
+        const p = await model.decode(Float32Array.from(z), 1, this.klass);
+        if (model !== this.model) continue; // another model arrived meanwhile
+        lpPaintImage(this.probe, p, spec.image_shape);
+        this.probe.dataset.z = JSON.stringify(z);
+        const now = performance.now();
+        for (const t of events) LP.timings.push(now - t);
+        this.q("coords").textContent = "x = " + want[0].toFixed(3) + ", y = " + want[1].toFixed(3) +
+          (z.length > 2 && !this.data.compact ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+      }
+    })().catch((err) => { this.q("status").textContent = String(err.message || err); })
+      .finally(() => { this.probeBusy = false; });
   }
 
   // --- pointer, keys, pad ----------------------------------------------------------------------------------------
@@ -473,15 +502,26 @@ class LatentPlane {
     const index = this.testIndex(i);
     this.q("tip-text").textContent = "#" + index + " · " + name;
     const cv = this.q("tip-image");
-    if (this.atlas) {
-      this.atlas.then((img) => {
-        if (this.hover !== i) return;
-        const [, h, w] = pts.image_shape, cols = pts.atlas_cols;
-        const ctx = cv.getContext("2d");
-        cv.width = w; cv.height = h;
-        ctx.drawImage(img, (index % cols) * w, Math.floor(index / cols) * h, w, h, 0, 0, w, h);
-      });
-    }
+    if (!pts.tiles) return;
+    const [c, h, w] = pts.image_shape, per = pts.tile_images, size = c * h * w;
+    cv.width = w;
+    cv.height = h;
+    cv.getContext("2d").clearRect(0, 0, w, h);
+    delete cv.dataset.index;
+    lpTile(pts.tiles[Math.floor(index / per)]).then((tile) => {
+      if (this.hover !== i) return;
+      const ctx = cv.getContext("2d"), img = ctx.createImageData(w, h), px = tile.subarray((index % per) * size);
+      for (let k = 0; k < h * w; k++) {
+        img.data[4 * k] = px[c * k];
+        img.data[4 * k + 1] = px[c * k + (c === 3 ? 1 : 0)];
+        img.data[4 * k + 2] = px[c * k + (c === 3 ? 2 : 0)];
+        img.data[4 * k + 3] = 255;
+      }
+      ctx.putImageData(img, 0, 0);
+      cv.dataset.index = String(index);
+    }, () => {
+      if (this.hover === i) setTimeout(() => this.hover === i && this.showTooltip(i, sx, sy), 500); // not written yet
+    });
   }
 
   bind() {
@@ -608,32 +648,43 @@ class LatentPlane {
     }
   }
 
-  // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python.
-  encodePad(report, eventTime = null) {
-    if (!this.W) return;
+  // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python. A
+  // newer encoding supersedes one still running; the report to Python waits for the newest.
+  async encodePad(report, eventTime = null) {
+    if (!this.model) return;
+    const token = ++this.padToken, model = this.model, spec = this.spec, klass = this.klass;
+    this.padReport = this.padReport || report;
     const raw = this.pad.getContext("2d").getImageData(0, 0, LP_PAD_SIDE, LP_PAD_SIDE).data;
     const level = new Float32Array(LP_PAD_SIDE * LP_PAD_SIDE);
     for (let i = 0; i < level.length; i++) level[i] = raw[4 * i] / 255;
     const x = lpPadToInput(level, LP_PAD_SIDE);
     const recon = this.q("recon");
-    if (!x) {
-      this.drawnCode = null;
+    let code = null, p = null;
+    if (x) {
+      try {
+        code = await model.encode(x, klass);
+        p = await model.decode(Float32Array.from(code.mu), 1, klass);
+      } catch (err) {
+        this.q("status").textContent = String(err.message || err);
+        return;
+      }
+      if (token !== this.padToken) return;
+    }
+    this.drawnCode = code;
+    if (code) {
+      this.pad.dataset.mu = JSON.stringify(code.mu);
+      lpPaintImage(recon, p, spec.image_shape);
+    } else {
       delete this.pad.dataset.mu;
       recon.getContext("2d").clearRect(0, 0, recon.width, recon.height);
-      this.drawOverlay();
-      if (report) this.api.setStateValue("drawn", null);
-      return;
     }
-    const code = lpEncode(this.spec, this.W, x, this.klass);
-    this.drawnCode = code;
-    this.pad.dataset.mu = JSON.stringify(code.mu);
-    lpPaintImage(recon, lpDecode(this.spec, this.W, code.mu, this.klass), this.spec.image_shape);
     this.drawOverlay();
-    if (eventTime != null) LP.padTimings.push(performance.now() - eventTime);
-    if (report) {
+    if (code && eventTime != null) LP.padTimings.push(performance.now() - eventTime);
+    if (this.padReport) {
+      this.padReport = false;
       let bin = "";
-      for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
-      this.api.setStateValue("drawn", { pixels: btoa(bin), mu: code.mu, klass: this.klass });
+      if (x) for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
+      this.api.setStateValue("drawn", x ? { pixels: btoa(bin), mu: code.mu, klass } : null);
     }
   }
 
@@ -669,7 +720,8 @@ class LatentPlane {
       const out = document.createElement("canvas");
       out.width = this.gridCanvas.width; out.height = this.gridCanvas.height;
       const octx = out.getContext("2d");
-      octx.filter = "invert(1)"; // the background is dark on white; the saved grid is as the model draws it
+      // a grey grid is drawn dark on the white plane; the saved grid is as the model draws it
+      if (this.spec && this.spec.image_shape[0] === 1) octx.filter = "invert(1)";
       octx.drawImage(this.gridCanvas, 0, 0);
       link.href = out.toDataURL("image/png");
       link.click();
