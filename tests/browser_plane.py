@@ -92,9 +92,11 @@ class RuntimeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def page(self, context):
-        """A new page at "/" with runtime.js loaded."""
+    def page(self, context, backend: str | None = None):
+        """A new page at "/" with runtime.js loaded; `backend` ("wasm", "webgpu") overrides the runtime's choice."""
         page = context.new_page()
+        if backend:
+            page.add_init_script(f"globalThis.latentExplorerBackend = {json.dumps(backend)};")
         page.goto(self.url + "/")
         page.add_script_tag(content=RUNTIME_JS.read_text())
         return page

@@ -15,7 +15,7 @@ from torch import nn
 
 from browser_plane import (PAD, PINNED, PLANE, SEVEN, draw, empty_spots, geometry, isolated_points, open_plane, pin,
                            probe, run_model, RuntimeServer)
-from conftest import SHIPPED
+from conftest import CHROMIUM, CHROMIUM_ARGS, SHIPPED, shipped_checkpoint
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_test_set
@@ -54,14 +54,15 @@ def runtime_context(chromium, browser_runtime):
     server.stop()
 
 
-def in_browser(runtime, model: LatentModel, zs: np.ndarray, labels: list[int], images: np.ndarray) -> dict:
+def in_browser(runtime, model: LatentModel, zs: np.ndarray, labels: list[int], images: np.ndarray,
+               backend: str | None = None) -> dict:
     """`model` exported as the app exports it and run by the browser's runtime (see browser_plane.run_model)."""
     server, context = runtime
     exported = browser_model(model)
     encoder, decoder = exported.onnx()
     name = exported.sha
     server.files.update({f"/{name}-encoder.onnx": encoder, f"/{name}-decoder.onnx": decoder})
-    page = server.page(context)
+    page = server.page(context, backend)
     try:
         return run_model(page, exported.spec, name, zs, labels, images)
     finally:
@@ -89,6 +90,48 @@ def test_the_browser_decodes_and_encodes_like_torch(runtime_context, make):
     assert mu == pytest.approx(q.mean.numpy(), abs=1e-4)
     if model.probabilistic:
         assert np.asarray([e["logvar"] for e in out["encoded"]]) == pytest.approx(q.logvar.numpy(), abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def webgpu_context(chromium, browser_runtime):
+    """Chromium with WebGPU on SwiftShader (software: correct, not fast) and a runtime server, or a skip."""
+    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"]
+    browser = chromium.browser_type.launch(executable_path=str(CHROMIUM), args=[
+        *args, "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"])
+    server = RuntimeServer()
+    context = browser.new_context()
+    page = server.page(context)
+    adapter = page.evaluate("async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())")
+    page.close()
+    if not adapter:
+        pytest.skip("this Chromium offers no WebGPU adapter, not even SwiftShader's")
+    yield server, context
+    context.close()
+    browser.close()
+    server.stop()
+
+
+def test_the_webgpu_backend_decodes_like_torch(webgpu_context):
+    """The runtime's WebGPU path (forced: SwiftShader is a fallback adapter, which the runtime leaves alone unasked)
+    on a conditional VAE and a 64×64 RGB conv VAE: within 1/255 of torch, μ within 1e-4; the two models' four
+    sessions are made one at a time (WebGPU refuses two at once)."""
+    server, context = webgpu_context
+    torch.manual_seed(1)
+    models = [load_checkpoint(shipped_checkpoint("mnist_cvae_z2"))[0].eval(),
+              build_model(ModelConfig(arch="conv", image_shape=(3, 64, 64), latent_dim=4, hidden=(32,))).eval()]
+    rng = np.random.default_rng(3)
+    for model in models:
+        zs = rng.uniform(-3, 3, (3, model.latent_dim)).astype(np.float32)
+        labels = [1, 4, 7] if model.conditional else [0] * 3
+        images = rng.uniform(size=(2, *model.config.image_shape)).astype(np.float32)
+        out = in_browser((server, context), model, zs, labels, images, backend="webgpu")
+        assert out["backend"] == "webgpu"
+        y = torch.tensor(labels) if model.conditional else None
+        with torch.no_grad():
+            expected = model.decode_mean(torch.from_numpy(zs), y).reshape(3, -1).numpy()
+            mu = model.encode(torch.from_numpy(images), None if y is None else y[:2]).mean.numpy()
+        assert np.abs(np.asarray(out["decoded"]) - expected).max() <= 1 / 255
+        assert np.asarray([e["mu"] for e in out["encoded"]]) == pytest.approx(mu, abs=1e-4)
 
 
 def test_a_colour_model_decodes_like_torch_in_every_channel(runtime_context):
@@ -179,13 +222,15 @@ def plane_page(app_checkpoints, streamlit_server_factory, browser_page, browser_
     server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
     sent: list[str] = []
     browser_page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+    requests: list[str] = []
+    browser_page.on("request", lambda request: requests.append(request.url))
     open_plane(browser_page, server.url)
     browser_page.wait_for_timeout(500)  # let the first rerun's messages settle
-    return browser_page, sent, load_checkpoint(app_checkpoints.z2)[0]
+    return browser_page, sent, load_checkpoint(app_checkpoints.z2)[0], (server.url, requests)
 
 
 def test_moving_decodes_in_the_browser_without_the_server(plane_page):
-    page, sent, model = plane_page
+    page, sent, model, (url, requests) = plane_page
     box = page.locator(PLANE).bounding_box()
     before = len(sent)
     rng = np.random.default_rng(3)
@@ -203,10 +248,22 @@ def test_moving_decodes_in_the_browser_without_the_server(plane_page):
     page.keyboard.press("ArrowRight")
     assert probe(page)[1][0] > z0[0]
     assert len(sent) == before, "moving over the plane sent messages to the server"
+    # the runtime, the model and the tooltip tiles all come from the app's own server
+    index, px, py = isolated_points(geometry(page), 1)[0]
+    page.mouse.move(px, py)
+    page.wait_for_function(f"() => document.querySelector('[data-lp=tip-image]').dataset.index === '{index}'",
+                           timeout=30_000)
+    tip = np.asarray(page.evaluate("""() => { const c = document.querySelector('[data-lp=tip-image]');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""), np.uint8)
+    shown = load_test_set("mnist").test_images[index].numpy().reshape(28, 28)
+    assert (tip.reshape(28, 28, 4)[..., 0] == shown).all() and shown.any()
+    for served in ("/app/static/ort/", "/app/static/cache/model-", "/app/static/cache/tiles-"):
+        assert any(served in u for u in requests), served
+    assert [u for u in requests if not u.startswith(url + "/") and not u.startswith(("data:", "blob:"))] == []
 
 
 def test_clicks_pick_isolated_points_and_pin_empty_space_exactly(plane_page):
-    page, sent, model = plane_page
+    page, sent, model, _ = plane_page
     nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
     assert [n.split("\n")[-1].strip() for n in nav][:2] == ["Home", "Latent Map"]  # opened at its own address
     targets = isolated_points(geometry(page), 30)
@@ -228,7 +285,7 @@ def test_clicks_pick_isolated_points_and_pin_empty_space_exactly(plane_page):
 
 
 def test_a_drawn_digit_encodes_like_the_same_image_uploaded(plane_page):
-    page, sent, model = plane_page
+    page, sent, model, _ = plane_page
     draw(page, SEVEN)
     page.wait_for_function(f"() => document.querySelector('{PAD}').dataset.mu", timeout=10_000)
     mu_browser = np.asarray(json.loads(page.get_attribute(PAD, "data-mu")), np.float32)

@@ -1,21 +1,28 @@
 // The live plane's model runtime: every model, ours or imported, is two ONNX files (encoder, decoder) run by
 // onnxruntime-web, pinned in package.json and copied by ./run.sh to static/ort/ (served by Streamlit, no CDN).
-// WebGPU where the browser offers an adapter, WebAssembly otherwise, on one thread: the page is not cross-origin
-// isolated, so it has no SharedArrayBuffer for more.
+// WebGPU where the browser offers a hardware adapter, WebAssembly otherwise, on one thread: the page is not
+// cross-origin isolated, so it has no SharedArrayBuffer for more.
 // Top-level declarations only: this file is prepended to the component's module and also loaded alone by the tests.
 
 const LP_ORT_DIR = "app/static/ort/";
-const LP_RUNTIME = { ort: null, models: new Map(), bytes: new Map() }; // shared by every plane on the page
+// shared by every plane on the page
+const LP_RUNTIME = { ort: null, models: new Map(), bytes: new Map(), creating: Promise.resolve() };
 
 function lpRuntime() {
   if (!LP_RUNTIME.ort) {
     LP_RUNTIME.ort = (async () => {
       const base = new URL(LP_ORT_DIR, document.baseURI).href;
+      // globalThis.latentExplorerBackend = "wasm" | "webgpu" overrides the choice (tests; a way out of a bad driver).
+      // A fallback adapter is software rendering (SwiftShader): far slower than WebAssembly, so not used unasked.
+      const forced = globalThis.latentExplorerBackend;
       let gpu = false;
-      try {
-        gpu = !!(navigator.gpu && (await navigator.gpu.requestAdapter()));
-      } catch (e) {
-        gpu = false;
+      if (forced !== "wasm" && navigator.gpu) {
+        try {
+          const adapter = await navigator.gpu.requestAdapter();
+          gpu = !!adapter && (forced === "webgpu" || !(adapter.info && adapter.info.isFallbackAdapter));
+        } catch (e) {
+          gpu = false;
+        }
       }
       // the bundles hold their WebAssembly loader; each needs its one .wasm file beside it
       const [bundle, wasm] = gpu ? ["ort.webgpu.bundle.min.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]
@@ -83,8 +90,13 @@ class LpModel {
         const [rt, enc, dec] = await Promise.all([
           lpRuntime(), lpBytes(payload.encoder, waiting), lpBytes(payload.decoder, waiting)]);
         const options = { executionProviders: rt.providers, graphOptimizationLevel: "all" };
-        const [encoder, decoder] = await Promise.all([
-          rt.ort.InferenceSession.create(enc, options), rt.ort.InferenceSession.create(dec, options)]);
+        // one session made at a time, page-wide: the WebGPU provider refuses to make two at once
+        const create = (bytes) => {
+          const made = LP_RUNTIME.creating.then(() => rt.ort.InferenceSession.create(bytes, options));
+          LP_RUNTIME.creating = made.catch(() => {});
+          return made;
+        };
+        const [encoder, decoder] = await Promise.all([create(enc), create(dec)]);
         return new LpModel(payload.spec, rt, encoder, decoder);
       })();
       LP_RUNTIME.models.set(payload.sha, job);
