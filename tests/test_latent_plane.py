@@ -53,6 +53,20 @@ def test_the_hash_names_the_weights_and_is_made_without_exporting(monkeypatch):
     assert browser_model(build_model(ModelConfig(hidden=(16,), latent_dim=3))).sha != b.sha
 
 
+def test_the_export_traces_a_copy_so_the_app_can_use_the_model_meanwhile(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=(16,)))
+    traced = []
+    monkeypatch.setattr("vae_core.export.export_model", lambda m: traced.append(m) or (b"", b""))
+    exported = browser_model(model)
+    with torch.no_grad():
+        model.decoder[0].weight += 1.0  # later changes do not reach the files named by the hash of the weights then
+    exported.onnx()
+    assert traced[0] is not model
+    assert not torch.equal(traced[0].decoder[0].weight, model.decoder[0].weight)
+    assert all(torch.equal(a, b) for a, b in zip(traced[0].encoder.parameters(), model.encoder.parameters()))
+
+
 def test_a_model_is_exported_once_in_the_background_and_published_under_its_hash(tmp_path, monkeypatch):
     monkeypatch.setattr(latent_plane, "STATIC_DIR", tmp_path)
     model, info = load_checkpoint(shipped_checkpoint("mnist_z2"))

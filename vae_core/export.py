@@ -6,6 +6,7 @@ the graphs take and give, so the browser never asks which kind of model it runs.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -50,4 +51,7 @@ def browser_model(model: LatentModel) -> BrowserModel:
         "encoder": {"input": "x", "label": label, "outputs": ["mu", "logvar"] if model.probabilistic else ["mu"]},
         "decoder": {"input": "z", "label": label, "output": "logits"},
     }
-    return BrowserModel(spec=spec, sha=_fingerprint(model, spec), onnx=lambda: export_model(model))
+    # The export may run in another thread while the app keeps using `model`; torch.export swaps a module's parameters
+    # for fake tensors while it traces, so it is given a copy.
+    snapshot = copy.deepcopy(model)
+    return BrowserModel(spec=spec, sha=_fingerprint(model, spec), onnx=lambda: export_model(snapshot))

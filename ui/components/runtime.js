@@ -123,8 +123,11 @@ class LpModel {
         const feeds = {};
         for (const [name, [values, dims]] of Object.entries(inputs)) {
           const width = dims.reduce((a, b) => a * b, 1);
-          const chunk = new Float32Array(rows * width);
-          chunk.set(values.subarray(start * width, Math.min(n, start + rows) * width));
+          let chunk = values;
+          if (values.length !== rows * width) { // a fixed batch: this chunk's rows, then zeros
+            chunk = new Float32Array(rows * width);
+            chunk.set(values.subarray(start * width, Math.min(n, start + rows) * width));
+          }
           feeds[name] = new this.ort.Tensor("float32", chunk, [rows, ...dims]);
         }
         const result = await session.run(feeds);
