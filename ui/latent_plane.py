@@ -34,7 +34,7 @@ COMPONENT_DIR = Path(__file__).resolve().parent / "components"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # served at app/static/ (server.enableStaticServing)
 CACHE_SUBDIR = "cache"
 # Test images per tooltip tile: a tile is their uint8 pixels in display layout, gzipped (10,000 MNIST digits make 40
-# tiles of ~50 KB; a 64×64 RGB set's tiles are ~3 MB before compression, so none is fetched before it is needed).
+# tiles of ~45 KB; a 64×64 RGB set's tiles hold 3 MB of pixels, so none is fetched before it is needed).
 TILE_IMAGES = 256
 
 
@@ -205,6 +205,7 @@ def latent_plane(
     narrow columns (no toolbar, the probe below the plot); planes of one `group` decode the same spot together. Callbacks run before the rerun, like a
     widget's; read the values from `st.session_state[key]` there, or from the returned events. The view shows
     `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
+    model = model_payload(sel)  # first: its files are the first the background writer makes
     points = None
     if xy is not None and len(xy):
         xy32, labels8 = np.ascontiguousarray(xy, "<f4"), np.ascontiguousarray(labels, np.uint8)
@@ -220,7 +221,7 @@ def latent_plane(
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]
     data = {
         "name": sel.info.name,
-        "model": model_payload(sel),
+        "model": model,
         "plane": {"origin": np.asarray(plane.origin, float).tolist(), "axes": np.asarray(plane.axes, float).tolist(),
                   "labels": list(plane.labels)},
         "view_key": f"{model_key(sel)}|{plane.labels}|{extent:.6g}|{center}|{hashlib.sha1(np.asarray(plane.origin).tobytes()).hexdigest()[:8]}",
