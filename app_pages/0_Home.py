@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import latent_views, shared
+from ui import imports, latent_views, shared
 from ui.navigation import HOME, PAGES
 
 st.set_page_config(page_title="Latent Explorer", layout="wide")
@@ -55,3 +55,6 @@ else:
             c_link, c_blurb = st.columns([1, 3], vertical_alignment="center")
             c_link.page_link(page.file, label=page.title, icon=page.icon)
             c_blurb.caption(page.blurb)
+
+with st.expander("Import your own model (ONNX)"):
+    imports.import_form()

@@ -10,7 +10,7 @@ from ui.latent_plane import latent_plane, pinned_record
 from ui.map_overlays import remember_latent
 from ui.plots import code_extent
 from vae_core import inference, typicality
-from vae_core.data import class_names as dataset_classes
+from vae_core.data import to_display
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned position, written by the callback
@@ -61,7 +61,7 @@ def drawn_panel(sel: shared.Selection, drawn: dict) -> None:
     with c_img:
         image(pixels, "drawn, preprocessed", scale=3)
     with c_text:
-        if sel.info.model_config.kind in ("vae", "cvae") and sel.data is not None:
+        if sel.info.model_class.probabilistic and sel.data is not None:
             reference = latent_views.test_nelbo(sel)
             score = typicality.assess(reference, typicality.per_image_nelbo(sel.model, pixels[None]), 99.0)[0]
             st.markdown(f"−ELBO **{score.nelbo:.1f} nats**: costlier than **{score.percentile:.1f} %** of the "
@@ -99,19 +99,19 @@ st.caption(f"{shared.describe(sel.info)} · " + (f"{n_points:,} test images of {
              "it, click a point to pick that test image, drag to pan, scroll to zoom, or draw a digit on the pad.")
 
 # --- controls -----------------------------------------------------------------------------------------------
-view = plane_kind = "Two dims"
+view = decoded_on = "Two dims"
 if d > 2:
     c_view, c_dims, c_base = st.columns([3, 2, 2], gap="medium")
     views = VIEWS if has_data else VIEWS[:1]  # PCA and UMAP are fitted on the test set's μ
-    view = plane_kind = c_view.radio(
+    view = decoded_on = c_view.radio(
         "Projection", views, index=min(1, len(views) - 1), horizontal=True, key="lm_view",
         help="A slice through two latent dims, the top two principal components of the test set's μ, "
              "or UMAP (a view only: decoding happens on a plane beside it).")
     if view == "UMAP":
-        plane_kind = c_view.radio("Decode on", ("PCA", "Two dims"), horizontal=True, key="lm_umap_plane",
+        decoded_on = c_view.radio("Decode on", ("PCA", "Two dims"), horizontal=True, key="lm_umap_plane",
                                   help="UMAP has no fast inverse, so the plane beside it is decoded instead.")
 dims, base = (0, 1), None
-if plane_kind == "Two dims" and d > 2:
+if decoded_on == "Two dims" and d > 2:
     # default to the two most used dims; with collapsed units, dims 0 and 1 may show nothing
     if has_data:
         order, variance = dims_by_variance(mu), mu.var(axis=0)
@@ -128,17 +128,17 @@ if plane_kind == "Two dims" and d > 2:
     if base_choice != "zero" and picked is not None:
         base = mu[picked]
 
-kind = sel.info.model_config.kind
 n_classes = sel.info.model_config.n_classes
 klass = None
-if kind == "cvae":
+if sel.conditional:
     klass = st.session_state.get(CLASS_KEY, 0)
     klass = klass if isinstance(klass, int) and 0 <= klass < n_classes else 0
-names = class_names or dataset_classes(sel.info.dataset)
+names = class_names or sel.class_names
 
-plane = slice_plane(d, dims, base) if plane_kind == "Two dims" else pca_plane(latent_views.pca(sel))
-# An autoencoder's codes go wherever reconstruction is easiest, far outside [-3, 3]²: its map spans them.
-autoencoder = kind in ("ae", "dae")
+plane = slice_plane(d, dims, base) if decoded_on == "Two dims" else pca_plane(latent_views.pca(sel))
+# An autoencoder's codes (no prior pulls them) go wherever reconstruction is easiest, far outside [-3, 3]²: its map
+# spans them.
+autoencoder = not sel.info.model_class.probabilistic
 extent = code_extent(plane.project(mu)) if autoencoder else inference.GRID_EXTENT
 
 umap_xy = None
@@ -148,9 +148,9 @@ if view == "UMAP":
     if status.state == "done":
         umap_xy = job.embedding[:n_points]
     elif status.state == "failed":
-        st.error(f"{status.message}. Showing the {plane_kind} plane instead.")
+        st.error(f"{status.message}. Showing the {decoded_on} plane instead.")
     else:
-        umap_progress(job, plane_kind)
+        umap_progress(job, decoded_on)
 
 click = st.session_state.get(CLICK_KEY)
 z_click = None
@@ -166,7 +166,7 @@ if umap_xy is not None:
     latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
                  class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY),
                  center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
-    st.markdown(f"**The {plane_kind} plane** · decoded under the pointer (UMAP has no fast inverse)")
+    st.markdown(f"**The {decoded_on} plane** · decoded under the pointer (UMAP has no fast inverse)")
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
@@ -195,11 +195,11 @@ with c_near:
     if z_click is not None and has_data:
         i = inference.nearest(mu, z_click)
         st.markdown("**Nearest test image**")
-        image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
+        image(to_display(sel.data.test_images[i]), caption=f"#{i} · class {class_names[labels[i]]} · "
                                                         f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
     if picked is not None:
         st.markdown("**Picked point**")
-        image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
+        image(to_display(sel.data.test_images[picked]), caption=f"#{picked} · class {class_names[labels[picked]]}")
 with c_drawn:
     st.markdown("**Drawn digit**")
     if events.drawn is None:

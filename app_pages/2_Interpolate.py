@@ -10,6 +10,7 @@ from ui.latent_plane import Mark
 from ui.plots import PATH_COLOR
 from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
+from vae_core.data import to_display
 
 SOURCES = ("Test images", "Points clicked on the Latent Map", "Uploaded images")
 METHODS = {"linear": "Linear (straight line)", "spherical": "Spherical (slerp, great circle)"}
@@ -39,7 +40,7 @@ def _test_endpoint(sel: Selection, side: str, default_index: int) -> tuple[np.nd
         members = np.flatnonzero(labels == cls)
         index = int(np.random.default_rng(st.session_state.get(seed_key, 0)).choice(members))
     label = f"test #{index} ({sel.data.class_names[labels[index]]})"
-    _thumbnail(images[index].numpy(), label)
+    _thumbnail(to_display(images[index]), label)
     return sel.mu[index], label
 
 

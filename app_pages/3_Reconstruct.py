@@ -18,6 +18,7 @@ from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.corruption import corrupt
+from vae_core.data import to_display
 from vae_core.ellipses import ellipse, projected_covariances
 
 EXAMPLES_KEY = "recon_examples"
@@ -42,7 +43,7 @@ def example_files(sel: Selection) -> list[tuple[str, bytes]]:
             break
     files = []
     for n, i in enumerate(picks):
-        digit = sel.data.test_images[i].numpy()
+        digit = to_display(sel.data.test_images[i])
         name = f"test #{i} ({sel.data.class_names[labels[i]]})"
         if n == 1:
             files.append((f"{name} as ink on paper.png", to_png_bytes(255 - np.pad(digit, 10), scale=8)))
@@ -66,12 +67,12 @@ def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
 def noise_control() -> str:
     """"" or the corruption asked for, as vae_core.corruption reads it ("mask:0.5", "gauss:0.3")."""
     c_kind, c_level, _ = st.columns([2, 2, 3])
-    kind = c_kind.radio("Corrupt the inputs", NOISES, horizontal=True, key="recon_noise",
-                        help="The same corruption a denoising autoencoder is trained on; every model below gets the "
-                             "same corrupted pixels.")
-    if kind == NOISES[0]:
+    choice = c_kind.radio("Corrupt the inputs", NOISES, horizontal=True, key="recon_noise",
+                          help="The same corruption a denoising autoencoder is trained on; every model below gets the "
+                               "same corrupted pixels.")
+    if choice == NOISES[0]:
         return ""
-    if kind == NOISES[1]:
+    if choice == NOISES[1]:
         return f"mask:{c_level.slider('ν: share of pixels zeroed', 0.1, 0.9, 0.5, 0.05, key='recon_nu'):g}"
     return f"gauss:{c_level.slider('σ of the added noise', 0.1, 1.0, 0.3, 0.05, key='recon_sigma'):g}"
 

@@ -16,8 +16,9 @@ from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT
 from vae_core.config import ConfigError
 from ui.forms import parse_betas
-from vae_core.data import ImageDataset
+from vae_core.data import ImageDataset, to_display
 from vae_core.jobs import sweep_spec
+from vae_core.models import TRAINABLE_KINDS, model_class
 
 st.set_page_config(page_title="Compare · Latent Explorer", layout="wide")
 
@@ -34,6 +35,7 @@ BETA_PRESET = "β sweep"
 MAX_MODELS = 6
 MIN_COLUMNS = 4
 SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
+BETA_KINDS = tuple(k for k in TRAINABLE_KINDS if "beta" in model_class(k).settings)  # what a β sweep can train
 
 registry = training.registry()
 
@@ -76,9 +78,8 @@ def _shape(info: CheckpointInfo) -> tuple:
 
 
 def header(info: CheckpointInfo) -> str:
-    c = info.model_config
-    beta = f" · β = {info.beta:g}" if c.kind in ("vae", "cvae") else ""
-    return f"#### {shared.KIND_TITLES[c.kind]}{beta}"
+    beta = f" · β = {info.beta:g}" if "beta" in info.model_class.settings else ""
+    return f"#### {info.model_class.short_title}{beta}"
 
 
 def rate_distortion_figure(rows: list[dict]) -> go.Figure:
@@ -100,7 +101,7 @@ def show_column(info: CheckpointInfo, panel: model_panels.Panel, data: ImageData
                 same_axes: bool) -> None:
     st.markdown(header(info))
     extent = (" · codes on their own extent, the dashed square is [-3, 3]²"
-              if info.model_config.kind in ("ae", "dae") else "")
+              if not info.model_class.probabilistic else "")
     st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}"
                f"{extent}")
     snap = panel.snapshot
@@ -150,7 +151,7 @@ def compare_section(selected: str | None) -> None:
     if differ:
         st.warning(f"These models differ in more than their objective ({', '.join(differ)}), so the comparison "
                    "mixes several effects.")
-    probabilistic = [i for i in models if i.model_config.kind in ("vae", "cvae")]
+    probabilistic = [i for i in models if i.model_class.probabilistic]
     if len({(i.model_config.kind, i.beta) for i in probabilistic}) < len(probabilistic):
         st.warning("Some of the chosen models share the same kind and β.")
 
@@ -159,17 +160,17 @@ def compare_section(selected: str | None) -> None:
                          help=f"Cells the shipped MNIST classifier does not read as one digit with probability ≥ "
                               f"{CONFIDENT:g} are tinted red: the holes of the latent space.")
     label = (c_label.selectbox("Class the conditional VAE draws", range(10), key="compare.label")
-             if any(i.model_config.kind == "cvae" for i in models) else None)
+             if any(i.model_class.conditional for i in models) else None)
 
     rows, panels, missing, sources = [], [], {}, {}
     for info in models:
-        data, notice = shared.dataset(info.dataset)
+        data, notice = shared.dataset(info.dataset, info.dataset_sha)
         if data is None:
             missing.setdefault(info.dataset, (notice, []))[1].append(info.name)
         metrics, source = model_panels.metrics(info, data)
         panel = model_panels.panel(info, data, label) if data is not None else None
         if metrics is not None:
-            posterior = info.model_config.kind in ("vae", "cvae")
+            posterior = info.model_class.probabilistic
             rows.append({
                 "model": info.name, "kind": shared.kind_label(info), "β": info.beta if posterior else None,
                 "test −ELBO": metrics["elbo"] if posterior else None, "recon": metrics["recon"],
@@ -248,7 +249,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         with col:
             history_view.model_collapse(info)
 
-    datasets = {info.name: shared.dataset(info.dataset)[0] for info in models}
+    datasets = {info.name: shared.dataset(info.dataset, info.dataset_sha)[0] for info in models}
     st.markdown("**Latent traversals.** Each row sweeps one latent dimension from −3 to 3 with the others held at "
                 "the start's code; rows are ordered by KL, collapsed ones faded. Across β, a large β leaves fewer, "
                 "more separate factors (stroke width, slant, digit shape), and the rest collapse.")
@@ -265,7 +266,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         n = min(len(data.test_images) for data in datasets.values())
         start = int(c_index.number_input("Test image #", 0, n - 1, step=1, key="compare.traverse_index"))
         first = next(iter(datasets.values()))
-        c_image.image(to_png_bytes(first.test_images[start].numpy(), 2), caption=f"#{start}")
+        c_image.image(to_png_bytes(to_display(first.test_images[start]), 2), caption=f"#{start}")
     for col, info in zip(st.columns(slots), models):
         data = datasets[info.name]
         # a conditional model keeps the class of the start image, or draws the class picked above from the origin
@@ -282,7 +283,7 @@ def sweep_section() -> None:
     with st.expander("Sweep settings", expanded=registry.active() is None):
         try:
             model_config, train_config = training.settings_form(
-                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, kinds=("vae",), with_beta=False)
+                "sweep", {"latent": 10, "hidden": "256, 128", "epochs": 10}, kinds=BETA_KINDS, with_beta=False)
             settings_error = None
         except ConfigError as exc:
             model_config = train_config = None

@@ -206,9 +206,9 @@ def runtime_models(names: list[str]) -> list[dict]:
                 paths = export_modules(_Call(example.encode), _Call(example.decode), (1, 28, 28), 20, tmp, flat_input=True)
                 files = tuple(p.read_bytes() for p in paths)
             spec = {"image_shape": [1, 28, 28], "latent_dim": 20, "n_classes": 0, "probabilistic": True,
-                    "decoder_output": "probs", "input_rank": 2, "batch": None,
-                    "encoder": {"input": "x", "label": None, "outputs": ["mu", "logvar"]},
-                    "decoder": {"input": "z", "label": None, "output": "x"}}
+                    "decoder_output": "probs", "input_rank": 2,
+                    "encoder": {"input": "x", "label": None, "outputs": ["mu", "logvar"], "batch": None},
+                    "decoder": {"input": "z", "label": None, "output": "x", "batch": None}}
             twin = build_model(ModelConfig(hidden=(400,), latent_dim=20)).eval()  # the old pass's model of its sizes
         elif name == "conv64":
             title = "64×64 RGB conv VAE"

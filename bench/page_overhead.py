@@ -69,7 +69,7 @@ def as_job(data, config: TrainConfig, folder: Path, index: int) -> tuple[float, 
             cpu += time.thread_time() - start
             time.sleep(POLL_S)
 
-    job.start()
+    jobs.JobRegistry().submit(job)
     poller = threading.Thread(target=page, daemon=True)
     poller.start()
     job.join()

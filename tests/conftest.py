@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +24,9 @@ SHIPPED = ROOT / "checkpoints"
 # No test may download anything (with a network, torchvision would fill ./data): the app and the CLI under
 # test see the bundled test splits, the embedded sample, or the full data named by VAE_DATA_DIR.
 os.environ["VAE_OFFLINE"] = "1"
+# Nor may a test see the user's own imported datasets (<repo>/datasets/): the store starts empty, and tests that
+# import or stand in for imported sets (the `imported_sets` fixture) fill one of their own.
+os.environ["VAE_DATASETS_DIR"] = tempfile.mkdtemp(prefix="vae-test-datasets-")
 
 
 BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "runtime_context", "server"}
@@ -46,6 +50,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"full MNIST not found at {SHARED_DATA} (set VAE_DATA_DIR; .ci/run points it at ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def imported_sets(tmp_path, monkeypatch):
+    """An empty store of imported datasets ($VAE_DATASETS_DIR) the test fills with generated sets
+    (`colour_sets.Store.add`)."""
+    from colour_sets import Store
+    from vae_core.datasets import imported
+    from vae_core.importer import DATASETS_DIR_ENV
+
+    monkeypatch.setenv(DATASETS_DIR_ENV, str(tmp_path / "store"))
+    imported._load.cache_clear()
+    yield Store(tmp_path / "store")
+    imported._load.cache_clear()
 
 
 def shipped_checkpoint(name: str) -> Path:

@@ -26,7 +26,7 @@ def beta_checkpoints(tmp_path_factory) -> Path:
     """Two tiny models that differ only in β (d = 3, so the PCA path is used), plus one saved without metrics."""
     folder = tmp_path_factory.mktemp("beta")
     spec = jobs.sweep_spec("tiny", folder, TINY, TrainConfig(epochs=2, batch_size=250), (0.5, 4.0), iw_samples=5)
-    job = jobs.TrainingJob(spec).start()
+    job = jobs.JobRegistry().submit(jobs.TrainingJob(spec))
     assert job.join(120) and job.view().state == jobs.FINISHED, job.view().error
     model, info = load_checkpoint(folder / "tiny_beta4.pt")
     save_checkpoint(folder / "bare.pt", model, info.train_config, info.dataset, info.history, metrics={})

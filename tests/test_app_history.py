@@ -31,7 +31,7 @@ def histories(tmp_path_factory) -> Path:
     without a history, as files written before histories existed are."""
     folder = tmp_path_factory.mktemp("histories")
     spec = jobs.sweep_spec("tiny", folder, TINY, TrainConfig(epochs=2, batch_size=250), (0.5, 8.0), iw_samples=0)
-    job = jobs.TrainingJob(spec).start()
+    job = jobs.JobRegistry().submit(jobs.TrainingJob(spec))
     assert job.join(180) and job.view().state == jobs.FINISHED, job.view().error
     model, info = load_checkpoint(folder / "tiny_beta8.pt")
     save_checkpoint(folder / "old.pt", model, info.train_config, info.dataset, info.history, info.metrics)

@@ -144,7 +144,7 @@ def test_clicked_points(app, app_checkpoints, media):
 
 
 def test_uploaded_endpoints(app, media):
-    test = load_dataset("mnist-sample").test_images
+    test = load_dataset("mnist-sample").test_images[:, 0]  # as pictures: (N, H, W)
     at = app()
     at.run()
     at.radio(key="interp_source").set_value("Uploaded images").run()

@@ -28,7 +28,7 @@ def app(page_app):
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return load_dataset("mnist-sample").test_images[:8].numpy()
+    return load_dataset("mnist-sample").test_images[:8, 0].numpy()  # as pictures: (N, H, W)
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:

@@ -25,7 +25,7 @@ def server(app_checkpoints, browser_runtime):
 
 
 def test_upload_good_and_bad_files(server, browser_page, tmp_path):
-    digits = load_dataset("mnist-sample").test_images[:8].numpy()
+    digits = load_dataset("mnist-sample").test_images[:8, 0].numpy()  # as pictures: (N, H, W)
     good, bad = _good_files(digits), _bad_files(digits)
     paths = []
     for name, data in {**good, **bad}.items():

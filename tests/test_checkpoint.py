@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vae_core.atomic as atomic
 import vae_core.checkpoint as ckpt
 from vae_core.checkpoint import (CheckpointError, CheckpointWriteError, DiskFullError, list_checkpoints, load_checkpoint,
                                  read_info, save_checkpoint)
@@ -36,6 +37,15 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     z = torch.randn(4, 3)
     torch.testing.assert_close(loaded.decode(z), model.eval().decode(z))
     assert not loaded.training
+
+
+def test_a_model_of_an_imported_set_records_its_name_and_content(tmp_path):
+    model = _model(arch="conv", image_shape=(3, 32, 32))
+    sha = "0123abcd" * 8
+    path = save_checkpoint(tmp_path / "m.pt", model, TrainConfig(dataset="parts"), "parts", dataset_sha=sha)
+    loaded, info = load_checkpoint(path)  # loads whether or not "parts" is imported here
+    assert info.dataset == "parts" and info.dataset_sha == sha and info.model_config.image_shape == (3, 32, 32)
+    assert read_info(save_checkpoint(tmp_path / "b.pt", _model(), TrainConfig(), "mnist")).dataset_sha is None
 
 
 def test_interrupted_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
@@ -78,6 +88,7 @@ def test_readers_racing_a_writer_only_see_complete_files(tmp_path):
 # A writer that stops halfway through its temp file and waits to be killed, so the kill lands mid-save every time.
 STALLED_WRITER = """
 import os, sys, time
+import vae_core.atomic as atomic
 import vae_core.checkpoint as ckpt
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import build_model
@@ -87,7 +98,7 @@ def stall(fd, data):
     print("half written", flush=True)
     time.sleep(600)
 
-ckpt._write_all = stall
+atomic._write_all = stall
 ckpt.save_checkpoint(sys.argv[1], build_model(ModelConfig(latent_dim=3, hidden=(1024,))), TrainConfig(), "mnist")
 """
 
@@ -129,7 +140,7 @@ def test_a_full_disk_raises_disk_full_and_keeps_the_old_file(tmp_path, monkeypat
         os.write(fd, bytes(data[:100]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_all", full)
+    monkeypatch.setattr(atomic, "_write_all", full)
     with pytest.raises(DiskFullError) as caught:
         save_checkpoint(path, _model(1), TrainConfig(), "mnist-sample")
     error = caught.value
@@ -245,7 +256,9 @@ def _nan_weight(payload):
         (lambda p: p["model_config"].update(image_shape=[1, 100000, 100000]), "image shape must be"),
         (lambda p: p["model_config"].update(latent_dim="3"), "latent size must be at least 1, got '3'"),
         (lambda p: p["train_config"].update(lr=math.nan), "learning rate must be a finite positive number"),
-        (lambda p: p.update(dataset="cifar10"), "trained on an unknown dataset 'cifar10'"),
+        (lambda p: p.update(dataset="../cifar10"), "trained on a dataset with a malformed name '../cifar10'"),
+        (lambda p: p.update(dataset=["mnist"]), r"trained on a dataset with a malformed name \['mnist'\]"),
+        (lambda p: p.update(dataset_sha="<script>"), "the dataset's content hash is '<script>'"),
         (lambda p: p.update(history="lots"), "the training history is not a list of numbers"),
         (lambda p: p["state_dict"].update({"decoder.0.bias": p["state_dict"]["decoder.0.bias"].double()}),
          r"decoder.0.bias is torch.float64 \[16\], expected torch.float32 \[16\]"),
@@ -294,30 +307,3 @@ def test_a_metric_that_could_not_be_measured_is_left_out_so_the_file_stays_loada
     path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist",
                            metrics={"elbo": math.nan, "kl": math.inf, "recon": 90.0, "active_units": 3})
     assert read_info(path).metrics == {"recon": 90.0, "active_units": 3}
-
-
-def test_a_temp_file_removed_by_a_cleaner_before_it_was_locked_is_replaced(tmp_path, monkeypatch):
-    real_flock, taken = ckpt.fcntl.flock, []
-
-    def flock_after_a_cleaner(fd, operation):
-        if not taken:  # the cleaner wins the race between mkstemp and flock once
-            taken.extend(tmp_path.glob(".m.pt.*.tmp"))
-            taken[0].unlink()
-        real_flock(fd, operation)
-
-    monkeypatch.setattr(ckpt.fcntl, "flock", flock_after_a_cleaner)
-    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
-    assert len(taken) == 1 and read_info(path).dataset == "mnist"
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-
-
-def test_saving_works_where_the_filesystem_has_no_locks(tmp_path, monkeypatch):
-    def no_locks(fd, operation):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(ckpt.fcntl, "flock", no_locks)
-    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), "mnist")
-    assert read_info(path).dataset == "mnist" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-    stale = tmp_path / ".m.pt.abcdefgh.tmp"
-    stale.write_bytes(b"partial")
-    assert ckpt.remove_stale_temp_files(tmp_path) == [] and stale.exists()  # unprovable as stale, so kept

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import vae_core.checkpoint as ckpt
+import vae_core.atomic as atomic
 from vae_core import cli
 from vae_core.checkpoint import load_checkpoint, read_info, save_checkpoint
 from vae_core.cli import main
@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--dataset", "mnist-sample", "--hidden", "100000", "100000"], "at most 8192 units each"),
         (["--dataset", "mnist-sample", "--latent-dim", "100000000"], "latent size must be at most 64"),
         (["--dataset", "mnist", "--data-dir", "{tmp}/nonexistent"], "--data-dir {tmp}/nonexistent is not a folder"),
-        (["--dataset", "mnist-sample", "--kind", "gan"], "unknown kind of model 'gan'"),
-        (["--dataset", "mnist-sample", "--noise", "mask:0.5"], "only it takes one"),
+        (["--dataset", "mnist-sample", "--kind", "gan"], "argument --kind: invalid choice: 'gan'"),
+        (["--dataset", "mnist-sample", "--noise", "mask:0.5"], "a VAE takes no noise, got 'mask:0.5'"),
         (["--dataset", "mnist-sample", "--kind", "dae", "--noise", "salt:3"], "noise must be mask:ν"),
-        (["--dataset", "mnist-sample", "--sparsity", "0.1"], "sparsity penalty is for autoencoders"),
+        (["--dataset", "mnist-sample", "--sparsity", "0.1"], "a VAE takes no L1 sparsity penalty"),
         (["--dataset", "mnist-sample", "--lr-schedule", "onecycle"], "choose one of constant, cosine, warmup_cosine"),
         (["--dataset", "mnist-sample", "--adam-beta2", "1"], "Adam's beta2 must be a number in [0, 1), got 1.0"),
     ],
@@ -83,7 +83,7 @@ def test_a_disk_without_room_for_the_model_is_refused_before_training(tmp_path, 
 
 def _write_fails_in(folder: Path, monkeypatch) -> None:
     """Writes of checkpoints into `folder` fail as on a full disk; elsewhere they work."""
-    real = ckpt._write_all
+    real = atomic._write_all
 
     def write(fd, data):
         if Path(os.readlink(f"/proc/self/fd/{fd}")).parent == folder:
@@ -91,7 +91,7 @@ def _write_fails_in(folder: Path, monkeypatch) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(ckpt, "_write_all", write)
+    monkeypatch.setattr(atomic, "_write_all", write)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
@@ -117,7 +117,7 @@ def test_disk_full_at_the_end_says_so_in_one_line_and_rescues_the_weights(tmp_pa
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
 def test_when_the_rescue_fails_too_the_line_says_the_weights_are_lost(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(ckpt, "_write_all", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    monkeypatch.setattr(atomic, "_write_all", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
     code = main(["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--out", str(tmp_path / "m.pt")])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(err) == 1 and err[0].endswith("so the trained weights are lost")

@@ -25,7 +25,9 @@ def test_the_limits_themselves_are_allowed():
         (dict(latent_dim=True), "latent size must be at least 1, got True"),
         (dict(image_shape=(1, 100_000, 100_000)), "image shape must be"),
         (dict(image_shape=(1, 28)), "image shape must be"),
-        (dict(arch="conv", image_shape=(1, 28, 30)), "square images with a side divisible by 4"),
+        (dict(arch="conv", image_shape=(1, 28, 30)), "square images with an even side of at least 8"),
+            (dict(arch="conv", image_shape=(3, 6, 6)), "square images with an even side of at least 8"),
+            (dict(arch="conv", image_shape=(1, 27, 27)), "square images with an even side of at least 8"),
     ],
 )
 def test_model_configs_beyond_the_limits_are_refused(kwargs, message):

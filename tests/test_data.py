@@ -1,173 +1,102 @@
-import gzip
-import subprocess
-import sys
-from pathlib import Path
-
+"""The data facade: every source behind one set of functions, and the two image layouts (model NCHW, display)."""
+import numpy as np
 import pytest
 import torch
 
-import vae_core.data
 from vae_core.data import (
-    BUNDLED_DIR, RAW_FILES, SAMPLE, TORCHVISION_DATASETS, DatasetUnavailable, available_datasets, load_dataset,
-    load_test_set, missing_files, to_float,
+    SAMPLE, DatasetUnavailable, ImageDataset, UnknownDataset, as_model_input, available_datasets, class_names,
+    dataset_info, display_shape, known_datasets, load_dataset, load_test_set, to_display, to_float, valid_name,
 )
 
-BUNDLED = ("mnist", "fashion-mnist")
 
-
-def test_embedded_sample_is_real_mnist_split_4000_1000():
-    ds = load_dataset(SAMPLE)
-    assert ds.train_images.shape == (4000, 28, 28) and ds.test_images.shape == (1000, 28, 28)
-    assert ds.train_images.dtype == torch.uint8
-    counts = torch.bincount(torch.cat([ds.train_labels, ds.test_labels]), minlength=10)
-    assert counts.tolist() == [500] * 10
-    # real digits: dark background, bright strokes, about 19% of pixels inked like MNIST
-    ink = (ds.test_images > 127).float().mean().item()
-    assert 0.1 < ink < 0.3 and ds.test_images[:, 0, :].max() == 0
-    again = load_dataset(SAMPLE)
-    assert torch.equal(again.test_labels, ds.test_labels)  # fixed split
-
-
-def test_to_float_scales_to_unit_interval_with_a_channel():
-    x = to_float(torch.tensor([[[0, 255]]], dtype=torch.uint8))
+def test_to_float_scales_to_unit_interval_keeping_the_layout():
+    x = to_float(torch.tensor([[[[0, 255]]]], dtype=torch.uint8))
     assert x.shape == (1, 1, 1, 2) and x.tolist() == [[[[0.0, 1.0]]]]
 
 
-def test_missing_dataset_names_the_files_and_the_folder(tmp_path):
-    with pytest.raises(DatasetUnavailable) as err:
-        load_dataset("fashion-mnist", tmp_path, download=False)
-    message = str(err.value)
-    assert "train-images-idx3-ubyte" in message and str(tmp_path / "FashionMNIST" / "raw") in message
-    assert len(missing_files("fashion-mnist", tmp_path)) == 4
+def _images(shape, n=3, seed=0):
+    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
-def test_without_files_only_the_sample_can_be_trained_on(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 32, 32), (3, 64, 64)])
+def test_display_layout_round_trips_through_the_model_input(shape):
+    nchw = _images(shape)
+    shown = to_display(nchw)
+    assert shown.shape == (3, *display_shape(shape)) and shown.dtype == np.uint8
+    c = shape[0]
+    # channels last, the axis dropped for greyscale: pixel (y, x) of channel k is where a viewer expects it
+    assert shown[1, 5, 7, ...].tolist() == (nchw[1, 0, 5, 7].item() if c == 1 else nchw[1, :, 5, 7].tolist())
+    expected = nchw.float() / 255
+    for given in (nchw, nchw.numpy(), shown, shown.astype(np.float32) / 255):
+        x = as_model_input(given, shape)
+        assert x.shape == (3, *shape) and x.dtype == torch.float32 and torch.allclose(x, expected)
+    one = as_model_input(shown[0], shape)  # a single image, in either layout
+    assert one.shape == (1, *shape) and torch.equal(one, as_model_input(nchw[0], shape))
+
+
+def test_model_input_without_a_shape_reads_2d_and_3d_as_greyscale_and_clamps_floats():
+    assert as_model_input(np.zeros((28, 28), np.uint8)).shape == (1, 1, 28, 28)
+    assert as_model_input(np.zeros((5, 28, 28), np.uint8)).shape == (5, 1, 28, 28)
+    assert as_model_input(np.full((2, 3, 8, 8), 1.5, np.float32)).max() == 1.0
+    assert as_model_input(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 3, 8, 8)
+
+
+def test_model_input_of_the_wrong_shape_names_both_shapes():
+    with pytest.raises(ValueError, match=r"expected images shaped \(3, 32, 32\).*got \(2, 28, 28\)"):
+        as_model_input(np.zeros((2, 28, 28), np.uint8), (3, 32, 32))
+
+
+def test_built_in_datasets_describe_themselves_without_loading():
+    assert known_datasets()[:4] == [SAMPLE, "mnist", "fashion-mnist", "kmnist"]
+    for name in ("mnist", "fashion-mnist", "kmnist", SAMPLE):
+        info = dataset_info(name)
+        assert info.image_shape == (1, 28, 28) and info.digit_like and info.labelled and info.sha is None
+        assert len(class_names(name)) == 10
+    assert class_names("fashion-mnist")[9] == "Ankle boot"
+
+
+@pytest.mark.parametrize("name", ["cifar", "../mnist", "", "a" * 65, None, "mnist\n"])
+def test_unknown_or_malformed_names_are_refused_as_unavailable_values(name):
+    with pytest.raises(UnknownDataset, match="unknown dataset") as err:
+        load_dataset(name)
+    # callers that catch either keep working: pages catch DatasetUnavailable, older code ValueError
+    assert isinstance(err.value, DatasetUnavailable) and isinstance(err.value, ValueError)
+    assert not valid_name(name) or name == "cifar"
+
+
+def test_an_image_dataset_must_be_uint8_nchw():
+    with pytest.raises(ValueError, match=r"must be uint8 \(N, C, H, W\)"):
+        ImageDataset("x", torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64),
+                     torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ("a",), "test")
+    with pytest.raises(ValueError, match="differ in shape"):
+        ImageDataset("x", torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64),
+                     torch.zeros(2, 3, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ("a",), "test")
+
+
+def test_known_generative_factors_go_with_the_test_images():
+    def data(factors, names):
+        images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        return ImageDataset("x", images, torch.zeros(4, dtype=torch.int64), images, torch.zeros(4, dtype=torch.int64),
+                            ("a",), "test", factors=factors, factor_names=names)
+
+    assert data(np.zeros((4, 2), np.float32), ("scale", "x")).factors.shape == (4, 2)
+    with pytest.raises(ValueError, match=r"factors must be \(test images, factor names\) = \(4, 2\)"):
+        data(np.zeros((3, 2), np.float32), ("scale", "x"))
+
+
+def test_imported_sets_join_every_list_after_the_built_in_ones(imported_sets, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
-    assert available_datasets() == [SAMPLE]
+    manifest = imported_sets.add("parts", side=32, channels=3)
+    assert available_datasets() == [SAMPLE, "dsprites", "dsprites-32", "parts"]
+    assert known_datasets() == [SAMPLE, "mnist", "fashion-mnist", "kmnist", "dsprites", "dsprites-32", "parts"]
+    info = dataset_info("parts")
+    assert info.image_shape == (3, 32, 32) and not info.digit_like and info.sha == manifest.sha
 
 
-def test_unknown_dataset_is_refused():
-    with pytest.raises(ValueError, match="unknown dataset"):
-        load_dataset("cifar")
-
-
-def test_full_mnist_from_a_data_folder(shared_data):
-    ds = load_dataset("mnist", shared_data, download=False)
-    assert ds.train_images.shape == (60000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
-    assert torch.bincount(ds.test_labels).tolist()[:2] == [980, 1135]
-    assert "mnist" in available_datasets(shared_data) and "fashion-mnist" in available_datasets(shared_data)
-
-
-@pytest.mark.parametrize("name", BUNDLED)
-def test_raw_files_are_read_without_torchvision_into_the_tensors_it_makes(name, shared_data):
-    if missing_files(name, shared_data):
-        pytest.skip(f"full {name} not found in {shared_data}")
-    ours = vae_core.data._load_raw(name, str(shared_data.resolve()))
-    theirs = vae_core.data._load_torchvision(name, str(shared_data.resolve()), False)
-    for field in ("train_images", "train_labels", "test_images", "test_labels"):
-        a, b = getattr(ours, field), getattr(theirs, field)
-        assert a.dtype == b.dtype and torch.equal(a, b), field
-    assert load_dataset(name, shared_data, download=False) is ours
-
-
-def test_full_data_loads_without_importing_torchvision(shared_data):
-    code = ("import sys, vae_core.data as d; ds = d.load_dataset('mnist', sys.argv[1], download=False); "
-            "print(len(ds.train_images), 'torchvision' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(shared_data)], capture_output=True, text=True, check=True,
-                         cwd=Path(vae_core.data.__file__).parent.parent)
-    assert out.stdout.split() == ["60000", "False"]
-
-
-def test_a_truncated_raw_file_is_reported_by_name(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for file in RAW_FILES:  # valid headers, but the training images end after 10 bytes of their 47 million
-        dims = 3 if "images" in file else 1
-        sizes = (60000 if file.startswith("train") else 10000, 28, 28)[:dims]
-        (raw / file).write_bytes(bytes((0, 0, 8, dims)) + b"".join(n.to_bytes(4, "big") for n in sizes) + bytes(10))
-    with pytest.raises(DatasetUnavailable, match="^mnist is not available: train-images-idx3-ubyte is not a uint8 IDX"):
-        load_dataset("mnist", tmp_path, download=False)
-
-
-@pytest.fixture
-def offline_without_data(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("VAE_OFFLINE", "1")
-    return tmp_path
-
-
-@pytest.mark.parametrize("name", BUNDLED)
-def test_offline_test_set_is_the_bundled_10000_images_of_that_dataset(name, offline_without_data):
-    ds = load_test_set(name)
-    assert ds.name == name and ds.class_names == TORCHVISION_DATASETS[name][2]
-    assert ds.test_images.shape == (10000, 28, 28) and ds.test_images.dtype == torch.uint8
-    assert ds.test_labels.dtype == torch.int64 and ds.test_labels.shape == (10000,)
-    assert ds.train_images.shape == (0, 28, 28) and ds.train_labels.shape == (0,)
-    assert "bundled" in ds.source and "test split" in ds.source
-    expected = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009] if name == "mnist" else [1000] * 10
-    assert torch.bincount(ds.test_labels, minlength=10).tolist() == expected
-    assert available_datasets() == [SAMPLE]  # a test split is no training data
-
-
-def test_the_two_bundled_test_sets_are_different_images(offline_without_data):
-    digits, clothes = load_test_set("mnist"), load_test_set("fashion-mnist")
-    # Fashion-MNIST is far more inked than MNIST (~50% vs ~19% of pixels > 0)
-    assert (clothes.test_images > 0).float().mean() > 1.5 * (digits.test_images > 0).float().mean()
-
-
-def test_bundled_test_set_is_used_without_a_download_attempt(tmp_path, monkeypatch):
-    def no_torchvision(*args):
-        raise AssertionError("torchvision was asked for data the bundle holds")
-
-    monkeypatch.setattr(vae_core.data, "_load_torchvision", no_torchvision)
-    ds = load_test_set("fashion-mnist", tmp_path, download=True)
-    assert ds.name == "fashion-mnist" and len(ds.test_images) == 10000
-
-
-def test_a_dataset_without_files_or_bundle_is_unavailable_never_another(offline_without_data, monkeypatch):
-    with pytest.raises(DatasetUnavailable, match="^kmnist is not available"):
-        load_test_set("kmnist")
-    monkeypatch.setattr(vae_core.data, "BUNDLED_DIR", offline_without_data / "no-bundle")
-    with pytest.raises(DatasetUnavailable, match="^mnist is not available"):
-        load_test_set("mnist")
-
-
-@pytest.fixture
-def fresh_bundle_cache():
-    vae_core.data._load_bundled.cache_clear()
-    yield
-    vae_core.data._load_bundled.cache_clear()
-
-
-def test_a_damaged_bundle_is_reported_as_unavailable(offline_without_data, monkeypatch, fresh_bundle_cache):
-    folder = offline_without_data / "bundle" / "MNIST"
-    folder.mkdir(parents=True)
-    for file in vae_core.data.BUNDLED_FILES:  # what a checkout without Git LFS leaves in place of the files
-        (folder / file).write_text("version https://git-lfs.github.com/spec/v1\n")
-    monkeypatch.setattr(vae_core.data, "BUNDLED_DIR", folder.parent)
-    with pytest.raises(DatasetUnavailable, match="bundled mnist test split .* is damaged"):
-        load_test_set("mnist")
-
-
-def test_test_set_of_the_sample_is_the_sample_and_unknown_names_are_refused():
-    assert load_test_set(SAMPLE) is load_dataset(SAMPLE)
-    with pytest.raises(ValueError, match="unknown dataset"):
-        load_test_set("cifar")
-
-
-@pytest.mark.parametrize("name", BUNDLED)
-def test_bundled_files_are_byte_identical_to_the_full_test_split(name, shared_data):
-    folder = TORCHVISION_DATASETS[name][1]
-    raw = shared_data / folder / "raw"
-    if missing_files(name, shared_data):
-        pytest.skip(f"full {name} not found in {raw}")
-    for file in RAW_FILES[2:]:
-        assert gzip.decompress((BUNDLED_DIR / folder / f"{file}.gz").read_bytes()) == (raw / file).read_bytes(), file
-    full = load_dataset(name, shared_data, download=False)
-    bundled = vae_core.data._load_bundled(name)
-    assert torch.equal(bundled.test_images, full.test_images) and torch.equal(bundled.test_labels, full.test_labels)
-
-
-def test_test_set_prefers_the_full_dataset_on_disk(shared_data):
-    ds = load_test_set("mnist", shared_data, download=False)
-    assert ds.source.startswith("full mnist") and len(ds.train_images) == 60000 and len(ds.test_images) == 10000
+def test_a_checkpoints_sha_keeps_a_reimported_set_from_being_shown(imported_sets):
+    first = imported_sets.add("parts", side=32, channels=3, seed=0)
+    assert load_test_set("parts", sha=first.sha).sha == first.sha
+    imported_sets.add("parts", side=32, channels=3, seed=1)  # imported again with other images (--replace)
+    with pytest.raises(DatasetUnavailable, match="not the one the model was trained on"):
+        load_test_set("parts", sha=first.sha)
+    assert load_test_set("parts").sha != first.sha  # asked for without a model, the set as it is now

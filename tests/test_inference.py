@@ -58,7 +58,7 @@ def test_as_model_input_scales_uint8_and_clamps_floats_without_rounding():
     y = as_model_input(torch.tensor([[[-0.5, 0.5 / 255, 2.0]]], dtype=torch.float64))
     np.testing.assert_array_equal(y.flatten().numpy(), np.float32([0.0, 0.5 / 255, 1.0]))
     with pytest.raises(ValueError):
-        as_model_input(np.zeros((2, 1, 28, 28), np.float32))
+        as_model_input(np.zeros((2, 2, 1, 28, 28), np.float32))
 
 
 def test_linear_and_spherical_interpolation_end_at_the_inputs():

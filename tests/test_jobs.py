@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,11 +17,12 @@ from vae_core import evaluate, inference, jobs
 from vae_core.checkpoint import load_checkpoint, load_trajectory, read_info
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.models import VAE
+from vae_core.models import VAE, build_model
 from vae_core.projection import slice_plane
 from vae_core.projection import decode_plane
 from vae_core.snapshots import example_indices, map_indices
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(latent_dim=2, hidden=(32,))
 
 
@@ -27,8 +30,22 @@ def tiny_train(**changes) -> TrainConfig:
     return TrainConfig(**{"dataset": "mnist-sample", "epochs": 1, "batch_size": 500, **changes})
 
 
+@pytest.fixture
+def registry():
+    jobs_here = jobs.JobRegistry()
+    yield jobs_here
+    jobs_here.clear()
+
+
+REGISTRY = jobs.JobRegistry()  # for the tests that run one job to its end
+
+
+def start(job: jobs.TrainingJob) -> jobs.TrainingJob:
+    return REGISTRY.submit(job)
+
+
 def run_job(job: jobs.TrainingJob, timeout: float = 120) -> jobs.TrainingJob:
-    assert job.start().join(timeout), "the job did not end in time"
+    assert start(job).join(timeout), "the job did not end in time"
     return job
 
 
@@ -94,7 +111,7 @@ def test_job_trains_saves_and_reports_metrics_and_snapshots(tmp_path):
 
 
 def test_stop_keeps_the_weights_reached_so_far(tmp_path):
-    job = jobs.TrainingJob(jobs.training_spec("stopped", tmp_path, TINY, tiny_train(epochs=500), iw_samples=5)).start()
+    job = start(jobs.TrainingJob(jobs.training_spec("stopped", tmp_path, TINY, tiny_train(epochs=500), iw_samples=5)))
     wait_for(lambda: len(job.view().history) >= 1)
     job.stop()
     assert job.join(60)
@@ -125,7 +142,7 @@ def test_stop_trains_no_further_step_and_saves_without_the_iw_bound(tmp_path, mo
 
     monkeypatch.setattr(VAE, "objective", counted_loss)
     monkeypatch.setattr(evaluate, "iw_log_px", lambda *a, **k: iw_calls.append(k) or real_iw(*a, **k))
-    assert job.start().join(60)
+    assert start(job).join(60)
     assert losses == 25  # the worker trains in this process and checks the stop before every step
     assert iw_calls == []
     view = job.view()
@@ -156,18 +173,42 @@ def _child_processes() -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to list child processes")
-def test_training_runs_in_a_daemon_thread_of_this_process_with_no_child(tmp_path):
-    """A daemon thread ends with its process however that process ends (kill -9 included); a child would not."""
+def test_training_runs_in_a_worker_thread_of_this_process_with_no_child(tmp_path):
+    """A thread ends with its process however that process ends (kill -9 included); a child would not."""
     before = set(_child_processes())
-    job = jobs.TrainingJob(jobs.training_spec("inproc", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)).start()
+    job = start(jobs.TrainingJob(jobs.training_spec("inproc", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)))
     try:
         wait_for(lambda: job.view().epoch >= 1)
         worker = next(t for t in threading.enumerate() if t.name == f"vae-train-{job.id}")
-        assert worker.daemon and worker.is_alive()
+        assert worker.is_alive() and worker is not threading.main_thread()
         assert set(_child_processes()) == before
     finally:
         job.stop()
         assert job.join(60)
+
+
+ENDS_MID_TRAINING = """
+import sys, time
+from vae_core import jobs
+from vae_core.config import ModelConfig, TrainConfig
+registry = jobs.JobRegistry()
+spec = jobs.training_spec("ended", sys.argv[1], ModelConfig(latent_dim=2, hidden=(32,)),
+                          TrainConfig(epochs=500, batch_size=500), iw_samples=0)
+job = registry.submit(jobs.TrainingJob(spec))
+while job.view().epoch < 1:
+    time.sleep(0.05)
+print("training", flush=True)
+"""  # and the script ends: the interpreter exits with the job still training
+
+
+def test_a_process_that_ends_mid_training_stops_the_job_saves_it_and_exits(tmp_path):
+    """What a server shut down by Ctrl-C or SIGTERM does once its main thread returns: the pool's threads are joined at
+    exit, so without the registry's stop this would train all 500 epochs first."""
+    done = subprocess.run([sys.executable, "-c", ENDS_MID_TRAINING, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "VAE_OFFLINE": "1"})
+    assert done.returncode == 0 and done.stdout == "training\n", done.stderr
+    info = read_info(tmp_path / "ended.pt")
+    assert info.extra["status"] == "stopped" and 1 <= len(info.history) < 500
 
 
 def test_a_full_disk_keeps_the_model_in_memory_until_saved_again(tmp_path, disk_full_once):
@@ -209,7 +250,7 @@ def test_out_of_memory_gets_a_helpful_message(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(jobs, "fit", out_of_memory)
+    monkeypatch.setattr(jobs, "train_models", out_of_memory)
     view = run(jobs.training_spec("oom", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED
     assert "ran out of memory" in view.error and "smaller batch size" in view.error
@@ -219,13 +260,12 @@ def test_unexpected_errors_are_captured(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(jobs, "fit", broken)
+    monkeypatch.setattr(jobs, "train_models", broken)
     view = run(jobs.training_spec("broken", tmp_path, TINY, tiny_train()))
     assert view.state == jobs.FAILED and "KeyError" in view.error and "surprise" in view.error
 
 
-def test_registry_runs_one_job_at_a_time(tmp_path):
-    registry = jobs.JobRegistry()
+def test_registry_runs_one_job_at_a_time(tmp_path, registry):
     spec = jobs.training_spec("long", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)
     first = registry.submit(jobs.TrainingJob(spec))
     try:
@@ -243,8 +283,7 @@ def test_registry_runs_one_job_at_a_time(tmp_path):
     assert registry.latest() is None
 
 
-def test_registry_clear_stops_running_jobs(tmp_path):
-    registry = jobs.JobRegistry()
+def test_registry_clear_stops_running_jobs(tmp_path, registry):
     job = registry.submit(jobs.TrainingJob(jobs.training_spec("x", tmp_path, TINY, tiny_train(epochs=500), iw_samples=0)))
     registry.clear(timeout=60)
     assert not job.running and job.stop_requested
@@ -252,9 +291,8 @@ def test_registry_clear_stops_running_jobs(tmp_path):
 
 def test_sweep_trains_its_models_together_and_saves_one_per_beta(tmp_path, monkeypatch):
     calls = []
-    real_together = jobs.fit_together
-    monkeypatch.setattr(jobs, "fit_together", lambda models, *a, **k: calls.append(len(models)) or real_together(models, *a, **k))
-    monkeypatch.setattr(jobs, "fit", lambda *a, **k: pytest.fail("a sweep member was trained alone"))
+    real_train = jobs.train_models
+    monkeypatch.setattr(jobs, "train_models", lambda models, *a, **k: calls.append(len(models)) or real_train(models, *a, **k))
     spec = jobs.sweep_spec("sw", tmp_path, TINY, tiny_train(beta=1.0, epochs=2), (0.5, 4.0), iw_samples=0)
     view = run(spec)
     assert calls == [2]
@@ -284,8 +322,7 @@ def test_a_diverged_sweep_member_fails_the_job_and_the_others_are_saved(tmp_path
 
 
 def test_stopping_a_sweep_saves_every_member_where_it_stopped(tmp_path):
-    job = jobs.TrainingJob(jobs.sweep_spec("st", tmp_path, TINY, tiny_train(epochs=500), (0.5, 4.0), iw_samples=5))
-    job.start()
+    job = start(jobs.TrainingJob(jobs.sweep_spec("st", tmp_path, TINY, tiny_train(epochs=500), (0.5, 4.0), iw_samples=5)))
     wait_for(lambda: len(job.view().history) >= 1)
     job.stop()
     assert job.join(60)
@@ -298,8 +335,6 @@ def test_stopping_a_sweep_saves_every_member_where_it_stopped(tmp_path):
 def test_decoded_plane_is_the_decode_grid_on_the_latent_axes():
     flat = slice_plane(2)
     torch.manual_seed(0)
-    from vae_core.models import build_model
-
     model = build_model(ModelConfig(latent_dim=2, hidden=(16,))).eval()
     assert np.allclose(decode_plane(model, flat, 5).reshape(25, 28, 28),
                        inference.decode(model, inference.grid_latents(5, model.latent_dim)), atol=1e-6)
@@ -325,3 +360,36 @@ def test_every_kind_trains_and_saves_through_a_job(tmp_path, kind, extra):
     info = read_info(tmp_path / f"my_{kind}.pt")
     assert info.model_config == config and math.isfinite(info.metrics["recon"])
     assert ("elbo" in info.metrics) == (kind == "cvae")  # only a kind with a posterior has an ELBO
+
+
+def test_the_progress_record_is_fed_by_events_and_a_view_never_changes():
+    """What the job's listener makes of a run's events, without a thread: member 1's step goes to its own curve, the
+    job's figures follow member 0, and a view taken earlier stays as it was."""
+    from vae_core.engine import EpochMetrics, StepMetrics
+    from vae_core.trajectory import TrajectoryRecorder
+
+    data = load_dataset("mnist-sample")
+    spec = jobs.JobSpec("two", tuple(jobs.RunSpec(TINY, tiny_train(beta=b), Path(f"/nowhere/{b}.pt"), f"β = {b:g}")
+                                     for b in (1.0, 4.0)))
+    record = jobs.ProgressRecord(jobs.JobView(id="x", title=spec.title, kind="vae", epochs=1,
+                                              members=tuple(jobs.MemberView(r.label) for r in spec.runs)))
+    before = record.view()
+    listener = jobs.ProgressListener(record, data, [TrajectoryRecorder(data, 1, 2) for _ in spec.runs])
+
+    def step(progress: float) -> StepMetrics:
+        return StepMetrics(epoch=1, step=4, steps_per_epoch=8, loss=3.0, recon=2.0, kl=1.0, kl_weight=1.0,
+                           images_per_s=100.0, elapsed=1.0, eta=1.0, progress=progress)
+
+    listener.step(1, step(0.25))
+    view = record.view()
+    assert view.members[1].steps == ((0.5, 3.0, 2.0, 1.0),) and view.members[0].steps == () and view.progress == 0.0
+    listener.step(0, step(0.5))
+    listener.epoch(1, EpochMetrics(1, *[1.0] * 10), build_model(TINY))
+    model = build_model(TINY)
+    assert listener.frame_due(0, 0.0)
+    listener.frame(0, 0.0, model)
+    view = record.view()
+    assert view.progress == 0.5 and view.epoch == 1 and len(view.members[1].history) == 1
+    assert view.members[0].n_frames == 1 and view.trajectory() is not None and view.class_names == data.class_names
+    assert before.progress == 0.0 and before.members[1].steps == () and before.members[0].recorder is None
+    assert before.class_names == ()

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from conftest import shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint
-from vae_core.config import KINDS, ConfigError, ModelConfig, parse_noise
+from vae_core.config import ConfigError, ModelConfig, parse_noise
 from vae_core.corruption import corrupt
-from vae_core.models import AE, CVAE, DAE, KINDS as REGISTRY, VAE, build_model
+from vae_core.models import AE, CVAE, DAE, KINDS as REGISTRY, TRAINABLE_KINDS, VAE, build_model, model_class
 
 SMALL = dict(latent_dim=3, hidden=(16,))
 
@@ -26,10 +26,20 @@ def _bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).flatten(1).sum(1)
 
 
-def test_every_configured_kind_is_registered_and_builds():
-    assert tuple(REGISTRY) == KINDS
+def test_every_registered_kind_builds_and_knows_what_it_can_do():
+    # the kinds a configuration may name are the registry's trainable ones; imported kinds are read from their files
+    assert TRAINABLE_KINDS == ("ae", "dae", "vae", "cvae")
+    assert [k for k, cls in REGISTRY.items() if not cls.trainable] == ["onnx_vae", "onnx_ae"]
     extra = {"dae": {"noise": "mask:0.3"}, "cvae": {"n_classes": 10}}
-    for kind in KINDS:
+    assert [(model_class(k).probabilistic, model_class(k).conditional) for k in REGISTRY] == [
+        (False, False), (False, False), (True, False), (True, True), (True, False), (False, False)]
+    assert [model_class(k).settings for k in REGISTRY] == [
+        ("sparsity",), ("noise", "sparsity"), ("beta", "kl_warmup"), ("beta", "kl_warmup"), (), ()]
+    assert [model_class(k).short_title for k in REGISTRY] == [
+        "AE", "denoising AE", "VAE", "conditional VAE", "imported VAE", "imported AE"]
+    with pytest.raises(ConfigError, match="unknown kind of model 'gan'; choose one of ae, dae, vae, cvae, onnx_vae"):
+        model_class("gan")
+    for kind in TRAINABLE_KINDS:
         for arch in ("mlp", "conv"):
             model = build_model(ModelConfig(kind=kind, arch=arch, **SMALL, **extra.get(kind, {})))
             assert model.kind == kind and isinstance(model, REGISTRY[kind])
@@ -136,7 +146,7 @@ def test_kind_settings_are_checked():
 
 def test_checkpoints_from_before_kinds_load_as_vaes():
     model, info = load_checkpoint(shipped_checkpoint("mnist_z2"))
-    assert info.model_config.kind == "vae"
+    assert info.model_config.kind == "vae" and info.model_class is VAE and info.model_class.probabilistic
     rebuilt = build_model(info.model_config)
     assert type(rebuilt) is VAE
     rebuilt.load_state_dict(model.state_dict())  # the same parameter names as the first release

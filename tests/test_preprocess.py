@@ -501,7 +501,7 @@ def test_malformed_exif_does_not_reject_the_image(reference_seven):
 def mnist_digits() -> np.ndarray:
     from vae_core.data import SAMPLE, load_dataset
 
-    return load_dataset(SAMPLE).train_images[:40].numpy()
+    return load_dataset(SAMPLE).train_images[:40, 0].numpy()
 
 
 def test_real_mnist_digits_round_trip(mnist_digits):
@@ -546,10 +546,10 @@ def test_preprocess_many_keeps_going_and_keeps_order():
 def test_preprocess_many_survives_unexpected_errors(monkeypatch):
     real = pp.preprocess_image
 
-    def flaky(data: bytes, name: str = "image") -> PreprocessResult:
+    def flaky(data: bytes, name: str = "image", *settings) -> PreprocessResult:
         if name == "boom.png":
             raise RuntimeError("internal failure")
-        return real(data, name)
+        return real(data, name, *settings)
 
     monkeypatch.setattr(pp, "preprocess_image", flaky)
     results, errors = preprocess_many([("boom.png", b"x"), ("ok.png", encode(seven()))])

@@ -62,10 +62,10 @@ def test_prior_samples_are_judged_on_the_same_draws_for_every_model(judge):
 
 def test_the_denoising_ae_undoes_masking_better_than_the_plain_ae():
     clean = load_test_set("mnist").test_images[:500]
-    noisy = corrupt(clean.float().div(255).unsqueeze(1), "mask:0.5", __import__("torch").Generator().manual_seed(0))
+    noisy = corrupt(clean.float().div(255), "mask:0.5", __import__("torch").Generator().manual_seed(0))
     errors = {}
     for name in ("mnist_ae_z2", "mnist_dae_z2"):
         model = load_checkpoint(shipped_checkpoint(name))[0]
-        recon = inference.reconstruct(model, noisy[:, 0].numpy())
-        errors[name] = float(((recon - clean.numpy() / 255.0) ** 2).mean())
+        recon = inference.reconstruct(model, noisy.numpy())
+        errors[name] = float(((recon - clean[:, 0].numpy() / 255.0) ** 2).mean())
     assert errors["mnist_dae_z2"] < errors["mnist_ae_z2"], errors

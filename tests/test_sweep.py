@@ -1,5 +1,6 @@
-"""Models trained together (vae_core.sweep): one member is fit()'s run, β orders the KL, a diverged member leaves the
-others alone, the members are ordinary checkpoints, and neither loop reads the device every step."""
+"""Models trained together (the engine's K > 1 path, through vae_core.sweep): one member is fit()'s run, β orders the
+KL, a diverged member leaves the others alone, the members are ordinary checkpoints, and the loop reads the device
+only every LOG_EVERY steps, alone or together."""
 from __future__ import annotations
 
 import math
@@ -133,9 +134,9 @@ def test_each_member_has_its_own_recorder_fed_its_own_weights(sample):
     assert torch.equal(frames[-1][1], results[0].model.encoder[1][0].weight)
 
 
-def test_only_settings_other_than_beta_must_match(sample):
-    configs = [TrainConfig(beta=1.0), TrainConfig(beta=4.0, lr=5e-3)]
-    with pytest.raises(ValueError, match="differ only in β, not in lr"):
+def test_only_settings_other_than_beta_and_seed_must_match(sample):
+    configs = [TrainConfig(beta=1.0), TrainConfig(beta=4.0, seed=3, lr=5e-3)]
+    with pytest.raises(ValueError, match="differ only in β and seed, not in lr"):
         check_together(fresh(configs), configs)
     with pytest.raises(ValueError, match="one architecture"):
         check_together([prepare_model(SMALL, configs[0])[0], prepare_model(ModelConfig(latent_dim=3), configs[0])[0]],
@@ -161,17 +162,19 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("together", [False, True])
-def test_no_host_sync_between_metric_reads(sample, monkeypatch, together):
-    """The training loops read the device only every LOG_EVERY steps and once per epoch (`tolist`), never per step."""
+@pytest.mark.parametrize("others", [None, {}, {"seed": 1}])
+def test_no_host_sync_between_metric_reads(sample, monkeypatch, others):
+    """The training loop reads the device only every LOG_EVERY steps and once per epoch (`tolist`), never per step:
+    one model, two together, two with their own seeds (a batch each)."""
     lists = []
     real_tolist = torch.Tensor.tolist
     monkeypatch.setattr(torch.Tensor, "tolist", lambda self: lists.append(self.shape) or real_tolist(self))
     cfg = TrainConfig(epochs=1, batch_size=64, kl_warmup=1, lr_schedule="cosine")
     steps = math.ceil(len(sample.train_images) / cfg.batch_size)
     with HostReads() as mode:
-        if together:
-            fit_together(fresh([cfg, cfg]), sample, [cfg, cfg], evaluate_each_epoch=False)
+        if others is not None:
+            configs = [cfg, replace(cfg, **others)]
+            fit_together(fresh(configs), sample, configs, evaluate_each_epoch=False)
         else:
             fit(prepare_model(SMALL, cfg)[0], sample, cfg, evaluate_each_epoch=False)
     assert mode.reads == []
@@ -203,18 +206,19 @@ def untimed(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if k not in ("images_per_s", "elapsed", "eta")} for h in history]
 
 
-@pytest.mark.parametrize("together", [False, True])
-def test_the_graphed_step_trains_exactly_as_the_plain_one(sample, monkeypatch, together):
+@pytest.mark.parametrize("others", [{}, {"beta": 4.0}, {"beta": 4.0, "seed": 1}])
+def test_the_graphed_step_trains_exactly_as_the_plain_one(sample, monkeypatch, others):
     """The GPU path's wrapper (static index and weight buffers, warm-up, one capture, replays, an eager last batch),
-    driven on the CPU: the same weights and histories as the plain steps, with a KL warm-up and a cosine schedule."""
+    driven on the CPU: the same weights and histories as the plain steps, with a KL warm-up and a cosine schedule, for
+    one model, two together, and two with their own seeds (a batch each)."""
     from vae_core import graph_step
 
     cfg = TrainConfig(epochs=2, batch_size=192, kl_warmup=1, lr_schedule="cosine", lr=3e-3)  # 20 full batches + 160
-    configs = [cfg, replace(cfg, beta=4.0)] if together else [cfg]
+    configs = [cfg, replace(cfg, **others)] if others else [cfg]
 
     def train() -> list:
         models = fresh(configs)
-        if together:
+        if others:
             return fit_together(models, sample, configs)
         return [fit(models[0], sample, cfg)]
 

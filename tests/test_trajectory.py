@@ -62,7 +62,7 @@ def test_a_resumed_run_starts_where_the_model_stopped():
 
 def test_recorder_is_due_once_per_moment_and_a_late_record_covers_the_moments_passed():
     class Data:  # the recorder needs only the test split
-        test_images = torch.zeros(50, 28, 28, dtype=torch.uint8)
+        test_images = torch.zeros(50, 1, 28, 28, dtype=torch.uint8)
         test_labels = torch.arange(50) % 10
 
     model = build_model(ModelConfig(latent_dim=2, hidden=(8,)))
@@ -101,12 +101,23 @@ def test_a_recorded_history_has_its_shapes_dtypes_and_moments(recorded, sample):
 def test_a_full_size_history_stays_under_five_megabytes():
     """2,000 MNIST test points of a d = 20 model over 50 epochs (mnist_z20), by the stored dtypes."""
     class Data:
-        test_images = torch.zeros(10_000, 28, 28, dtype=torch.uint8)
+        test_images = torch.zeros(10_000, 1, 28, 28, dtype=torch.uint8)
         test_labels = torch.arange(10_000) % 10
 
     recorder = TrajectoryRecorder(Data(), 50, 20)
     assert len(recorder.indices) == TRAJECTORY_POINTS
     assert len(recorder.moments) * frame_bytes(20, 784) < 5_000_000
+
+
+@pytest.mark.parametrize("latent_dim", [2, 20, 64])
+@pytest.mark.parametrize("epochs", [1, 10, 200])
+def test_a_64_px_colour_history_keeps_the_bound_and_its_first_and_last_moments(latent_dim, epochs):
+    """A 64×64 RGB frame is 12,288 bytes an image: with d = 64 even the ~10 early moments would pass 4.5 MB."""
+    pixels = 3 * 64 * 64
+    moments = schedule(epochs, latent_dim=latent_dim, image_pixels=pixels)
+    assert len(moments) * frame_bytes(latent_dim, pixels) <= MAX_BYTES
+    assert moments[0] == 0.0 and moments[-1] == float(epochs) and np.all(np.diff(moments) > 0)
+    assert len(moments[moments < 1]) >= 4  # the first epoch, where the structure forms, is still seen
 
 
 def test_recording_does_not_change_what_training_computes(recorded, sample):
@@ -194,8 +205,8 @@ def test_hostile_histories_are_refused_with_one_line(recorded, tmp_path, change,
 
 def test_a_job_records_the_history_it_shows_and_saves(tmp_path):
     spec = jobs.training_spec("hist", tmp_path, ModelConfig(latent_dim=2, hidden=(32,)), SHORT, iw_samples=0)
-    job = jobs.TrainingJob(spec)
-    assert job.start().join(120)
+    job = jobs.JobRegistry().submit(jobs.TrainingJob(spec))
+    assert job.join(120)
     view = job.view()
     live = view.trajectory()
     assert live is not None and live.epochs[-1] == 2.0 and live.mu.shape[1:] == (len(live.indices), 2)

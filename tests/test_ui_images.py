@@ -40,6 +40,19 @@ def test_tile_rgb_cells():
     np.testing.assert_array_equal(picture[3], np.ones((7, 3)))
 
 
+def test_colour_display_images_tile_and_encode_in_colour():
+    row = np.zeros((3, 4, 4, 3), np.float32)  # a row of 3 colour cells in display layout
+    row[1, ..., 2] = 1.0  # the middle one blue
+    strip = tile(row, padding=1)
+    assert strip.shape == (4, 14, 3)
+    np.testing.assert_array_equal(strip[:, 5:9], np.broadcast_to([0.0, 0.0, 1.0], (4, 4, 3)))
+    png = Image.open(io.BytesIO(to_png_bytes(strip, scale=2)))
+    assert png.mode == "RGB" and np.asarray(png)[0, 10].tolist() == [0, 0, 255]
+    gif = Image.open(io.BytesIO(to_gif_bytes(list(row), scale=2, loop=False)))
+    gif.seek(1)
+    assert gif.size == (8, 8) and gif.convert("RGB").getpixel((3, 3)) == (0, 0, 255)
+
+
 def test_tile_rejects_bad_input():
     with pytest.raises(ValueError):
         tile(np.zeros((0, 28, 28)))

@@ -181,11 +181,11 @@ def test_umap_child_exits_when_the_server_dies(tmp_path):
 
 
 def test_key_changes_with_checkpoint_images_and_settings():
-    images = np.zeros((4, 28, 28), np.uint8)
+    images = np.zeros((4, 1, 28, 28), np.uint8)
     key = embedding_key("a" * 64, images)
     assert key == embedding_key("a" * 64, images.copy())
     other_images = images.copy()
-    other_images[2, 5, 5] = 1
+    other_images[2, 0, 5, 5] = 1
     assert len({key, embedding_key("b" * 64, images), embedding_key("a" * 64, other_images),
                 embedding_key("a" * 64, images[:3]), embedding_key("a" * 64, images, UmapParams(seed=1))}) == 5
 

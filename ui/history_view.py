@@ -13,6 +13,7 @@ from ui import shared
 from ui.images import tile
 from ui.plots import CLASS_COLORS, png_data_uri
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, load_trajectory
+from vae_core.data import to_display
 from vae_core.projection import LatentPlane, default_plane
 from vae_core.trajectory import Trajectory
 
@@ -169,7 +170,7 @@ def originals_of(traj: Trajectory, test_images) -> np.ndarray | None:
     """The stored reconstructions' inputs from the test split, when it is that of the history (same size)."""
     if test_images is None or int(traj.recon_indices.max()) >= len(test_images):
         return None
-    return test_images[traj.recon_indices].numpy().astype(np.float32) / 255.0
+    return to_display(test_images[traj.recon_indices]).astype(np.float32) / 255.0
 
 
 def render_history(traj: Trajectory, class_names: tuple[str, ...], originals: np.ndarray | None, key: str,
@@ -228,7 +229,7 @@ def model_history(sel: shared.Selection) -> None:
 
 def model_collapse(info: CheckpointInfo) -> None:
     """For Compare, one model's column: its KL heat map and active units over training, compact."""
-    if info.model_config.kind not in ("vae", "cvae"):
+    if not info.model_class.probabilistic:
         st.caption("no posterior, so no KL: nothing to collapse")
         return
     traj = stored_history(info)

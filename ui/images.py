@@ -1,5 +1,6 @@
 """Pictures for the browser and for downloads: cells tiled into one grid, and PNG / animated GIF encodings
-upscaled by whole pixels so that the browser does not blur 28-px digits."""
+upscaled by whole pixels so that the browser does not blur small images. Images are in display layout: (H, W)
+grey, (H, W, 3) colour."""
 from __future__ import annotations
 
 import io
@@ -14,8 +15,9 @@ GRID_PAD_VALUE: float = 0.5
 
 
 def tile(images: np.ndarray, padding: int = 0, pad_value: float = 1.0) -> np.ndarray:
-    """Cells (rows, cols, h, w), RGB cells (rows, cols, h, w, 3), or one row of cells (n, h, w) as one picture
-    (H, W) or (H, W, 3), with `padding` px of `pad_value` between the cells.
+    """Cells (rows, cols, h, w), RGB cells (rows, cols, h, w, 3), or one row of cells (n, h, w) or (n, h, w, 3)
+    (display layout: a 4-D array ending in 3 is a row of colour cells) as one picture (H, W) or (H, W, 3), with
+    `padding` px of `pad_value` between the cells.
 
     There is no frame around the picture: its edges are the outer cells' own, so an n×n grid stretched over a
     plot puts the cell centres on the grid nodes and is n·h + (n − 1)·padding px tall."""
@@ -23,11 +25,11 @@ def tile(images: np.ndarray, padding: int = 0, pad_value: float = 1.0) -> np.nda
     from torchvision.utils import make_grid
 
     cells = torch.as_tensor(np.asarray(images))
-    if cells.ndim == 3:
+    if cells.ndim == 3 or (cells.ndim == 4 and cells.shape[-1] == 3):
         cells = cells[None]
     rgb = cells.ndim == 5
     if cells.ndim not in (4, 5) or 0 in cells.shape[:2] or (rgb and cells.shape[-1] != 3):
-        raise ValueError(f"expected (rows, cols, h, w[, 3]) or (n, h, w) cells, got shape {tuple(cells.shape)}")
+        raise ValueError(f"expected (rows, cols, h, w[, 3]) or (n, h, w[, 3]) cells, got shape {tuple(cells.shape)}")
     if padding < 0:
         raise ValueError("padding must be >= 0")
     cols = cells.shape[1]

@@ -13,9 +13,7 @@ import functools
 import gzip
 import hashlib
 import logging
-import os
 import queue
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import streamlit as st
 from ui.plots import CLASS_COLORS
 from ui.shared import Selection
 from ui.latent_views import model_key
+from vae_core.atomic import write_atomic
 from vae_core.export import browser_model
 from vae_core.projection import LatentPlane
 
@@ -65,14 +64,7 @@ def publish(name: str, payload: Callable[[], bytes], *, background: bool = False
             _background.put(lambda: publish(name, payload))
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(payload())
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            write_atomic(target, payload())
     return f"app/static/{CACHE_SUBDIR}/{name}"
 
 
@@ -217,7 +209,7 @@ def latent_plane(
             "tiles": _tiles(sel.data.name, sel) if sel.data is not None else None, "tile_images": TILE_IMAGES,
             "image_shape": list(sel.info.model_config.image_shape),
         }
-    conditional = sel.info.model_config.kind == "cvae"
+    conditional = sel.info.model_class.conditional
     names = list(class_names) or [str(c) for c in range(max(sel.info.model_config.n_classes, 10))]
     data = {
         "name": sel.info.name,

@@ -37,8 +37,8 @@ class Panel:
 
 
 def judged(dataset: str) -> bool:
-    """Whether the shipped classifier can judge this dataset's images (it reads digits)."""
-    return dataset in shared.CLASSIFIER_DATASETS and shared.classifier() is not None
+    """Whether a classifier can judge this dataset's images (MNIST's reads the digits of mnist and the sample)."""
+    return shared.classifier(dataset) is not None
 
 
 @st.cache_data(show_spinner="Drawing the models…", max_entries=64)
@@ -52,7 +52,7 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: Chec
     grid = decode_plane(model, snap.plane, GRID_N, label=label) if model.latent_dim >= 2 else None
     confidence = share = None
     if judged(dataset):
-        judge = shared.classifier()
+        judge = shared.classifier(dataset)
         if grid is not None:
             confidence = probabilities(judge, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
         draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)
@@ -63,14 +63,14 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, _info: Chec
 def panel(info: CheckpointInfo, data: ImageDataset, label: int | None = None) -> Panel:
     """The model's panel on its own test split; `label` picks the class a conditional model's grid draws."""
     return _panel(str(info.path), shared.stamp(info.path), info.dataset,
-                  label if info.model_config.kind == "cvae" else None, info, data)
+                  label if info.model_class.conditional else None, info, data)
 
 
 @st.cache_data(show_spinner="Measuring test metrics…", max_entries=64)
 def _metrics(path: str, stamp: float, dataset: str, _info: CheckpointInfo,
              _data: ImageDataset | None) -> tuple[dict[str, float] | None, str]:
     stored = _info.metrics
-    wanted = ("recon", *POSTERIOR_METRICS) if _info.model_config.kind in ("vae", "cvae") else ("recon",)
+    wanted = ("recon", *POSTERIOR_METRICS) if _info.model_class.probabilistic else ("recon",)
     if all(isinstance(stored.get(k), (int, float)) and math.isfinite(stored[k]) for k in wanted):
         k = stored.get("iw_samples")
         return dict(stored), f"stored at training (k = {k})" if k and "iw_logpx" in wanted else "stored at training"
@@ -90,7 +90,7 @@ def live_map(info: CheckpointInfo, snap: Snapshot, data: ImageDataset, label: in
              group: str | None) -> None:
     """The snapshot's map on the live plane in its compact form (decoded under the pointer, hover shows the test
     image); an autoencoder's codes on their own extent with the prior's square drawn on top."""
-    probabilistic = info.model_config.kind in ("vae", "cvae")
+    probabilistic = info.model_class.probabilistic
     sel = shared.Selection(info=info, model=shared.load_model(info), data=data, data_notice=None, mu=None, sigma=None)
     latent_plane(sel, snap.plane, inference.GRID_EXTENT if probabilistic else code_extent(snap.points), key=key,
                  xy=snap.points, labels=snap.labels, indices=map_indices(len(data.test_images)),

@@ -14,16 +14,14 @@ import streamlit as st
 from ui.session_keys import MODEL_PICKER, SELECTED_MODEL
 from vae_core import inference
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
-from vae_core.classifier import Classifier, load_classifier
-from vae_core.data import DatasetUnavailable, ImageDataset, class_names, load_test_set
+from vae_core.classifier import Classifier, find_classifier, load_classifier
+from vae_core.data import DatasetUnavailable, ImageDataset, class_names, dataset_info, load_test_set
 from vae_core.models import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("VAE_CHECKPOINT_DIR", ROOT / "checkpoints"))
 TRAINED_SUBDIR = "trained"  # git-ignored: models trained in the app must not dirty the working tree
 DEFAULT_MODEL = "mnist_z2"
-CLASSIFIER_PATH = ROOT / "checkpoints" / "classifier" / "mnist.pt"
-CLASSIFIER_DATASETS = ("mnist", "mnist-sample")  # what it can judge: it reads digits
 
 
 def stamp(path: Path) -> float:
@@ -79,12 +77,13 @@ def load_model(info: CheckpointInfo) -> LatentModel:
 
 
 @st.cache_resource(show_spinner="Loading data…")
-def dataset(name: str) -> tuple[ImageDataset | None, str | None]:
-    """The named dataset's own test split (full data on disk, else the bundled split), or None and the reason.
+def dataset(name: str, sha: str | None = None) -> tuple[ImageDataset | None, str | None]:
+    """The named dataset's own test split (full data on disk, else the bundled split), or None and the reason;
+    given a checkpoint's `sha` (`CheckpointInfo.dataset_sha`), only the very images its model was trained on.
 
     Never another dataset: a model is only ever shown images of the data it was trained on."""
     try:
-        return load_test_set(name), None
+        return load_test_set(name, sha=sha), None
     except DatasetUnavailable as exc:
         return None, str(exc)
 
@@ -112,22 +111,23 @@ class Selection:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The dataset's class names, known even when its images are not."""
-        return class_names(self.info.dataset)
+        """The dataset's class names, known even when its images are not (numbers for an imported set since
+        removed)."""
+        try:
+            return class_names(self.info.dataset)
+        except DatasetUnavailable:
+            return tuple(str(c) for c in range(self.info.model_config.n_classes))
 
     @property
     def conditional(self) -> bool:
         return self.model.conditional
 
 
-KIND_TITLES = {"ae": "AE", "dae": "denoising AE", "vae": "VAE", "cvae": "conditional VAE"}
-
-
 def kind_label(info: CheckpointInfo) -> str:
     """What kind of model, with the setting that defines it: "VAE β = 4", "denoising AE (mask:0.5)", …"""
     c = info.model_config
-    label = KIND_TITLES[c.kind]
-    if c.kind in ("vae", "cvae") and info.beta != 1:
+    label = info.model_class.short_title
+    if "beta" in info.model_class.settings and info.beta != 1:
         label += f" β = {info.beta:g}"
     if c.noise:
         label += f" ({c.noise})"
@@ -138,7 +138,7 @@ def kind_label(info: CheckpointInfo) -> str:
 
 def describe(info: CheckpointInfo) -> str:
     c = info.model_config
-    if c.kind in ("vae", "cvae"):
+    if info.model_class.probabilistic:
         elbo = f"{info.test_elbo:.1f} nats" if info.test_elbo is not None else "not measured"
         score = f"test −ELBO {elbo}"
     else:
@@ -147,11 +147,21 @@ def describe(info: CheckpointInfo) -> str:
     return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}"
 
 
-@st.cache_resource(show_spinner=False)
-def classifier() -> Classifier | None:
-    """The shipped MNIST classifier that judges decoded images, or None when its file is missing or unusable."""
+def classifier(dataset: str) -> Classifier | None:
+    """The classifier that judges decoded images of `dataset` (shipped, or trained into trained_dir()/classifier for
+    the images the set holds now), or None when it has none. Looked up on every call, so one trained or a set
+    imported again since is seen; loaded once per file."""
     try:
-        return load_classifier(CLASSIFIER_PATH)[0]
+        path = find_classifier(dataset_info(dataset), trained_dir() / "classifier")
+    except DatasetUnavailable:
+        return None
+    return None if path is None else _classifier(str(path), stamp(path))
+
+
+@st.cache_resource(show_spinner=False)
+def _classifier(path: str, stamp: float) -> Classifier | None:
+    try:
+        return load_classifier(path)[0]
     except CheckpointError:
         return None
 
@@ -195,7 +205,7 @@ def current_selection() -> Selection | None:
     if info is None:
         return None
     model = load_model(info)
-    data, notice = dataset(info.dataset)
+    data, notice = dataset(info.dataset, info.dataset_sha)
     if data is None:
         show_missing_data(info.dataset, notice)
         return Selection(info=info, model=model, data=None, data_notice=notice, mu=None, sigma=None)

@@ -4,7 +4,6 @@ The worker threads live in vae_core.jobs; this module only reads their `view()` 
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import math
@@ -22,14 +21,13 @@ from ui import history_view
 from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
-from ui.shared import KIND_TITLES
-from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, MAX_LATENT_DIM,
-                             NOISE_KINDS, ConfigError, ModelConfig, TrainConfig, parse_noise)
-from vae_core.data import SAMPLE, ImageDataset, available_datasets, class_names, load_dataset
+from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, MAX_LATENT_DIM, NOISE_KINDS,
+                             ConfigError, ModelConfig, TrainConfig, parse_noise)
+from vae_core.data import SAMPLE, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
     SNAPSHOT_INTERVAL_S, JobError, JobRegistry, JobSpec, JobView, TrainingJob,
 )
-from vae_core.models import KINDS as MODEL_KINDS
+from vae_core.models import TRAINABLE_KINDS, model_class
 from vae_core.train import pick_device
 
 log = logging.getLogger(__name__)
@@ -72,12 +70,9 @@ def registry() -> JobRegistry:
     """One registry per server process: jobs outlive page switches, reloads and browser tabs. Made when a page
     that trains is first shown, which starts the warm-up while the user chooses the settings."""
     warm_up_thread()
-    jobs = JobRegistry()
     # A server shut down (Ctrl-C, SIGTERM) stops its training at the next step and saves the weights reached, rather
-    # than losing them and aborting ("terminate called without an active exception") as the interpreter tears the
-    # thread down mid-kernel. kill -9 runs nothing: the thread dies with the process.
-    atexit.register(jobs.clear, STOP_WAIT_S)
-    return jobs
+    # than losing them; kill -9 runs nothing: the thread dies with the process (see JobRegistry).
+    return JobRegistry()
 
 
 def start_button(column, label: str, key: str, job_key: str, settings_error: str | None,
@@ -135,9 +130,10 @@ def remembered(name: str, default: Any, options: Sequence[Any] | None = None) ->
     return key
 
 
-def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = KINDS,
+def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = TRAINABLE_KINDS,
                   with_beta: bool = True) -> tuple[ModelConfig, TrainConfig]:
-    """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values.
+    """Dataset, model and optimiser settings, remembered under `prefix`; raises ConfigError for bad values. The
+    objective's settings are those the chosen kind has (`settings` of its class).
 
     Defaults come from the config dataclasses (the one source the CLI reads too); `defaults` holds the few a page
     sets otherwise (latent, hidden, epochs)."""
@@ -157,20 +153,21 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
                                     help="Comma-separated layer widths of the MLP; the conv model uses the first as its dense layer.")
     with c2:
         st.markdown("**Objective**")
-        kind = (st.radio("Kind of model", kinds, format_func=KIND_TITLES.get, horizontal=True,
-                         key=remembered(f"{prefix}.kind", m.kind, kinds),
-                         help="The same networks, other objectives: an autoencoder (reconstruction only), a denoising "
-                              "one (trained on corrupted inputs), a VAE (+ β·KL) or a conditional VAE (told the class).")
-                if len(kinds) > 1 else kinds[0])
+        kind = model_class(
+            st.radio("Kind of model", kinds, format_func=lambda k: model_class(k).short_title, horizontal=True,
+                     key=remembered(f"{prefix}.kind", m.kind, kinds),
+                     help="The same networks, other objectives: an autoencoder (reconstruction only), a denoising "
+                          "one (trained on corrupted inputs), a VAE (+ β·KL) or a conditional VAE (told the class).")
+            if len(kinds) > 1 else kinds[0])
         beta, warmup, noise, sparsity = tc.beta, tc.kl_warmup, m.noise, m.sparsity
-        if kind in ("vae", "cvae"):
-            if with_beta:
-                beta = st.number_input("β (weight of the KL term)", 0.0, 100.0, step=0.5, format="%.2f",
-                                       key=remembered(f"{prefix}.beta", defaults.get("beta", tc.beta)))
+        if "beta" in kind.settings and with_beta:
+            beta = st.number_input("β (weight of the KL term)", 0.0, 100.0, step=0.5, format="%.2f",
+                                   key=remembered(f"{prefix}.beta", defaults.get("beta", tc.beta)))
+        if "kl_warmup" in kind.settings:
             warmup = st.number_input("KL warm-up (epochs)", 0, 100, step=1,
                                      key=remembered(f"{prefix}.warmup", tc.kl_warmup),
                                      help="The KL weight rises linearly from 0 to β over these epochs.")
-        if kind == "dae":
+        if "noise" in kind.settings:
             default_kind, default_level = parse_noise(DEFAULT_NOISE)
             noise_kind = st.radio("Corruption", NOISE_KINDS, horizontal=True,
                                   format_func={"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ"}.get,
@@ -178,7 +175,7 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
             level = st.slider("ν or σ", 0.05, 0.95, step=0.05,
                               key=remembered(f"{prefix}.noise_level", default_level))
             noise = f"{noise_kind}:{level:g}"
-        if kind in ("ae", "dae"):
+        if "sparsity" in kind.settings:
             sparsity = st.number_input("L1 penalty λ on the code", 0.0, 10.0, step=0.01, format="%.3f",
                                        key=remembered(f"{prefix}.sparsity", m.sparsity),
                                        help="A sparse autoencoder: λ·Σ|z_j| is added to the loss.")
@@ -192,9 +189,10 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
         lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
                               key=remembered(f"{prefix}.lr", tc.lr, LEARNING_RATES))
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", tc.seed))
-    model_config = ModelConfig(kind=kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
-                               likelihood=likelihood, noise=noise, sparsity=float(sparsity),
-                               n_classes=len(class_names(dataset)) if kind == "cvae" else 0)
+    info = dataset_info(dataset)
+    model_config = ModelConfig(kind=kind.kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
+                               likelihood=likelihood, noise=noise, sparsity=float(sparsity), image_shape=info.image_shape,
+                               n_classes=len(info.class_names) if kind.conditional else 0)
     train_config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr), beta=float(beta),
                                kl_warmup=int(warmup), seed=int(seed))
     return model_config, train_config
@@ -208,7 +206,7 @@ CURVE_TITLES = {"elbo": "−ELBO (β = 1)", "recon": "reconstruction −log p(x|
 def curves_figure(view: JobView, height: int = 300) -> go.Figure:
     """The curves this kind of model has, in nats (−ELBO, reconstruction and KL; an autoencoder's reconstruction
     alone): smoothed per-step train curve, and per-epoch train and test points."""
-    keys = MODEL_KINDS[view.kind].curves
+    keys = model_class(view.kind).curves
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[CURVE_TITLES[k] for k in keys],
                         horizontal_spacing=0.07)
     steps = np.asarray(view.steps, dtype=np.float64).reshape(-1, 4)

@@ -77,7 +77,7 @@ Start = int | tuple[float, ...] | None  # a test image's index, a code (a pinned
 def traversal(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | None) -> Traversal:
     """From test image `start`'s μ, from a given code (a tuple of d numbers), or from the origin z = 0 (None);
     a conditional model draws `label`."""
-    label = label if info.model_config.kind == "cvae" else None
+    label = label if info.model_class.conditional else None
     return _traversal(str(info.path), shared.stamp(info.path), start, label, info, data)
 
 
@@ -88,7 +88,7 @@ def show(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | No
                    f"{info.model_config.latent_dim}")
         return
     tr = traversal(info, data, start, label)
-    probabilistic = info.model_config.kind in ("vae", "cvae")
+    probabilistic = info.model_class.probabilistic
     st.plotly_chart(traversal_figure(tr, probabilistic), key=f"traversal-{info.name}", config={"displayModeBar": False})
     if probabilistic:
         n = int(tr.collapsed.sum())

@@ -11,8 +11,6 @@ import io
 import math
 import os
 import shutil
-import stat
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from numbers import Real
@@ -21,20 +19,16 @@ from typing import Any
 
 import torch
 
+from .atomic import remove_stale_temp_files, write_atomic
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DATASETS
-from .models import KINDS, LatentModel, build_model
+from .data import SHA_PATTERN, valid_name
+from .models import LatentModel, build_model, model_class
 from .trajectory import Trajectory, TrajectoryError, validate
 
-try:
-    import fcntl
-except ImportError:  # Windows has no advisory locks: there, temp files left by killed saves are not cleaned
-    fcntl = None
-
 FORMAT = "latent-explorer-vae"
+IMPORTED_FORMAT = "latent-explorer-onnx"  # a model imported from ONNX files (vae_core.imported): listed and loaded alike
 VERSION = 1
 SUFFIX = ".pt"
-TEMP_GLOB = f".*{SUFFIX}.*.tmp"  # what save_checkpoint's temp files look like: .NAME.pt.XXXXXXXX.tmp
 # The pickled part holds configs, history and metrics (a few kB; ~2 MB for 20,000 epochs of history). Capping it
 # bounds what unpickling a hostile file can allocate, since the weights themselves are memory-mapped.
 MAX_METADATA_BYTES = 8 << 20
@@ -76,6 +70,14 @@ class CheckpointInfo:
     history: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The content hash of an imported dataset the model was trained on (vae_core.data.load_test_set checks it), so a
+    # set imported again under the same name with other images is never shown as this model's; None for built-in sets.
+    dataset_sha: str | None = None
+
+    @property
+    def model_class(self) -> type[LatentModel]:
+        """Its kind's class: what the model can do (probabilistic, conditional, …) without building it."""
+        return model_class(self.model_config.kind)
 
     @property
     def beta(self) -> float:
@@ -101,12 +103,14 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
     trajectory: dict[str, torch.Tensor] | None = None,
+    dataset_sha: str | None = None,
 ) -> Path:
-    """Write atomically: a locked temp file in the same folder, fsync, then rename over the target.
+    """Write atomically (vae_core.atomic: a locked temp file in the same folder, fsync, then rename over the target).
 
     Raises DiskFullError when there is no room and CheckpointWriteError for any other write failure; either way the
     target keeps its old content and no temp file is left. Temp files of earlier saves that were killed are removed.
-    `trajectory` is a TrajectoryRecorder's payload (the replayable history), stored under "trajectory" when given.
+    `trajectory` is a TrajectoryRecorder's payload (the replayable history), stored under "trajectory" when given;
+    `dataset_sha` the content hash of an imported dataset (`ImageDataset.sha`), stored when given.
     """
     path = Path(path)
     payload = {
@@ -124,78 +128,22 @@ def save_checkpoint(
     }
     if trajectory is not None:
         payload["trajectory"] = trajectory
+    if dataset_sha is not None:
+        payload["dataset_sha"] = dataset_sha
     return write_payload(path, payload)
 
 
 def write_payload(path: Path, payload: dict[str, Any]) -> Path:
-    """torch.save `payload` to `path` atomically: see save_checkpoint for the guarantees."""
+    """torch.save `payload` to `path` atomically (vae_core.atomic): see save_checkpoint for the guarantees."""
     # Serialised in memory first: torch's zip writer turns a failed write into "unexpected pos 2752 vs 2646", while
-    # our own write raises ENOSPC as it is and knows the exact size needed.
+    # the atomic write raises ENOSPC as it is and knows the exact size needed.
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getbuffer()
-    remove_stale_temp_files(path.parent)
-    tmp = None
     try:
-        fd, tmp = _locked_temp_file(path)
-        with os.fdopen(fd, "wb") as fh:  # closing releases the lock, so the rename happens inside this block
-            _write_all(fh.fileno(), data)
-            os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint should read like any saved file
-            os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc, len(data)) from exc
-        raise
-    return path
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _locked_temp_file(path: Path) -> tuple[int, str]:
-    """A new temp file beside `path`, exclusively locked for as long as the writer lives (the kernel drops the lock
-    when the process dies, even by SIGKILL): that is how a cleaner tells a live save from a killed one."""
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        if fcntl is None:
-            return fd, tmp
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a filesystem without locks: cleaners cannot lock there either, so they never take this file
-            return fd, tmp
-        if os.fstat(fd).st_nlink:
-            return fd, tmp
-        os.close(fd)  # a cleaner removed it between mkstemp and flock: take a fresh one
-
-
-def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temp files that killed saves left in `folder` (those no live writer holds locked); returns them."""
-    removed: list[Path] = []
-    if fcntl is None:
-        return removed
-    for tmp in Path(folder).glob(TEMP_GLOB):
-        try:
-            fd = os.open(tmp, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            tmp.unlink()  # while holding the lock, so a writer that just created it sees st_nlink == 0 and retries
-            removed.append(tmp)
-        except OSError:  # locked by a live save, or a folder we may not write to
-            continue
-        finally:
-            os.close(fd)
-    return removed
+        return write_atomic(path, data)
+    except OSError as exc:
+        raise _write_error(path, exc, len(data)) from exc
 
 
 def _write_error(path: Path, exc: OSError, needed: int) -> CheckpointWriteError:
@@ -227,9 +175,9 @@ def _check_archive(path: Path) -> None:
                                   f"{megabytes(MAX_METADATA_BYTES)} a checkpoint ever needs")
 
 
-def load_payload(path: Path, fmt: str, what: str = "checkpoint") -> dict[str, Any]:
-    """The dict a file of format `fmt` holds, read without running code or copying tensors (memory-mapped);
-    CheckpointError naming the file when it is anything else."""
+def load_payload(path: Path, fmt: str | tuple[str, ...], what: str = "checkpoint") -> dict[str, Any]:
+    """The dict a file of format `fmt` (or one of several) holds, read without running code or copying tensors
+    (memory-mapped); CheckpointError naming the file when it is anything else."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not path.is_file():
@@ -243,13 +191,13 @@ def load_payload(path: Path, fmt: str, what: str = "checkpoint") -> dict[str, An
                                   "(possibly code, which is never run)") from exc
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupted or not a PyTorch file: "
                               f"{type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
+    if not isinstance(payload, dict) or payload.get("format") not in ((fmt,) if isinstance(fmt, str) else fmt):
         raise CheckpointError(f"{path}: not a Latent Explorer {what} (foreign file)")
     return payload
 
 
 def _read(path: Path) -> dict[str, Any]:
-    payload = load_payload(path, FORMAT)
+    payload = load_payload(path, (FORMAT, IMPORTED_FORMAT))
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})")
     return payload
@@ -259,18 +207,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
+def info_from_payload(path: Path, payload: dict[str, Any], config_type: type[ModelConfig] = ModelConfig) -> CheckpointInfo:
+    """The metadata of a loaded payload, its model configuration read as `config_type`; CheckpointError when malformed."""
     try:
-        model_config = ModelConfig.from_dict(payload["model_config"])
+        model_config = config_type.from_dict(payload["model_config"])
         train_config = TrainConfig.from_dict(payload["train_config"])
     except KeyError as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: no {exc.args[0]}") from exc
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {exc}") from exc
-    dataset = payload.get("dataset")
-    if dataset not in DATASETS:
-        shown = repr(dataset)[:40]
-        raise CheckpointError(f"{path}: trained on an unknown dataset {shown}; known: {', '.join(DATASETS)}")
+    dataset, sha = payload.get("dataset"), payload.get("dataset_sha")
+    # Any well-formed name is accepted (an imported set may be missing here: the pages then show the decoder only);
+    # the name is shown and used to look data up, so anything else is refused.
+    if not valid_name(dataset):
+        raise CheckpointError(f"{path}: trained on a dataset with a malformed name {repr(dataset)[:40]}")
+    if sha is not None and not (isinstance(sha, str) and SHA_PATTERN.fullmatch(sha)):
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: the dataset's content hash is "
+                              f"{repr(sha)[:40]}")
     history, metrics, extra = payload.get("history", []), payload.get("metrics", {}), payload.get("extra", {})
     # History may hold NaN (test metrics that were not measured) but only numbers; metrics are shown and compared,
     # so each must be a finite number.
@@ -286,7 +239,7 @@ def _info(path: Path, payload: dict[str, Any]) -> CheckpointInfo:
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: 'extra' is not a mapping")
     return CheckpointInfo(path=path, name=path.stem, model_config=model_config, train_config=train_config,
-                          dataset=dataset, history=history, metrics=metrics, extra=extra)
+                          dataset=dataset, history=history, metrics=metrics, extra=extra, dataset_sha=sha)
 
 
 def _checked_weights(path: Path, config: ModelConfig, state_dict: Any) -> dict[str, torch.Tensor]:
@@ -322,35 +275,58 @@ def _checked_trajectory(path: Path, config: ModelConfig, trajectory: Any) -> dic
     if trajectory is None:
         return None
     try:
-        validate(trajectory, config.latent_dim, config.image_shape, KINDS[config.kind].probabilistic)
+        validate(trajectory, config.latent_dim, config.image_shape, model_class(config.kind).probabilistic)
     except TrajectoryError as exc:
         raise CheckpointError(f"{path}: its training history is malformed: {exc}") from exc
     return trajectory
 
 
-def _validated(path: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-    payload = _read(path)
-    info = _info(path, payload)
+def _validated(path: Path, payload: dict[str, Any]) -> tuple[CheckpointInfo, dict[str, torch.Tensor],
+                                                             dict[str, torch.Tensor] | None]:
+    info = info_from_payload(path, payload)
     weights = _checked_weights(path, info.model_config, payload.get("state_dict"))
     return info, weights, _checked_trajectory(path, info.model_config, payload.get("trajectory"))
 
 
+def _imported():
+    """vae_core.imported, which builds on this module, so it is imported when a file of its format is met."""
+    from . import imported
+
+    return imported
+
+
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    """The metadata of a checkpoint that would load; the weights are checked through a memory map, never copied."""
-    return _validated(Path(path))[0]
+    """The metadata of a checkpoint that would load; the weights are checked through a memory map, never copied (an
+    imported model's graphs are checked without being run)."""
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        return _imported().read_info(path, payload)
+    return _validated(path, payload)[0]
 
 
 def load_trajectory(path: str | os.PathLike) -> Trajectory | None:
-    """The checkpoint's replayable training history as numpy arrays, or None when it has none (older files)."""
-    stored = _validated(Path(path))[2]
+    """The checkpoint's replayable training history as numpy arrays, or None when it has none (older files, imported
+    models)."""
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        _imported().read_info(path, payload)
+        return None
+    stored = _validated(path, payload)[2]
     return None if stored is None else Trajectory.from_payload(stored)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentModel, CheckpointInfo]:
     """Rebuild the model from the file alone, in eval mode on `device`."""
-    info, state_dict, _ = _validated(Path(path))
-    model = build_model(info.model_config)
-    model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
+    path = Path(path)
+    payload = _read(path)
+    if payload["format"] == IMPORTED_FORMAT:
+        model, info = _imported().load(path, payload)
+    else:
+        info, state_dict, _ = _validated(path, payload)
+        model = build_model(info.model_config)
+        model.load_state_dict(state_dict)  # copies out of the memory map: the model owns its weights
     return model.to(device).eval(), info
 
 
@@ -362,7 +338,7 @@ def list_checkpoints(folder: str | os.PathLike) -> tuple[list[CheckpointInfo], l
     folder = Path(folder)
     if not folder.is_dir():
         return infos, errors
-    remove_stale_temp_files(folder)
+    remove_stale_temp_files(folder, SUFFIX)
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             infos.append(read_info(path))

@@ -1,10 +1,12 @@
-"""`python -m vae_core train | evaluate | list`. Bad arguments give one line on stderr and exit code 2."""
+"""`python -m vae_core train | evaluate | classifier | import | list | data add|list|remove`. Bad arguments give one
+line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -14,12 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
-                         megabytes, save_checkpoint)
-from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, KINDS, LIKELIHOODS, LR_SCHEDULES, ConfigError,
-                     ModelConfig, TrainConfig)
-from .data import DATASETS, DatasetUnavailable, class_names, load_dataset, load_test_set
+                         megabytes, read_info, save_checkpoint)
+from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, LR_SCHEDULES, ConfigError, ModelConfig,
+                     TrainConfig, default_arch)
+from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
+                   load_test_set)
+from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
 from .evaluate import evaluate
-from .models import LatentModel
+from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
+                       list_imported, remove_imported)
+from .models import TRAINABLE_KINDS, LatentModel, model_class
+from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -49,19 +56,27 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _having(setting: str) -> str:
+    """The kinds that take `setting`, for a help line (e.g. "ae, dae")."""
+    return ", ".join(k for k in TRAINABLE_KINDS if setting in model_class(k).settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core",
-                     description="Train, evaluate and list Latent Explorer models (AE, denoising AE, VAE, conditional VAE).")
+                     description="Train, evaluate and list Latent Explorer models "
+                                 f"({', '.join(model_class(k).short_title for k in TRAINABLE_KINDS)}).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     m, tc = ModelConfig, TrainConfig  # the one source of every default
 
     t = sub.add_parser("train", help="train a model and save it as one checkpoint file")
-    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    t.add_argument("--dataset", required=True, help=f"one of: {', '.join(known_datasets())}")
     t.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
-    t.add_argument("--kind", default=m.kind, help=f"{', '.join(KINDS)} (default {m.kind})")
-    t.add_argument("--noise", default=None, help=f"dae only: mask:ν or gauss:σ (default {DEFAULT_NOISE})")
-    t.add_argument("--sparsity", type=float, default=m.sparsity, help="ae/dae only: λ of an L1 penalty on the code")
-    t.add_argument("--arch", default=m.arch, help=" or ".join(ARCHITECTURES))
+    t.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
+    t.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
+    t.add_argument("--sparsity", type=float, default=m.sparsity,
+                   help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
+    t.add_argument("--arch", default=None, help=f"{' or '.join(ARCHITECTURES)} (default conv for colour and from "
+                                                f"32 px, else {m.arch})")
     t.add_argument("--latent-dim", type=int, default=m.latent_dim)
     t.add_argument("--hidden", type=int, nargs="+", default=None,
                    help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
@@ -83,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iw-samples", type=_non_negative_int, default=0, help="also measure the importance-weighted log p(x) at the end")
     t.add_argument("--out", required=True, help="checkpoint file to write")
 
-    e = sub.add_parser("evaluate", help="test reconstruction, and for vae/cvae −ELBO, IW log p(x) and active units")
+    e = sub.add_parser("evaluate", help="test reconstruction, and for a kind with a posterior −ELBO, IW log p(x) and "
+                                        "active units")
     e.add_argument("file")
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-dir")
@@ -91,14 +107,46 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
 
     c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
-    c.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    c.add_argument("--dataset", required=True, help="any labelled dataset (see --dataset of train)")
     c.add_argument("--data-dir")
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/mnist_classifier.pt")
+    c.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/classifier/NAME.pt, "
+                                                "where the app looks for a dataset's classifier")
+
+    i = sub.add_parser("import", help="import a model trained elsewhere (an ONNX encoder and decoder) into one file "
+                                      "that loads like a checkpoint")
+    i.add_argument("--encoder", required=True, help="ONNX: images (N, C, H, W) or (N, C·H·W) in [0, 1] -> μ [, log σ²]")
+    i.add_argument("--decoder", required=True, help="ONNX: z (N, d) -> images (N, C, H, W) or (N, C·H·W)")
+    i.add_argument("--dataset", required=True, help=f"the data it was trained on, one of: {', '.join(known_datasets())}")
+    i.add_argument("--data-dir")
+    i.add_argument("--decoder-output", default=DECODER_OUTPUTS[0], choices=DECODER_OUTPUTS,
+                   help="what the decoder puts out: pixel probabilities (default) or logits")
+    i.add_argument("--likelihood", default=m.likelihood, choices=LIKELIHOODS,
+                   help="p(x|z) for the −ELBO: bernoulli (default) or gaussian with a fixed variance")
+    i.add_argument("--gaussian-var", type=float, default=DEFAULT_GAUSSIAN_VAR,
+                   help=f"the Gaussian likelihood's variance per pixel (default {DEFAULT_GAUSSIAN_VAR})")
+    i.add_argument("--title", default="", help="a name to show for it")
+    i.add_argument("--out", required=True, help="file to write, e.g. checkpoints/trained/my_vae.pt")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("dir", nargs="?", default="checkpoints")
+
+    d = sub.add_parser("data", help="import your own images as a dataset; list or remove imported ones")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    add = dsub.add_parser("add", help="import a folder (one subfolder per class, or flat), a .zip of one, or an .npz")
+    add.add_argument("name", help="letters, digits, '_', '.' or '-'")
+    add.add_argument("source", help="folder, .zip, or .npz with images (N, H, W[, C]) uint8 and optional labels")
+    add.add_argument("--side", type=int, choices=SIDES,
+                     help="image side (default: the largest that at least half the images reach without upscaling)")
+    add.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 (default: 1 when every image is grey)")
+    add.add_argument("--test-fraction", type=float, default=0.1, help="share held out as the test split (default 0.1)")
+    add.add_argument("--pad", action="store_true", help="pad each image to a square instead of cropping its centre")
+    add.add_argument("--seed", type=int, default=0, help="of the train/test split")
+    add.add_argument("--replace", action="store_true", help="let these images replace a dataset of the same name")
+    dsub.add_parser("list", help="list the imported datasets")
+    rm = dsub.add_parser("remove", help="delete an imported dataset")
+    rm.add_argument("name")
     return parser
 
 
@@ -124,6 +172,12 @@ def _check_room(path: Path, model: LatentModel) -> None:
     free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
     if free < needed:
         raise UsageError(f"disk full: --out {path} needs about {megabytes(needed)}, its disk has {megabytes(free)} free")
+
+
+def _check_shape(image_shape: tuple[int, int, int], info: DatasetInfo, what: str) -> None:
+    if tuple(image_shape) != tuple(info.image_shape):
+        raise UsageError(f"{what} takes images of shape {tuple(image_shape)} (C, H, W), but {info.name}'s are "
+                         f"{tuple(info.image_shape)}")
 
 
 def _check_data_dir(data_dir: str | None) -> None:
@@ -153,20 +207,50 @@ def _save_or_rescue(out: Path, save: Callable[[Path], None]) -> str | None:
     return f"{problem}; the trained weights were saved to {folder / out.name} instead: move them once there is room"
 
 
-def _train(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+def _dataset(args: argparse.Namespace) -> DatasetInfo:
+    """What --dataset names; a folder, .zip or .npz given there is imported on the way (resolve_dataset_argument) and
+    args.dataset becomes its name."""
+    args.dataset = resolve_dataset_argument(args.dataset)
+    try:
+        return dataset_info(args.dataset)
+    except UnknownDataset as exc:
+        raise UsageError(str(exc)) from exc
 
-    from .train import fit, pick_device, prepare_model
+
+class _Printer(Listener):
+    """What the CLI shows of a run: a progress bar over the steps on stderr, one line per epoch on stdout."""
+
+    def __init__(self, total_steps: int, probabilistic: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.probabilistic = probabilistic
+
+    def step(self, member: int, m: StepMetrics) -> None:
+        self.bar.n = round(m.progress * self.bar.total)
+        self.bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
+        self.bar.refresh()
+
+    def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
+        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
+                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if self.probabilistic else
+                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
+        self.bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import prepare_model
     from .trajectory import TrajectoryRecorder
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    info = _dataset(args)
     _check_data_dir(args.data_dir)
+    kind = model_class(args.kind)
+    arch = args.arch or default_arch(info.image_shape)
     model_config = ModelConfig(
-        kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
-        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(args.arch, ModelConfig.hidden),
-        n_classes=len(class_names(args.dataset)) if args.kind == "cvae" else 0,
-        noise=args.noise if args.noise is not None else DEFAULT_NOISE if args.kind == "dae" else "",
+        kind=args.kind, arch=arch, latent_dim=args.latent_dim, likelihood=args.likelihood,
+        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(arch, ModelConfig.hidden),
+        image_shape=info.image_shape, n_classes=len(info.class_names) if kind.conditional else 0,
+        noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
     )
     train_config = TrainConfig(
@@ -181,23 +265,12 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     model, history = prepare_model(model_config, train_config, args.resume)
+    _check_shape(model.config.image_shape, info, args.resume or "the model")
     _check_room(out, model)
     dataset = load_dataset(args.dataset, args.data_dir)
     print(f"training on {dataset.source}, device {device}, {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
-
-    bar = tqdm(total=train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size), unit="step",
-               file=sys.stderr, dynamic_ncols=True)
-
-    def on_step(m) -> None:
-        bar.n = round(m.progress * bar.total)
-        bar.set_postfix(epoch=m.epoch, loss=f"{m.loss:.1f}", refresh=False)
-        bar.refresh()
-
-    def on_epoch(m, _model) -> None:
-        losses = (f"train -ELBO {m.train_elbo:8.2f}  test -ELBO {m.test_elbo:8.2f}  (recon {m.test_recon:7.2f}  "
-                  f"KL {m.test_kl:6.2f})  KL weight {m.kl_weight:.3g}" if model.probabilistic else
-                  f"train recon {m.train_recon:8.2f}  test recon {m.test_recon:8.2f}")
-        bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
+    printer = _Printer(train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
+                       model.probabilistic)
 
     # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
     stop = threading.Event()
@@ -206,17 +279,17 @@ def _train(args: argparse.Namespace) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
+        printer.bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         recorder = TrajectoryRecorder(dataset, train_config.epochs, model.latent_dim, first_epoch=len(history),
                                       previous=load_trajectory(args.resume) if args.resume else None)
-        result = fit(model, dataset, train_config, history=history, on_step=on_step, on_epoch=on_epoch, stop=stop,
-                     recorder=recorder)
+        [result] = train_models([model], dataset, [train_config], listeners=[Recorders([recorder]), printer],
+                                stop=stop, histories=[history])
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        printer.bar.close()
     if result.status == "diverged" and out.exists():
         print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
               file=sys.stderr)
@@ -231,7 +304,7 @@ def _train(args: argparse.Namespace) -> int:
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
                         extra={"images_per_s": result.images_per_s, "device": result.device, "status": result.status},
-                        trajectory=recorder.to_payload())
+                        trajectory=recorder.to_payload(), dataset_sha=dataset.sha)
 
     failure = _save_or_rescue(out, save)
     if failure is not None:
@@ -242,17 +315,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .train import pick_device
-
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    wanted = _dataset(args)
     try:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     _check_data_dir(args.data_dir)
     model, info = load_checkpoint(args.file, device)
-    dataset = load_test_set(args.dataset, args.data_dir)
+    _check_shape(model.config.image_shape, wanted, args.file)
+    # the model's own dataset is checked to be the very images it was trained on; another one is what was asked for
+    dataset = load_test_set(args.dataset, args.data_dir, sha=info.dataset_sha if args.dataset == info.dataset else None)
     metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
     broken = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if broken:  # finite but extreme weights; JSON has no NaN or infinity, so there is nothing honest to print
@@ -268,11 +340,38 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from .imported import build, read_onnx, save_imported
+
+    _dataset(args)
+    _check_data_dir(args.data_dir)
+    out = Path(args.out)
+    _check_out(out)
+    encoder, decoder = read_onnx(args.encoder), read_onnx(args.decoder)
+    dataset = load_test_set(args.dataset, args.data_dir)
+    model = build(encoder, decoder, dataset, decoder_output=args.decoder_output, likelihood=args.likelihood,
+                  gaussian_var=args.gaussian_var, encoder_name=args.encoder, decoder_name=args.decoder)
+    try:
+        save_imported(out, model, encoder, decoder, dataset, title=args.title, sources=(args.encoder, args.decoder))
+    except CheckpointWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    metrics = read_info(out).metrics
+    score = (f"test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f})"
+             if model.probabilistic else f"test reconstruction {metrics['recon']:.2f} nats")
+    print(f"imported {out}: {model.title}, d = {model.latent_dim}, {score} on {len(dataset.test_images):,} test images "
+          f"of {dataset.name}", file=sys.stderr)
+    print(json.dumps({"out": str(out), "kind": model.kind, "latent_dim": model.latent_dim, **metrics}))
+    return 0
+
+
 def _classifier(args: argparse.Namespace) -> int:
     from .classifier import accuracy, fit_classifier, save_classifier
 
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    info = _dataset(args)
+    if not info.labelled or len(info.class_names) < 2:
+        raise UsageError(f"{args.dataset} has no classes (its images were imported without labels): a classifier "
+                         "needs a labelled dataset")
     _check_data_dir(args.data_dir)
     out = Path(args.out)
     _check_out(out)
@@ -281,7 +380,7 @@ def _classifier(args: argparse.Namespace) -> int:
     model = fit_classifier(dataset, epochs=args.epochs, seed=args.seed,
                            on_epoch=lambda e, acc: print(f"epoch {e}  test accuracy {acc:.4f}", flush=True))
     test_accuracy = accuracy(model, dataset.test_images, dataset.test_labels)
-    failure = _save_or_rescue(out, lambda path: save_classifier(path, model, dataset.name, test_accuracy))
+    failure = _save_or_rescue(out, lambda path: save_classifier(path, model, dataset, test_accuracy))
     if failure is not None:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_FAILED
@@ -294,12 +393,12 @@ def _list(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
     infos, errors = list_checkpoints(folder)
-    print(f"{'name':28s} {'kind':5s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} "
+    print(f"{'name':28s} {'kind':8s} {'dataset':14s} {'arch':5s} {'d':>3s} {'beta':>5s} {'epochs':>6s} "
           f"{'test -ELBO':>10s} {'recon':>8s}")
     for info in infos:
         elbo = f"{info.test_elbo:10.2f}" if info.test_elbo is not None else f"{'-':>10s}"
         recon = info.metrics.get("recon")
-        print(f"{info.name:28s} {info.model_config.kind:5s} {info.dataset:14s} {info.model_config.arch:5s} "
+        print(f"{info.name:28s} {info.model_config.kind:8s} {info.dataset:14s} {info.model_config.arch:5s} "
               f"{info.model_config.latent_dim:3d} {info.beta:5g} {len(info.history):6d} {elbo} "
               + (f"{recon:8.2f}" if recon is not None else f"{'-':>8s}"))
     for line in errors:
@@ -307,11 +406,74 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_images(source: str | Path, name: str, **settings) -> ImportReport:
+    """import_images with a progress bar on stderr, one per phase (listing, sizes, decoding, saving)."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int, message: str) -> None:
+        nonlocal bar
+        if bar is None or bar.desc != message:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(desc=message, total=total or None, unit="file", file=sys.stderr, dynamic_ncols=True)
+        bar.total = total or None
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return import_images(source, name, progress=progress, **settings)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _name_for(path: Path) -> str:
+    """A dataset name made from a file's stem or a folder's name: a built-in's name gets `-images` added."""
+    stem = path.resolve().name if path.is_dir() else path.stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-_.")[:57] or "images"
+    return f"{name}-images" if name.lower() in RESERVED_NAMES else name
+
+
+def resolve_dataset_argument(text: str) -> str:
+    """A --dataset value as a dataset's name: a name as it is; a folder, .zip or .npz imported on the way (named
+    after it, its report printed on stderr; an unchanged source is not imported twice). A bare word is a name when
+    a built-in or imported dataset has it, else a folder of that name."""
+    path = Path(text).expanduser()
+    pathlike = "/" in text or os.sep in text or path.suffix.lower() in (".zip", ".npz")
+    if not pathlike and (text in RESERVED_NAMES or find_imported(text) is not None or not path.is_dir()):
+        return text
+    if not (path.is_dir() or (path.is_file() and path.suffix.lower() in (".zip", ".npz"))):
+        raise UsageError(f"--dataset {text}: " + ("not a folder, .zip or .npz" if path.exists() else "no such folder or file"))
+    report = _import_images(path, _name_for(path))
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return report.manifest.name
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "add":
+        report = _import_images(args.source, args.name, side=args.side, channels=args.channels,
+                         test_fraction=args.test_fraction, pad=args.pad, seed=args.seed, replace=args.replace)
+        print("\n".join(report.lines()))
+    elif args.data_command == "list":
+        print(f"{'name':24s} {'train':>8s} {'test':>7s} {'classes':>7s} {'side':>4s} {'channels':>8s}  source")
+        for m in list_imported():
+            print(f"{m.name:24s} {m.n_train:8,d} {m.n_test:7,d} {len(m.class_names) or '-':>7} {m.side:4d} "
+                  f"{m.channels:8d}  {m.source}")
+    else:
+        manifest = remove_imported(args.name)
+        print(f"removed {manifest.name!r} ({manifest.n_train + manifest.n_test:,} images from {manifest.source})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "list": _list}[args.command](args)
-    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError) as exc:
+        return {"train": _train, "evaluate": _evaluate, "classifier": _classifier, "import": _import, "list": _list,
+                "data": _data}[args.command](args)
+    except (UsageError, ConfigError, DatasetUnavailable, CheckpointError, ImportedDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

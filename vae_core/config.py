@@ -9,10 +9,10 @@ from typing import Any
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
-KINDS = ("ae", "dae", "vae", "cvae")  # vae_core.models.KINDS builds each; a checkpoint without a kind is a vae
 NOISE_KINDS = ("mask", "gauss")
-DEFAULT_NOISE = "mask:0.5"  # a dae's corruption unless another is asked for
+DEFAULT_NOISE = "mask:0.5"  # the corruption of a kind that takes one, unless another is asked for
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (256,)}  # the conv model uses one dense width
+CONV_FROM_SIDE = 32  # from this side on (and for colour at any side) the default model is the convnet
 MAX_CLASSES = 100
 
 # The one place for size limits: the CLI, the app's form and the checkpoint loader all check these, so a typo or a
@@ -46,26 +46,22 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)
     likelihood: str = "bernoulli"
     image_shape: tuple[int, int, int] = (1, 28, 28)
-    kind: str = "vae"
-    n_classes: int = 0  # how many labels a conditional model (cvae) takes; 0 for the others
-    noise: str = ""  # dae: the corruption of its inputs, "mask:ν" or "gauss:σ"
-    sparsity: float = 0.0  # ae, dae: λ of the L1 penalty on the code
+    kind: str = "vae"  # one of vae_core.models.KINDS, whose class checks the fields below (a file without one: vae)
+    n_classes: int = 0  # how many labels a conditional kind takes; 0 for the others
+    noise: str = ""  # the corruption of the inputs, "mask:ν" or "gauss:σ", for a kind with the "noise" setting
+    sparsity: float = 0.0  # λ of the L1 penalty on the code, for a kind with the "sparsity" setting
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown kind of model {self.kind!r}; choose one of {', '.join(KINDS)}")
-        conditional = self.kind == "cvae"
-        if not _is_int(self.n_classes) or not (2 <= self.n_classes <= MAX_CLASSES if conditional else self.n_classes == 0):
-            raise ConfigError(f"a {self.kind} takes {'2 to ' + str(MAX_CLASSES) if conditional else 'no'} classes, "
-                              f"got {self.n_classes!r}")
-        noise_kind, _ = parse_noise(self.noise)
-        if (noise_kind is not None) != (self.kind == "dae"):
-            raise ConfigError("a denoising autoencoder (dae) needs a noise such as mask:0.5 or gauss:0.3, and only it "
-                              f"takes one (kind {self.kind}, noise {self.noise!r})")
+        from .models import model_class  # the kinds live with their models, which import this module
+
+        kind = model_class(self.kind)
+        if not _is_int(self.n_classes) or not 0 <= self.n_classes <= MAX_CLASSES:
+            raise ConfigError(f"the number of classes must be a whole number from 0 to {MAX_CLASSES}, "
+                              f"got {_shown(self.n_classes)}")
+        parse_noise(self.noise)
         if not (_is_real(self.sparsity) and math.isfinite(self.sparsity) and self.sparsity >= 0):
             raise ConfigError(f"sparsity must be a finite non-negative number, got {self.sparsity!r}")
-        if self.sparsity and self.kind not in ("ae", "dae"):
-            raise ConfigError(f"the L1 sparsity penalty is for autoencoders (ae, dae), not a {self.kind}")
+        kind.check_config(self)
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.likelihood not in LIKELIHOODS:
@@ -84,8 +80,9 @@ class ModelConfig:
                 and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= n <= MAX_IMAGE_SIDE for n in shape[1:])):
             raise ConfigError(f"image shape must be (channels ≤ {MAX_CHANNELS}, height, width ≤ {MAX_IMAGE_SIDE}), "
                               f"got {_shown(shape)}")
-        if self.arch == "conv" and (shape[1] != shape[2] or shape[1] % 4):
-            raise ConfigError(f"the convolutional model needs square images with a side divisible by 4, got {tuple(shape)}")
+        if self.arch == "conv" and (shape[1] != shape[2] or shape[1] % 2 or shape[1] < 8):
+            raise ConfigError(f"the convolutional model needs square images with an even side of at least 8, "
+                              f"got {tuple(shape)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,21 +140,46 @@ class TrainConfig:
         return _from_dict(cls, data)
 
 
+def default_arch(image_shape: tuple[int, int, int]) -> str:
+    """The architecture a model of images (C, H, W) gets unless one is asked for: the convnet for colour and from
+    32 px on (an MLP's first layer would be 3·64·64 × 512 weights, and it knows nothing of neighbouring pixels),
+    the MLP (the dataclass's default) for small greyscale images such as MNIST's."""
+    c, h, w = image_shape
+    return "conv" if c > 1 or min(h, w) >= CONV_FROM_SIDE else "mlp"
+
+
 def parse_noise(text: str) -> tuple[str | None, float]:
-    """"mask:0.5" -> ("mask", 0.5), "gauss:0.3" -> ("gauss", 0.3), "" -> (None, 0.0); ConfigError otherwise."""
+    """"mask:0.5" -> ("mask", 0.5), "gauss:0.3" -> ("gauss", 0.3), "patch:0.75:7" -> ("patch", 0.75), "" -> (None, 0.0);
+    ConfigError otherwise."""
     if not isinstance(text, str):
         raise ConfigError(f"noise must be text such as mask:0.5 or gauss:0.3, got {_shown(text)}")
+    if text.strip().startswith("patch:"):  # the masked autoencoder's corruption: parse_patch has its patch side
+        return "patch", parse_patch(text)[0]
     if not text.strip():
         return None, 0.0
-    kind, _, level_text = text.strip().partition(":")
+    family, _, level_text = text.strip().partition(":")
     try:
         level = float(level_text)
     except ValueError:
         level = math.nan
-    top = 1.0 if kind == "mask" else 10.0
-    if kind not in NOISE_KINDS or not (0 < level < top if kind == "mask" else 0 < level <= top):
+    top = 1.0 if family == "mask" else 10.0
+    if family not in NOISE_KINDS or not (0 < level < top if family == "mask" else 0 < level <= top):
         raise ConfigError(f"noise must be mask:ν with 0 < ν < 1 or gauss:σ with 0 < σ ≤ 10, got {_shown(text)}")
-    return kind, level
+    return family, level
+
+
+def parse_patch(text: str) -> tuple[float, int]:
+    """"patch:0.75:7" -> (0.75, 7): a share ρ (0 < ρ < 1) of the k×k patches hidden, k from 1 to MAX_IMAGE_SIDE."""
+    family, _, rest = text.strip().partition(":")
+    share_text, _, side_text = rest.partition(":")
+    try:
+        share, side = float(share_text), int(side_text)
+    except ValueError:
+        share, side = math.nan, 0
+    if family != "patch" or not 0 < share < 1 or not 1 <= side <= MAX_IMAGE_SIDE:
+        raise ConfigError(f"noise must be patch:ρ:k with 0 < ρ < 1 and a patch side 1 ≤ k ≤ {MAX_IMAGE_SIDE}, "
+                          f"got {_shown(text)}")
+    return share, side
 
 
 def _is_int(value: Any) -> bool:

@@ -2,6 +2,7 @@
 ELBO at β = 1, an importance-weighted log p(x) and the active units. A conditional model is given the true labels."""
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Iterator
 
@@ -15,7 +16,10 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 def device_of(model: LatentModel) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's inputs go: where its weights are; the CPU for a model that holds none (an imported one runs
+    in onnxruntime and takes tensors on any device)."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
 
 
 def batches(images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,

@@ -1,4 +1,4 @@
-"""A training step replayed from one recorded CUDA graph, for `fit` and `sweep.fit_together` on a GPU.
+"""A training step replayed from one recorded CUDA graph, for the training loop (vae_core.engine) on a GPU.
 
 A step of the small MLPs here is ~100 tiny kernels (forward, backward, fused Adam); on a GPU each costs more host time
 to launch than the device spends running it, so an eager epoch is bound by Python and the launcher. Recorded once
@@ -61,12 +61,13 @@ def graph_backend(device: torch.device) -> GraphBackend | None:
 
 class GraphedStep:
     """`step(idx, weight)` for every full-size batch replayed from one graph; a shorter batch (an epoch's last) runs
-    eagerly. The optimiser must have been made with `capturable=True` on CUDA (train.make_optimizer does)."""
+    eagerly. `batch_shape` is a full batch's index shape: (B,), or (K, B) for K members with a batch each. The
+    optimiser must have been made with `capturable=True` on CUDA (engine.make_optimizer does)."""
 
-    def __init__(self, step: Step, optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
-                 backend: GraphBackend) -> None:
+    def __init__(self, step: Step, optimizer: torch.optim.Optimizer, batch_shape: tuple[int, ...],
+                 device: torch.device, backend: GraphBackend) -> None:
         self.step, self.optimizer, self.backend = step, optimizer, backend
-        self.idx = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.idx = torch.zeros(batch_shape, dtype=torch.long, device=device)
         self.weight = torch.zeros((), device=device)
         # The schedulers keep float rates (a tensor rate would make them read it back every step); the graph reads
         # these device copies, refreshed before every replay.
@@ -76,7 +77,7 @@ class GraphedStep:
         self.eager = False  # set when the capture failed: the run goes on with plain steps
 
     def __call__(self, idx: torch.Tensor, weight: float) -> torch.Tensor:
-        if self.eager or len(idx) != len(self.idx):
+        if self.eager or idx.shape != self.idx.shape:
             return self.step(idx, weight)
         self.idx.copy_(idx)
         self.weight.fill_(weight)
@@ -106,7 +107,8 @@ class GraphedStep:
                 group["lr"] = lr
 
 
-def step_runner(step: Step, optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device) -> Step:
+def step_runner(step: Step, optimizer: torch.optim.Optimizer, batch_shape: tuple[int, ...],
+                device: torch.device) -> Step:
     """`step` itself, or on a device with graphs the same step replayed from one (see GraphedStep)."""
     backend = graph_backend(device)
-    return step if backend is None else GraphedStep(step, optimizer, batch_size, device, backend)
+    return step if backend is None else GraphedStep(step, optimizer, batch_shape, device, backend)

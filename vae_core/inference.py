@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import as_model_input
+from .data import as_model_input, to_display
 from .evaluate import device_of, eval_mode
 from .models import LatentModel
 
@@ -28,8 +28,9 @@ def _labels(model: LatentModel, labels: Labels, n: int) -> torch.Tensor | None:
 
 def encode(model: LatentModel, images: torch.Tensor | np.ndarray, labels: Labels = None,
            batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """(μ, σ) as float32 arrays (N, d) for images (N, 28, 28), uint8 or float in [0, 1]; σ = 0 for a point code."""
-    x = as_model_input(images)
+    """(μ, σ) as float32 arrays (N, d) for images in NCHW or display layout (one or a batch, of the model's image
+    shape), uint8 or float in [0, 1]; σ = 0 for a point code."""
+    x = as_model_input(images, model.config.image_shape)
     y = _labels(model, labels, len(x))
     mus, sigmas = [], []
     with torch.no_grad(), eval_mode(model):
@@ -43,24 +44,25 @@ def encode(model: LatentModel, images: torch.Tensor | np.ndarray, labels: Labels
 
 @torch.no_grad()
 def decode(model: LatentModel, z: np.ndarray | torch.Tensor, labels: Labels = None) -> np.ndarray:
-    """Pixel means (N, 28, 28) in [0, 1] for latents (N, d); a single latent (d,) gives N = 1."""
+    """Pixel means in [0, 1] in display layout ((N, H, W) grey, (N, H, W, 3) colour) for latents (N, d); a single
+    latent (d,) gives N = 1."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(device_of(model))
     if z.ndim == 1:
         z = z.unsqueeze(0)
     with eval_mode(model):
-        return model.decode_mean(z, _labels(model, labels, len(z)))[:, 0].cpu().numpy()
+        return to_display(model.decode_mean(z, _labels(model, labels, len(z))))
 
 
 @torch.no_grad()
 def reconstruct(model: LatentModel, images: np.ndarray | torch.Tensor, labels: Labels = None,
                 sample: bool = False) -> np.ndarray:
-    """Decode the posterior mean (or one sample) of each image; float images in [0, 1] or uint8."""
-    x = as_model_input(images).to(device_of(model))
+    """Decode the posterior mean (or one sample) of each image (as `encode` takes them), in display layout."""
+    x = as_model_input(images, model.config.image_shape).to(device_of(model))
     y = _labels(model, labels, len(x))
     with eval_mode(model):
         q = model.encode(x, y)
         z = q.mean + q.std * torch.randn_like(q.mean) if sample else q.mean
-        return model.decode_mean(z, y)[:, 0].cpu().numpy()
+        return to_display(model.decode_mean(z, y))
 
 
 def grid_axis(n: int, extent: float = GRID_EXTENT) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Background training for the app: a job trains one model or a β sweep (its models at once, vae_core.sweep) in a
-worker thread, and a process-wide registry runs one job at a time.
+"""Background training for the app: a job trains one model or a β sweep (its models at once, vae_core.engine) in a
+worker thread of a process-wide registry, which runs one job at a time.
 
-The worker thread does all of a job's work (load, fit, snapshots, evaluation, saves) and touches only its own job
-object: metrics and snapshots go in under a lock, and the page reads a consistent copy with `view()`. A stop event is
-checked by `fit` every step. The thread is a daemon of the server process, so training ends when the server does,
-however it ends. Every failure ends up in `JobView.error` as a sentence for the user, never only in a log; a model
-that trained but could not be saved (a full disk) stays in memory for `save_again`.
+The worker thread does all of a job's work (load, train, snapshots, evaluation, saves) and touches only its own job
+object. The job listens to its run (`ProgressListener`, an engine.Listener): each event replaces the job's frozen
+view (`JobView`) in its `ProgressRecord`, and the page reads the current one with `view()`. A stop event is checked
+by the engine every step. Training ends when the server does, however it ends (JobRegistry). Every failure ends up
+in `JobView.error` as a sentence for the user, never only in a log; a model that trained but could not be saved (a
+full disk) stays in memory for `save_again`.
 
 Why a thread and not a process: on a 2-core machine `fit` in a worker thread ran at 0.76–0.81 of the main thread's
 speed when the machine was otherwise idle, and 7–8× faster when other processes were busy. Both are libgomp's wait
@@ -23,7 +24,8 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,10 +35,10 @@ from . import evaluate
 from .checkpoint import SUFFIX, CheckpointWriteError, DiskFullError, megabytes, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, ImageDataset, load_dataset
+from .engine import EpochMetrics, Recorders, StepMetrics, TrainResult, device_label, pick_device, train_models
 from .models import LatentModel
 from .snapshots import Snapshot, example_indices, map_indices, take_snapshot
-from .sweep import fit_together
-from .train import EpochMetrics, StepMetrics, TrainResult, device_label, fit, pick_device, prepare_model
+from .train import prepare_model
 from .trajectory import Trajectory, TrajectoryRecorder
 
 log = logging.getLogger(__name__)
@@ -167,71 +169,154 @@ class UnsavedModel:
 
 
 @dataclass(frozen=True)
+class MemberView:
+    """One model of a job as its run's events told it."""
+
+    label: str
+    steps: tuple[tuple[float, float, float, float], ...] = ()  # (epoch as a fraction, −ELBO, recon, KL) per report
+    history: tuple[dict[str, float], ...] = ()  # per-epoch metrics
+    recorder: TrajectoryRecorder | None = None  # its replayable history, while and after it trains
+    n_frames: int = 0  # how many of the recorder's frames were recorded (frames are only ever appended)
+
+
+@dataclass(frozen=True)
 class JobView:
-    """A consistent copy of a job's state for the page; never changes after it is made."""
+    """A job's progress record: fed by its run's events, replaced (never changed) on each, so `TrainingJob.view()`
+    hands out the current one as a consistent copy."""
 
     id: str
     title: str
-    state: str  # running, finished, stopped or failed
-    phase: str  # what the worker is doing, for the user
-    run_index: int  # 0-based index of the model being trained
-    n_runs: int
-    run_label: str
     kind: str  # the kind of model being trained, so the page draws the curves it has
     epochs: int  # epochs asked for per model
-    epoch: int  # the epoch being trained, 1-based; 0 before the first step
-    progress: float  # 0..1 over the whole job
-    eta: float | None  # seconds left, None before the first measurement
-    images_per_s: float
-    device: str
-    class_names: tuple[str, ...]
-    steps: tuple[tuple[float, float, float, float], ...]  # (epoch as a fraction, −ELBO, recon, KL) every LOG_EVERY steps
-    history: tuple[dict[str, float], ...]  # per-epoch metrics of the current model
-    snapshot: Snapshot | None
-    recorder: TrajectoryRecorder | None  # the current model's replayable history, while and after it trains
-    n_frames: int  # how many of the recorder's frames existed when this view was made
-    saved: tuple[SavedModel, ...]
-    unsaved: tuple[UnsavedModel, ...]
-    error: str | None
-    message: str
+    members: tuple[MemberView, ...]  # one per model, in the spec's order
+    state: str = RUNNING  # running, finished, stopped or failed
+    phase: str = "starting"  # what the worker is doing, for the user
+    run_index: int = 0  # 0-based index of the model shown (the first while all train, then each as it is saved)
+    epoch: int = 0  # the epoch being trained, 1-based; 0 before the first step
+    progress: float = 0.0  # 0..1 over the whole job
+    eta: float | None = None  # seconds left, None before the first measurement
+    images_per_s: float = 0.0
+    device: str = ""
+    class_names: tuple[str, ...] = ()
+    snapshot: Snapshot | None = None
+    saved: tuple[SavedModel, ...] = ()
+    unsaved: tuple[UnsavedModel, ...] = ()
+    error: str | None = None
 
     @property
     def running(self) -> bool:
         return self.state == RUNNING
 
+    @property
+    def n_runs(self) -> int:
+        return len(self.members)
+
+    @property
+    def member(self) -> MemberView:
+        return self.members[self.run_index]
+
+    @property
+    def run_label(self) -> str:
+        return self.member.label
+
+    @property
+    def steps(self) -> tuple[tuple[float, float, float, float], ...]:
+        return self.member.steps
+
+    @property
+    def history(self) -> tuple[dict[str, float], ...]:
+        return self.member.history
+
+    @property
+    def recorder(self) -> TrajectoryRecorder | None:
+        return self.member.recorder
+
+    @property
+    def message(self) -> str:
+        """The sentence for a job that ended without failing: what was saved and what still waits for Save again."""
+        if self.state not in (FINISHED, STOPPED):
+            return ""
+        names = (", ".join(m.path.name for m in self.saved)
+                 or ("nothing" if self.unsaved else "nothing (stopped before the first step)"))
+        waiting = f"; not saved yet: {', '.join(m.path.name for m in self.unsaved)}" if self.unsaved else ""
+        return f"{'Finished' if self.state == FINISHED else 'Stopped'}; saved {names}{waiting}."
+
     def trajectory(self) -> Trajectory | None:
-        """The history recorded up to this view (frames are only ever appended, so the first n_frames stay put)."""
-        return None if self.recorder is None else Trajectory.from_frames(self.recorder, self.recorder.frames[:self.n_frames])
+        """The shown model's history as recorded up to this view."""
+        m = self.member
+        return None if m.recorder is None else Trajectory.from_frames(m.recorder, m.recorder.frames[:m.n_frames])
 
 
 Save = Callable[[], object]
-
-
-@dataclass
-class _State:
-    state: str = RUNNING
-    phase: str = "starting"
-    run_index: int = 0
-    progress: float = 0.0
-    eta: float | None = None
-    images_per_s: float = 0.0
-    epoch: int = 0
-    device: str = ""
-    class_names: tuple[str, ...] = ()
-    steps: list[tuple[float, float, float, float]] = field(default_factory=list)
-    history: list[dict[str, float]] = field(default_factory=list)
-    snapshot: Snapshot | None = None
-    recorder: TrajectoryRecorder | None = None
-    saved: list[SavedModel] = field(default_factory=list)
-    unsaved: dict[Path, tuple[UnsavedModel, Save]] = field(default_factory=dict)  # with the write to retry
-    error: str | None = None
-
-
 Loader = Callable[[str], ImageDataset]
 
 
+class ProgressRecord:
+    """A job's progress as its events told it: the current JobView, replaced (never changed) under a lock."""
+
+    def __init__(self, view: JobView) -> None:
+        self._view = view
+        self._lock = threading.Lock()
+
+    def view(self) -> JobView:
+        with self._lock:
+            return self._view
+
+    def change(self, change: Callable[[JobView], JobView]) -> None:
+        """Replace the view by `change(view)`, with no other change in between."""
+        with self._lock:
+            self._view = change(self._view)
+
+    def update(self, **fields) -> None:
+        self.change(lambda v: replace(v, **fields))
+
+    def update_member(self, member: int, change: Callable[[MemberView], MemberView], **fields) -> None:
+        """Replace member `member` by `change(member)`, and the job's `fields`, at once."""
+        def changed(v: JobView) -> JobView:
+            members = list(v.members)
+            members[member] = change(members[member])
+            return replace(v, members=tuple(members), **fields)
+
+        self.change(changed)
+
+
+class ProgressListener(Recorders):
+    """A job's listener: records each member's history and turns the run's events into its progress record; the job's
+    figures (progress, ETA, speed, epoch, snapshot) follow the first member while all train."""
+
+    def __init__(self, record: ProgressRecord, data: ImageDataset, recorders: list[TrajectoryRecorder],
+                 snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
+        super().__init__(recorders)
+        self.record, self.data, self.snapshot_interval = record, data, snapshot_interval_s
+        self.map_idx, self.example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
+        self.last_snapshot = -math.inf
+        self.snapshot_of: tuple[int, int] | None = None  # (member, epoch) of the record's snapshot
+        record.update(class_names=data.class_names, members=tuple(
+            replace(member, recorder=recorder) for member, recorder in zip(record.view().members, recorders)))
+
+    def snapshot(self, member: int, model: LatentModel, epoch: int) -> None:
+        snap = take_snapshot(model, self.data, epoch, self.map_idx, self.example_idx)
+        self.last_snapshot, self.snapshot_of = time.monotonic(), (member, epoch)
+        self.record.update(snapshot=snap)
+
+    def step(self, member: int, m: StepMetrics) -> None:
+        point = (m.at, m.recon + m.kl, m.recon, m.kl)
+        shown = dict(progress=m.progress, eta=m.eta, images_per_s=m.images_per_s, epoch=m.epoch) if member == 0 else {}
+        self.record.update_member(member, lambda v: replace(v, steps=v.steps + (point,)), **shown)
+
+    def epoch(self, member: int, m: EpochMetrics, model: LatentModel) -> None:
+        self.record.update_member(member, lambda v: replace(v, history=v.history + (m.to_dict(),)))
+        if member == 0 and time.monotonic() - self.last_snapshot >= self.snapshot_interval:
+            self.snapshot(member, model, m.epoch)
+
+    def frame(self, member: int, at: float, model: LatentModel) -> None:
+        super().frame(member, at, model)
+        frames = len(self.recorders[member].frames)
+        self.record.update_member(member, lambda v: replace(v, n_frames=frames))
+
+
 class TrainingJob:
-    """Trains the runs of a JobSpec (one model, or a sweep's models together) in a daemon thread."""
+    """Trains the runs of a JobSpec (one model, or a sweep's models together) in a worker of a JobRegistry."""
 
     def __init__(self, spec: JobSpec, *, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S, loader: Loader = load_dataset) -> None:
         if not spec.runs:
@@ -240,15 +325,18 @@ class TrainingJob:
         self.id = uuid.uuid4().hex[:12]
         self._snapshot_interval = snapshot_interval_s
         self._loader = loader
-        self._lock = threading.Lock()
         self._save_lock = threading.Lock()  # two sessions pressing Save again must not write the same file at once
         self._stop = threading.Event()
-        self._state = _State()
-        self._thread = threading.Thread(target=self._work, name=f"vae-train-{self.id}", daemon=True)
+        self._retry: dict[Path, Save] = {}  # the write of each model in `unsaved`, to retry
+        self._future: Future | None = None
+        first = spec.runs[0]
+        self.progress = ProgressRecord(JobView(
+            id=self.id, title=spec.title, kind=first.model_config.kind, epochs=first.train_config.epochs,
+            members=tuple(MemberView(run.label) for run in spec.runs)))
 
-    # --- called by the page -------------------------------------------------------------------------------------
-    def start(self) -> "TrainingJob":
-        self._thread.start()
+    # --- called by the registry and the page -----------------------------------------------------------------------
+    def start(self, executor: Executor) -> "TrainingJob":
+        self._future = executor.submit(self._work)
         return self
 
     def stop(self) -> None:
@@ -261,48 +349,29 @@ class TrainingJob:
 
     @property
     def running(self) -> bool:
-        with self._lock:
-            return self._state.state == RUNNING
+        return self.view().running
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; True when it has ended."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        if self._future is not None:
+            wait([self._future], timeout)
         return not self.running
 
     def save_again(self) -> bool:
         """Retry the saves that failed (after the user freed some space); True when every model is saved now."""
         with self._save_lock:
-            with self._lock:
-                pending = list(self._state.unsaved.values())
-            for model, save in pending:
-                self._save(SavedModel(model.path, model.label, model.status, model.metrics), save)
-            with self._lock:
-                return not self._state.unsaved
+            for model in self.view().unsaved:
+                self._save(SavedModel(model.path, model.label, model.status, model.metrics), self._retry[model.path])
+            return not self.view().unsaved
 
     def view(self) -> JobView:
-        with self._lock:
-            s = self._state
-            run = self.spec.runs[min(s.run_index, len(self.spec.runs) - 1)]
-            unsaved = tuple(model for model, _ in s.unsaved.values())
-            return JobView(
-                id=self.id, title=self.spec.title, state=s.state, phase=s.phase, run_index=s.run_index,
-                n_runs=len(self.spec.runs), run_label=run.label, kind=run.model_config.kind, epochs=run.train_config.epochs, epoch=s.epoch,
-                progress=s.progress, eta=s.eta, images_per_s=s.images_per_s, device=s.device,
-                class_names=s.class_names, steps=tuple(s.steps), history=tuple(s.history), snapshot=s.snapshot,
-                recorder=s.recorder, n_frames=0 if s.recorder is None else len(s.recorder.frames),
-                saved=tuple(s.saved), unsaved=unsaved, error=s.error, message=_outcome(s.state, s.saved, unsaved),
-            )
+        return self.progress.view()
 
     # --- the worker -----------------------------------------------------------------------------------------------
-    def _set(self, **changes) -> None:
-        with self._lock:
-            for key, value in changes.items():
-                setattr(self._state, key, value)
-
     def _work(self) -> None:
+        threading.current_thread().name = f"vae-train-{self.id}"
         try:
-            self._run_all()
+            self._run()
         except DatasetUnavailable as exc:
             self._fail(str(exc))
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
@@ -321,124 +390,43 @@ class TrainingJob:
                 torch.cuda.empty_cache()
 
     def _fail(self, message: str) -> None:
-        with self._lock:
-            self._state.state = FAILED
-            self._state.error = message
-            self._state.phase = "failed"
-            self._state.eta = None
+        self.progress.update(state=FAILED, error=message, phase="failed", eta=None)
 
-    def _run_all(self) -> None:
+    def _run(self) -> None:
+        """Train the runs together (one model is a run of one), then evaluate and save each in turn, the view showing
+        each member's own curves and last snapshot as it is saved. A member that diverged fails the job with what to
+        tell the user; the others are saved all the same."""
         runs = self.spec.runs
-        self._set(phase=f"loading {runs[0].train_config.dataset}")
+        self.progress.update(phase=f"loading {runs[0].train_config.dataset}")
         data = self._loader(runs[0].train_config.dataset)  # a sweep's members share their dataset (sweep_spec)
-        self._set(class_names=data.class_names)
-        if len(runs) == 1:
-            model, _ = prepare_model(runs[0].model_config, runs[0].train_config)
-            status, message = self._train(runs[0], model, data)
-            failure = message if status == "diverged" else ""
-        else:
-            failure = self._train_together(data)
-        if failure:
-            self._fail(failure)
-            return
-        with self._lock:
-            s = self._state
-            s.state = STOPPED if self._stop.is_set() else FINISHED
-            s.phase = "stopped" if self._stop.is_set() else "finished"
-            s.progress = 1.0 if s.state == FINISHED else s.progress
-            s.eta = 0.0 if s.state == FINISHED else None
-
-    def _train_together(self, data: ImageDataset) -> str:
-        """Train a sweep's members at once (vae_core.sweep); then evaluate and save each in turn. The live view follows
-        the first member while all train, then shows each member's own curves and last snapshot as it is saved.
-        Returns what to tell the user when a member diverged ("" otherwise); the others are saved all the same."""
-        runs = self.spec.runs
         models = [prepare_model(run.model_config, run.train_config)[0] for run in runs]
-        recorders = [TrajectoryRecorder(data, run.train_config.epochs, model.latent_dim) for run, model in zip(runs, models)]
-        steps: list[list[tuple[float, float, float, float]]] = [[] for _ in runs]
-        histories: list[list[dict[str, float]]] = [[] for _ in runs]
-        map_idx, example_idx = map_indices(len(data.test_images)), example_indices(data.test_labels)
-        last_snapshot = -math.inf
-
-        def snapshot(model: LatentModel, epoch: int) -> None:
-            nonlocal last_snapshot
-            snap = take_snapshot(model, data, epoch, map_idx, example_idx)
-            last_snapshot = time.monotonic()
-            self._set(snapshot=snap)
-
-        def on_step(k: int, m: StepMetrics) -> None:
-            with self._lock:
-                steps[k].append((m.epoch - 1 + m.step / m.steps_per_epoch, m.recon + m.kl, m.recon, m.kl))
-                if k == 0:
-                    s = self._state
-                    s.progress, s.eta, s.images_per_s, s.epoch = m.progress, m.eta, m.images_per_s, m.epoch
-
-        def on_epoch(k: int, m: EpochMetrics, trained: LatentModel) -> None:
-            with self._lock:
-                histories[k].append(m.to_dict())
-            if k == 0 and time.monotonic() - last_snapshot >= self._snapshot_interval:
-                snapshot(trained, m.epoch)
-
-        snapshot(models[0], 0)
-        self._set(run_index=0, steps=steps[0], history=histories[0], recorder=recorders[0],
-                  device=device_label(pick_device(runs[0].train_config.device)),
-                  phase=f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
-        results = fit_together(models, data, [run.train_config for run in runs], on_step=on_step, on_epoch=on_epoch,
-                               stop=self._stop, recorders=recorders)
+        listener = ProgressListener(self.progress, data, [TrajectoryRecorder(data, run.train_config.epochs,
+                                                                             model.latent_dim)
+                                                          for run, model in zip(runs, models)], self._snapshot_interval)
+        listener.snapshot(0, models[0], 0)
+        self.progress.update(device=device_label(pick_device(runs[0].train_config.device)),
+                             phase=f"training {runs[0].label}" if len(runs) == 1 else
+                             f"training {len(runs)} models together ({', '.join(run.label for run in runs)})")
+        results = train_models(models, data, [run.train_config for run in runs], listeners=[listener],
+                               stop=self._stop)
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
-            self._set(run_index=k, steps=steps[k], history=histories[k], recorder=recorders[k])
-            if result.history:
-                snapshot(result.model, len(result.history))
+            self.progress.update(run_index=k)
+            epochs_done = len(result.history)
+            if epochs_done and listener.snapshot_of != (k, epochs_done):
+                listener.snapshot(k, result.model, epochs_done)
             if result.status == "diverged":
-                failures.append(f"{run.label}: {result.message}")
-            elif result.history:
-                self._evaluate_and_save(run, result, data, recorders[k].to_payload())
-        saved = f"; {len(self._state.saved)} other model(s) of the sweep were saved" if failures and self._state.saved else ""
-        return "; ".join(failures) + saved
-
-    def _train(self, run: RunSpec, model: LatentModel, data: ImageDataset) -> tuple[str, str]:
-        """The single-model path (a sweep's members train together in `_train_together`)."""
-        map_idx = map_indices(len(data.test_images))
-        example_idx = example_indices(data.test_labels)
-        last_snapshot = -math.inf
-
-        def snapshot(epoch: int) -> None:
-            nonlocal last_snapshot
-            snap = take_snapshot(model, data, epoch, map_idx, example_idx)
-            last_snapshot = time.monotonic()
-            self._set(snapshot=snap)
-
-        def on_step(m: StepMetrics) -> None:
-            point = (m.epoch - 1 + m.step / m.steps_per_epoch, m.recon + m.kl, m.recon, m.kl)
-            with self._lock:
-                s = self._state
-                s.steps.append(point)
-                s.progress = m.progress
-                s.eta = m.eta
-                s.images_per_s = m.images_per_s
-                s.epoch = m.epoch
-                s.phase = f"training {run.label}"
-
-        def on_epoch(m: EpochMetrics, trained: LatentModel) -> None:
-            with self._lock:
-                self._state.history.append(m.to_dict())
-            if time.monotonic() - last_snapshot >= self._snapshot_interval:
-                snapshot(m.epoch)
-
-        snapshot(0)
-        recorder = TrajectoryRecorder(data, run.train_config.epochs, model.latent_dim)
-        self._set(phase=f"training {run.label}", device=device_label(pick_device(run.train_config.device)),
-                  recorder=recorder)
-        result = fit(model, data, run.train_config, on_step=on_step, on_epoch=on_epoch, stop=self._stop,
-                     recorder=recorder)
-        epochs_done = len(result.history)
-        if epochs_done and self._state.snapshot.epoch != epochs_done:
-            snapshot(epochs_done)
-        if result.status == "diverged" or epochs_done == 0:  # nothing worth saving
-            return result.status, result.message
-        self._evaluate_and_save(run, result, data, recorder.to_payload())
-        return result.status, result.message
+                failures.append(result.message if len(runs) == 1 else f"{run.label}: {result.message}")
+            elif epochs_done:  # a run stopped before its first step has nothing worth saving
+                self._evaluate_and_save(run, result, data, listener.recorders[k].to_payload())
+        saved = self.view().saved
+        if failures:
+            others = f"; {len(saved)} other model(s) of the sweep were saved" if len(runs) > 1 and saved else ""
+            self._fail("; ".join(failures) + others)
+        elif self._stop.is_set():
+            self.progress.update(state=STOPPED, phase="stopped", eta=None)
+        else:
+            self.progress.update(state=FINISHED, phase="finished", progress=1.0, eta=0.0)
 
     def _evaluate_and_save(self, run: RunSpec, result: TrainResult, data: ImageDataset,
                            trajectory: dict[str, torch.Tensor] | None = None) -> None:
@@ -447,14 +435,14 @@ class TrainingJob:
         # The importance-weighted bound costs k decoder passes per test image, most of the time between Stop and a
         # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare measures it if shown.
         iw_samples = self.spec.iw_samples if result.status == "finished" else 0
-        self._set(phase=f"measuring test metrics of {run.label}", eta=None)
+        self.progress.update(phase=f"measuring test metrics of {run.label}", eta=None)
         metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
-        self._set(phase=f"saving {run.path.name}")
+        self.progress.update(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
                  "message": result.message, "trained_in": "app"}
         self._save(SavedModel(run.path, run.label, result.status, metrics),
                    lambda: save_checkpoint(run.path, result.model, run.train_config, data.name, result.history, metrics,
-                                           extra=extra, trajectory=trajectory))
+                                           extra=extra, trajectory=trajectory, dataset_sha=data.sha))
 
     def _save(self, model: SavedModel, save: Save) -> None:
         """Write one model; when the write fails, keep the model (and the write) for `save_again`, with the reason."""
@@ -463,12 +451,13 @@ class TrainingJob:
         except OSError as exc:
             log.warning("training job %s could not save %s: %s", self.id, model.path, exc)
             unsaved = UnsavedModel(model.path, model.label, model.status, model.metrics, _save_failure(model.path, exc))
-            with self._lock:
-                self._state.unsaved[model.path] = (unsaved, save)
+            self._retry[model.path] = save
+            self.progress.change(lambda v: replace(v, unsaved=tuple(  # a retry keeps its place
+                ({u.path: u for u in v.unsaved} | {model.path: unsaved}).values())))
             return
-        with self._lock:
-            self._state.unsaved.pop(model.path, None)
-            self._state.saved.append(model)
+        self._retry.pop(model.path, None)  # the model it holds is no longer needed
+        self.progress.change(lambda v: replace(v, unsaved=tuple(u for u in v.unsaved if u.path != model.path),
+                                               saved=(*v.saved, model)))
 
 
 def _save_failure(path: Path, exc: OSError) -> str:
@@ -479,15 +468,6 @@ def _save_failure(path: Path, exc: OSError) -> str:
                 "free some space, then press Save again.")
     return (f"{path.name} could not be saved: {exc.strerror or exc}. The trained model is kept in memory: "
             "fix the cause, then press Save again.")
-
-
-def _outcome(state: str, saved: list[SavedModel], unsaved: tuple[UnsavedModel, ...]) -> str:
-    """The sentence for a job that ended without failing: what was saved and what still waits for Save again."""
-    if state not in (FINISHED, STOPPED):
-        return ""
-    names = ", ".join(m.path.name for m in saved) or ("nothing" if unsaved else "nothing (stopped before the first step)")
-    waiting = f"; not saved yet: {', '.join(m.path.name for m in unsaved)}" if unsaved else ""
-    return f"{'Finished' if state == FINISHED else 'Stopped'}; saved {names}{waiting}."
 
 
 def _looks_like_oom(exc: BaseException) -> bool:
@@ -501,12 +481,21 @@ def _out_of_memory(exc: BaseException) -> str:
 
 
 class JobRegistry:
-    """Every job of this server process; at most one runs at a time, since they would share the same cores or GPU."""
+    """Every job of this server process, run by its own pool of one worker thread: at most one job trains at a time,
+    since they would share the same cores or GPU.
+
+    Training ends with the process however it ends. kill -9 ends the thread with it. A process that ends normally
+    (the server's Ctrl-C or SIGTERM) joins a pool's threads before anything `atexit` registered runs, so the
+    registry stops its jobs from the hook that runs just before that join (the one concurrent.futures itself uses):
+    each job stops at its next step and saves the weights reached, then the interpreter exits.
+    """
 
     def __init__(self, keep: int = KEEP_JOBS) -> None:
         self._lock = threading.Lock()
         self._jobs: list[TrainingJob] = []
         self._keep = keep
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-train")
+        threading._register_atexit(self.stop_all)  # runs before the pool's threads are joined (CPython ≥ 3.9)
 
     def submit(self, job: TrainingJob) -> TrainingJob:
         """Start `job` unless another is running (then JobBusy says which)."""
@@ -515,7 +504,7 @@ class JobRegistry:
             if busy is not None:
                 raise JobBusy(f"'{busy.spec.title}' is still training; stop it or wait for it to finish before starting another.")
             self._jobs = [*self._jobs[-(self._keep - 1):], job] if self._keep > 1 else [job]
-            return job.start()
+            return job.start(self._executor)
 
     def active(self) -> TrainingJob | None:
         with self._lock:
@@ -529,11 +518,17 @@ class JobRegistry:
         with self._lock:
             return next((j for j in self._jobs if j.id == job_id), None)
 
-    def clear(self, timeout: float = 60.0) -> None:
-        """Stop every job, wait for the workers, forget them (tests; a server shutting down)."""
+    def stop_all(self) -> None:
+        """Ask every job to stop (each saves what it reached)."""
         with self._lock:
-            jobs, self._jobs = self._jobs, []
+            jobs = list(self._jobs)
         for job in jobs:
             job.stop()
+
+    def clear(self, timeout: float = 60.0) -> None:
+        """Stop every job, wait for the workers, forget them (tests)."""
+        self.stop_all()
+        with self._lock:
+            jobs, self._jobs = self._jobs, []
         for job in jobs:
             job.join(timeout)

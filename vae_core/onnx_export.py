@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .models import LatentModel
+from .evaluate import device_of
+from .models import ImportedModel, LatentModel
+from .onnx_check import check_graph
 
 EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 into a constant, so the traced example batch is 2
 
@@ -50,16 +53,23 @@ def module_bytes(module: nn.Module, args: tuple[torch.Tensor, ...], input_names:
     The module is put in eval mode (dropout off, batch norm on its running statistics), as it is meant to be run."""
     module.eval()
     batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # the exporter reports its steps on stdout, and warns that inputs sharing the batch axis share its name
+        warnings.filterwarnings("ignore", message=".*The axis name: batch will not be used")
         program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=output_names,
                                     dynamic_shapes=tuple({0: batch} for _ in args), verbose=False)
     return program.model_proto.SerializeToString()
 
 
 def export_model(model: LatentModel) -> tuple[bytes, bytes]:
-    """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits)."""
+    """Our model's encoder and decoder as ONNX bytes, named as the module docstring says (decoder output: logits).
+
+    An imported model gives back its own two files as imported: its config says whether its decoder puts out
+    probabilities or logits (`decoder_output`) and whether its encoder takes flattened images (`input_rank` 2)."""
+    if isinstance(model, ImportedModel):
+        return model.onnx_files
     config = model.config
-    device = next(model.parameters()).device
+    device = device_of(model)
     x = torch.rand(EXAMPLE_BATCH, *config.image_shape, device=device)
     z = torch.randn(EXAMPLE_BATCH, config.latent_dim, device=device)
     y = ((torch.eye(config.n_classes, device=device)[:EXAMPLE_BATCH],) if model.conditional else ())
@@ -80,17 +90,20 @@ def export_modules(encoder: nn.Module, decoder: nn.Module, image_shape: tuple[in
     `encoder` maps images (N, *image_shape) in [0, 1], or (N, C·H·W) with `flat_input`, to μ or a tuple (μ, log σ²),
     each (N, latent_dim); `decoder` maps z (N, latent_dim) to images (N, *image_shape) or (N, C·H·W), probabilities or
     logits (say which when importing). Both are put in eval mode. Wrap a module whose forward returns something else
-    (a dict, a dataclass) in a small nn.Module that returns these tensors."""
+    (a dict, a dataclass) in a small nn.Module that returns these tensors. The files are checked as `import` checks
+    them, short of running them: OnnxError (one line) when they do not meet the contract."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = next(iter(encoder.parameters()), torch.empty(0)).device
-    x = torch.rand(EXAMPLE_BATCH, *image_shape, device=device)
+    x = torch.rand(EXAMPLE_BATCH, *image_shape, device=device_of(encoder))
     x = x.flatten(1) if flat_input else x
     with torch.no_grad():
         code = encoder.eval()(x)
     n_outputs = len(code) if isinstance(code, (tuple, list)) else 1
-    z = torch.randn(EXAMPLE_BATCH, latent_dim, device=next(iter(decoder.parameters()), torch.empty(0)).device)
+    z = torch.randn(EXAMPLE_BATCH, latent_dim, device=device_of(decoder))
+    files = module_bytes(encoder, (x,), ["x"], ["mu", "logvar"][:n_outputs]), module_bytes(decoder, (z,), ["z"], ["x"])
     paths = out / "encoder.onnx", out / "decoder.onnx"
-    paths[0].write_bytes(module_bytes(encoder, (x,), ["x"], ["mu", "logvar"][:n_outputs]))
-    paths[1].write_bytes(module_bytes(decoder, (z,), ["z"], ["x"]))
+    width = check_graph(files[0], str(paths[0]), "encoder", tuple(image_shape)).width
+    check_graph(files[1], str(paths[1]), "decoder", tuple(image_shape), latent_dim=width)
+    for path, blob in zip(paths, files):
+        path.write_bytes(blob)
     return paths

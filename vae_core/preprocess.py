@@ -1,12 +1,15 @@
-"""Turn arbitrary uploaded image files into MNIST-style model inputs.
+"""Turn arbitrary uploaded image files into model inputs the way the model's dataset was made.
 
-The models in this project are trained on MNIST: 28x28 float images in [0, 1],
-a white digit on a black background, the digit scaled so that its longer side
-fits a 20x20 box and placed so that its centre of mass sits at the centre of
-the 28x28 field. Uploads are nothing like that (phone photos of paper, scans,
-transparent PNGs, 16-bit files...), so this module reproduces the MNIST
-normalisation and keeps every intermediate step so the UI can show the user
-what happened to their image.
+Digit-like sets (the MNIST family) are 28x28 float images in [0, 1], a white
+digit on a black background, the digit scaled so that its longer side fits a
+20x20 box and placed so that its centre of mass sits at the centre of the
+field. Uploads are nothing like that (phone photos of paper, scans,
+transparent PNGs, 16-bit files...), so for those sets this module reproduces
+the MNIST normalisation and keeps every intermediate step so the UI can show
+the user what happened to their image. Any other set's images were only
+centre-cropped to a square (or padded) and resized to its side, in its
+colours (greyscale or RGB, alpha flattened on white), and so are uploads
+(`square_image`, the importer's way).
 
 Uploads are untrusted input: every decode happens behind size checks and every
 Pillow failure is turned into an ``ImageRejected`` whose message can be shown
@@ -34,9 +37,11 @@ __all__ = [
     "ImageRejected",
     "MAX_PIXELS",
     "MAX_UPLOAD_BYTES",
+    "MNIST_SHAPE",
     "PreprocessResult",
     "preprocess_image",
     "preprocess_many",
+    "square_image",
 ]
 
 MAX_UPLOAD_BYTES: int = 10 * 1024 * 1024
@@ -50,11 +55,13 @@ ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP")
 _OPEN_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 _ALLOWED_TEXT = "PNG, JPEG, BMP, GIF and WebP"
 
-_SIZE = 28  # MNIST field
+MNIST_SHAPE = (1, 28, 28)
+_SIZE = 28  # MNIST field; a digit-like set of another side scales the box and the centre below with it
 _BOX = 20  # MNIST digits are scaled to fit this box inside the field
 # Measured on MNIST itself (mean centre of mass over 5000 digits: 13.99,
 # 14.00 with 0-based pixel indices), so inputs land where the model expects.
 _COM_TARGET = 14.0
+
 _DISPLAY_MAX_SIDE = 256
 # The output is 20 px tall, so nothing above ~1k px can change the result;
 # working on a bounded size keeps time and memory flat for 40 MP uploads.
@@ -96,10 +103,12 @@ class ImageRejected(ValueError):
 class PreprocessResult:
     name: str
     original: np.ndarray  # RGB or L uint8, EXIF-rotated, <= 256 px longer side, grey-padded to <= 3:1
-    grayscale: np.ndarray  # uint8 HxW after grayscale (+inversion), same size as original
+    # uint8 HxW after grayscale (+inversion), same size as original; for a non-digit-like set the upload in the set's
+    # colours (HxW or HxWx3), uninverted
+    grayscale: np.ndarray
     inverted: bool
-    cropped: np.ndarray  # uint8 crop of the content (white on black), padded and framed for display
-    image: np.ndarray  # float32 28x28 in [0, 1], the model input
+    cropped: np.ndarray  # uint8 crop of the content (white on black), padded and framed; else the square kept
+    image: np.ndarray  # float32 in [0, 1], the model input in display layout: (S, S) grey, (S, S, 3) colour
 
 
 class _Blank(Exception):
@@ -115,12 +124,21 @@ class _Noise(_Blank):
 # --------------------------------------------------------------------------
 
 
-def preprocess_image(data: bytes, name: str = "image") -> PreprocessResult:
-    """Decode an uploaded file and normalise it the way MNIST was normalised.
+def preprocess_image(
+    data: bytes, name: str = "image", image_shape: tuple[int, int, int] = MNIST_SHAPE, digit_like: bool = True,
+    pad: bool = False,
+) -> PreprocessResult:
+    """Decode an uploaded file and normalise it as the model's dataset was made: images of `image_shape` (C, S, S),
+    like MNIST's digits when `digit_like` (C must then be 1), else made square (cropped, or padded when `pad`) and
+    resized as the importer made the set's images (see `square_image`).
 
     Raises ``ImageRejected`` with a message naming the file for anything that
     is not a usable still image.
     """
+    c, h, w = image_shape
+    if h != w or c not in (1, 3) or (digit_like and c != 1):
+        raise ValueError(f"uploads are made into square greyscale or RGB images (digit-like ones greyscale), "
+                         f"not {tuple(image_shape)}")
     label = _display_name(name)
     img = _open_checked(data, label)
 
@@ -132,11 +150,13 @@ def preprocess_image(data: bytes, name: str = "image") -> PreprocessResult:
         pass
 
     display_size = _fit_size(img.size, _DISPLAY_MAX_SIDE)
+    if not digit_like:
+        return _as_dataset_image(img, name, label, h, c, pad, display_size)
     work_size = _fit_size(img.size, _WORK_MAX_SIDE)
     noisy = False
     for gray, display in _gray_candidates(img, label, work_size, display_size):
         try:
-            inverted_gray, inverted, cropped, image = _normalise(gray)
+            inverted_gray, inverted, cropped, image = _normalise(gray, h)
         except _Blank as why:
             noisy = noisy or isinstance(why, _Noise)
             continue
@@ -155,13 +175,16 @@ def preprocess_image(data: bytes, name: str = "image") -> PreprocessResult:
     raise ImageRejected(f"'{label}' looks blank: no digit or drawing could be found in it.")
 
 
-def preprocess_many(files: Iterable[tuple[str, bytes]]) -> tuple[list[PreprocessResult], list[str]]:
-    """Preprocess several uploads; returns (results, error messages), both in input order."""
+def preprocess_many(
+    files: Iterable[tuple[str, bytes]], image_shape: tuple[int, int, int] = MNIST_SHAPE, digit_like: bool = True,
+    pad: bool = False,
+) -> tuple[list[PreprocessResult], list[str]]:
+    """Preprocess several uploads (as `preprocess_image`); returns (results, error messages), both in input order."""
     results: list[PreprocessResult] = []
     errors: list[str] = []
     for name, data in files:
         try:
-            results.append(preprocess_image(data, name))
+            results.append(preprocess_image(data, name, image_shape, digit_like, pad))
         except ImageRejected as exc:
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001
@@ -171,6 +194,62 @@ def preprocess_many(files: Iterable[tuple[str, bytes]]) -> tuple[list[Preprocess
                 f"'{_display_name(name)}' could not be processed ({type(exc).__name__})."
             )
     return results, errors
+
+
+def square_image(img: Image.Image, side: int, channels: int, pad: bool = False) -> np.ndarray:
+    """A decoded, upright image as an imported set of `side` px and `channels` (1 or 3) holds its images: uint8
+    (side, side) or (side, side, 3). 16-bit and float pixels are mapped onto 0..255; a non-square image is cut to its
+    centre square, or with `pad` fitted inside one whose margins take the mean colour of its border (a photo on
+    white paper pads white, a light drawing on black pads black); Lanczos resampling to the side; transparency is
+    flattened on white after resizing (Pillow resizes RGBA premultiplied, so invisible pixels do not bleed into the
+    edges). ValueError or OSError for a colour mode Pillow cannot convert."""
+    if _is_high_depth(img.mode):
+        img = Image.fromarray(_high_depth_to_uint8(np.asarray(img), img.mode))
+    transparent = img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info)
+    img = img.convert("RGBA" if transparent else "L" if channels == 1 else "RGB")
+    w, h = img.size
+    if not pad:
+        n = min(w, h)
+        left, top = (w - n) // 2, (h - n) // 2
+        # Cropped first: resize(box=...) would let its filter reach the pixels beyond the box.
+        out = img.crop((left, top, left + n, top + n)).resize((side, side), Image.Resampling.LANCZOS,
+                                                               reducing_gap=3.0)
+    else:
+        fitted = ImageOps.contain(img, (side, side), Image.Resampling.LANCZOS)
+        a = np.asarray(fitted)
+        border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).mean(axis=0)
+        out = Image.new(img.mode, (side, side), tuple(np.rint(np.atleast_1d(border)).astype(int).tolist()))
+        out.paste(fitted, ((side - fitted.width) // 2, (side - fitted.height) // 2))
+    if out.mode == "RGBA":
+        out = Image.alpha_composite(Image.new("RGBA", out.size, (255, 255, 255, 255)), out)
+    return np.asarray(out.convert("L" if channels == 1 else "RGB"))
+
+
+def _as_dataset_image(img: Image.Image, name: str, label: str, side: int, channels: int, pad: bool,
+                      display_size: tuple[int, int]) -> PreprocessResult:
+    """The steps of a non-digit-like set's upload: the original, the image in the set's colours, the square it
+    keeps (shown in `cropped`, at up to the display size), and the model input."""
+    try:
+        if _is_high_depth(img.mode):
+            img = Image.fromarray(_high_depth_to_uint8(np.asarray(img), img.mode))
+        # Shrunk once to the work size, inside Pillow (RGBA, so "P" and "1" images are resampled, not picked from):
+        # nothing larger changes a result of at most 256 px, and a 40 MP upload is never copied around.
+        work = _fit(img.convert("RGBA"), _fit_size(img.size, _WORK_MAX_SIDE))
+    except (ValueError, OSError):
+        raise ImageRejected(f"'{label}' uses an unsupported colour mode ({img.mode}).") from None
+    image = square_image(work, side, channels, pad)
+    kept = square_image(work, min(_DISPLAY_MAX_SIDE, max(work.size)), channels, pad)
+    shown = _fit(work, display_size)
+    flat = Image.alpha_composite(Image.new("RGBA", shown.size, (255, 255, 255, 255)), shown).convert("RGB")
+    return PreprocessResult(
+        name=name,
+        original=_pad_to_aspect(np.asarray(flat), _FRAME_VALUE),
+        grayscale=_pad_to_aspect(np.asarray(flat.convert("L")) if channels == 1 else np.asarray(flat), _FRAME_VALUE),
+        inverted=False,
+        cropped=kept,
+        image=image.astype(np.float32) / 255.0,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -484,8 +563,9 @@ def _stroke_width(mask: np.ndarray) -> float:
 # --------------------------------------------------------------------------
 
 
-def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
-    """gray uint8 -> (gray after inversion, inverted, float content crop, 28x28 float32)."""
+def _normalise(gray: np.ndarray, side: int = _SIZE) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+    """gray uint8 -> (gray after inversion, inverted, float content crop, side x side float32)."""
+    box, com = _BOX * side / _SIZE, _COM_TARGET * side / _SIZE
     g = gray.astype(np.float32)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     background = float(np.median(border))
@@ -527,15 +607,15 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     long_side = max(ch, cw)
     width = _stroke_width(crop > 0.5)
     thick = crop
-    if width > 0 and width * _BOX / long_side < _MIN_STROKE_PX:
+    if width > 0 and width * box / long_side < _MIN_STROKE_PX:
         radius = math.ceil(
-            (_TARGET_STROKE_PX * long_side - _BOX * width) / (2 * _BOX - 2 * _TARGET_STROKE_PX)
+            (_TARGET_STROKE_PX * long_side - box * width) / (2 * box - 2 * _TARGET_STROKE_PX)
         )
         if radius > 0:
             thick = ndimage.maximum_filter(np.pad(crop, radius), 2 * radius + 1, mode="constant")
 
     th, tw = thick.shape
-    scale = _BOX / max(th, tw)
+    scale = box / max(th, tw)
     nh, nw = max(1, round(th * scale)), max(1, round(tw * scale))
     small = Image.fromarray(np.ascontiguousarray(thick, dtype=np.float32)).resize(
         (nw, nh), Image.Resampling.LANCZOS
@@ -549,9 +629,9 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, np.ndarr
     # is at the centre. Whole-pixel shifts keep the strokes as sharp as the
     # originals; clamping keeps a lopsided digit (a "7") from being cut off.
     cy, cx = ndimage.center_of_mass(small)
-    top = int(np.clip(math.floor(_COM_TARGET - cy + 0.5), 0, _SIZE - nh))
-    left = int(np.clip(math.floor(_COM_TARGET - cx + 0.5), 0, _SIZE - nw))
-    image = np.zeros((_SIZE, _SIZE), dtype=np.float32)
+    top = int(np.clip(math.floor(com - cy + 0.5), 0, side - nh))
+    left = int(np.clip(math.floor(com - cx + 0.5), 0, side - nw))
+    image = np.zeros((side, side), dtype=np.float32)
     image[top : top + nh, left : left + nw] = small
     image /= image.max()
     return inverted_gray, inverted, crop, image

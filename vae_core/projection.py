@@ -109,7 +109,7 @@ def plane_grid(plane: LatentPlane, n: int, extent: float = GRID_EXTENT) -> np.nd
 
 def decode_plane(model: "LatentModel", plane: LatentPlane, n: int, extent: float = GRID_EXTENT,
                  label: int | None = None) -> np.ndarray:
-    """(n, n, 28, 28) images decoded on the plane over [-extent, extent]² in one pass (of class `label` for a
+    """(n, n, H, W[, 3]) images (display layout) decoded on the plane over [-extent, extent]² in one pass (of class `label` for a
     conditional model); row 0 is the top (largest y), as the plot reads."""
     if model.latent_dim < 2:
         raise ValueError("a 2-D grid needs a latent size of at least 2")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import inference
-from .data import ImageDataset
+from .data import ImageDataset, to_display
 from .models import LatentModel
 from .projection import LatentPlane, default_plane
 
@@ -44,9 +44,10 @@ class Snapshot:
     points: np.ndarray  # (N, 2) projected posterior means of the map subset
     labels: np.ndarray  # (N,) class of each point
     plane: LatentPlane  # projection.default_plane of the posterior means
-    originals: np.ndarray  # (8, 28, 28) in [0, 1]
-    reconstructions: np.ndarray  # (8, 28, 28)
-    samples: np.ndarray  # (16, 28, 28) decoded from the same seeded z every time
+    # images in display layout, (n, H, W) grey or (n, H, W, 3) colour, in [0, 1]
+    originals: np.ndarray  # (8, …)
+    reconstructions: np.ndarray  # (8, …)
+    samples: np.ndarray  # (16, …) decoded from the same seeded z every time
 
 
 def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: np.ndarray,
@@ -61,7 +62,7 @@ def take_snapshot(model: LatentModel, data: ImageDataset, epoch: int, map_idx: n
         points=plane.project(mu),
         labels=data.test_labels[map_idx].numpy(),
         plane=plane,
-        originals=originals.numpy().astype(np.float32) / 255.0,
+        originals=to_display(originals).astype(np.float32) / 255.0,
         reconstructions=inference.reconstruct(model, originals, data.test_labels[example_idx]),
         samples=inference.sample_prior(model, N_SAMPLES, seed=PRIOR_SEED),
     )

@@ -15,7 +15,7 @@ import torch
 
 from . import inference
 from .config import MAX_CLASSES
-from .data import ImageDataset, to_float
+from .data import ImageDataset, display_shape, to_float
 from .evaluate import ACTIVE_UNIT_THRESHOLD, device_of, eval_mode
 from .models import LatentModel
 from .snapshots import N_EXAMPLES, N_SAMPLES, PRIOR_SEED, example_indices, map_indices
@@ -41,11 +41,18 @@ def schedule(epochs: int, first_epoch: int = 0, latent_dim: int = 2, image_pixel
              n_points: int = TRAJECTORY_POINTS, max_bytes: int = MAX_BYTES) -> np.ndarray:
     """The fractional epochs (counted over the model's whole history) at which a run of `epochs` more epochs records:
     ~10 moments inside the model's first epoch when this run trains it, then every epoch's end, or every k-th end
-    (k as small as keeps the history under `max_bytes`); the run's last epoch is always recorded."""
+    (k as small as keeps the history under `max_bytes`); the run's last epoch is always recorded. `image_pixels`
+    counts every channel's (C·H·W). Where frames are so large that the early moments and the last would not fit
+    (64×64 colour with a wide code: 10 frames of 0.55 MB), every other early moment is dropped until they do; where
+    not even two frames fit, only the last is recorded (alone, it may pass `max_bytes`)."""
     last = first_epoch + epochs
     early = [first_epoch + f for f in FIRST_EPOCH_FRACTIONS] if first_epoch == 0 else [float(first_epoch)]
-    room = max(max_bytes // frame_bytes(latent_dim, image_pixels, n_points) - len(early), 1)
-    stride = max(1, math.ceil(epochs / room))
+    fits = max(max_bytes // frame_bytes(latent_dim, image_pixels, n_points), 1)
+    while len(early) > 1 and len(early) + 1 > fits:
+        early = early[::2]
+    if len(early) + 1 > fits:
+        return np.asarray([float(last)], dtype=np.float64)
+    stride = max(1, math.ceil(epochs / (fits - len(early))))
     ends = [float(e) for e in range(last, first_epoch, -stride)][::-1]
     return np.asarray(early + ends, dtype=np.float64)
 
@@ -55,8 +62,8 @@ class Frame:
     epoch: float
     mu: np.ndarray  # (N, d) float16
     kl: np.ndarray | None  # (d,) float32 mean KL per dimension over the N images; None without a posterior
-    recon: np.ndarray  # (8, H, W) uint8
-    samples: np.ndarray  # (16, H, W) uint8
+    recon: np.ndarray  # (8, H, W[, 3]) uint8, display layout
+    samples: np.ndarray  # (16, H, W[, 3]) uint8
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -156,8 +163,8 @@ class Trajectory:
     labels: np.ndarray  # (N,)
     mu: np.ndarray  # (T, N, d) float16
     recon_indices: np.ndarray  # (R,)
-    recon: np.ndarray  # (T, R, H, W) uint8
-    samples: np.ndarray  # (T, S, H, W) uint8
+    recon: np.ndarray  # (T, R, H, W[, 3]) uint8, display layout (so histories written before colour still load)
+    samples: np.ndarray  # (T, S, H, W[, 3]) uint8
     kl: np.ndarray | None  # (T, d) float32
 
     @classmethod
@@ -211,12 +218,12 @@ def validate(payload: object, latent_dim: int, image_shape: tuple[int, int, int]
     n_frames = len(epochs) if epochs.ndim == 1 else 0
     n_points = len(payload["indices"]) if payload["indices"].ndim == 1 else 0
     n_recon = len(payload["recon_indices"]) if payload["recon_indices"].ndim == 1 else 0
-    n_samples = payload["samples"].shape[1] if payload["samples"].ndim == 4 else 0
+    side = display_shape(image_shape)
+    n_samples = payload["samples"].shape[1] if payload["samples"].ndim == 2 + len(side) else 0
     if not (1 <= n_frames <= MAX_FRAMES and 1 <= n_points <= MAX_POINTS and 1 <= n_recon <= MAX_IMAGES
             and 1 <= n_samples <= MAX_IMAGES):
         raise TrajectoryError(f"sizes out of range: {n_frames} frames (1..{MAX_FRAMES}), {n_points} points, "
                               f"{n_recon} reconstructions, {n_samples} samples (1..{MAX_IMAGES})")
-    side = tuple(image_shape[1:])
     expected = {
         "epochs": (torch.float32, (n_frames,)), "indices": (torch.int64, (n_points,)),
         "labels": (torch.int64, (n_points,)), "mu": (torch.float16, (n_frames, n_points, latent_dim)),

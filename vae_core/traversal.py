@@ -56,7 +56,7 @@ def dimension_stats(model: LatentModel, images: torch.Tensor, labels: torch.Tens
 
 @dataclass(frozen=True)
 class Traversal:
-    images: np.ndarray  # (d, steps, H, W) in [0, 1], row r sweeps dimension dims[r]
+    images: np.ndarray  # (d, steps, H, W[, 3]) in [0, 1] (display layout), row r sweeps dimension dims[r]
     dims: np.ndarray  # (d,) the dimension of each row, most informative first
     kl: np.ndarray  # (d,) each row's dimension's KL
     collapsed: np.ndarray  # (d,) bool per row
@@ -81,5 +81,5 @@ def traverse(model: LatentModel, z: np.ndarray, stats: DimensionStats, steps: in
 
 
 def encode_one(model: LatentModel, image: torch.Tensor, label: int | None = None) -> np.ndarray:
-    """μ of one uint8 image (28, 28): the code a traversal starts from."""
+    """μ of one uint8 image (C, H, W): the code a traversal starts from."""
     return inference.encode(model, image[None], label)[0][0]

@@ -69,7 +69,7 @@ def _scores(model: LatentModel, images: np.ndarray | torch.Tensor, samples: int,
     """(N, n_classes) −ELBO under each class, or (N, 1) unconditioned, with shared draws."""
     if samples < 1:
         raise ValueError("samples must be at least 1")
-    x_all = as_model_input(images)
+    x_all = as_model_input(images, model.config.image_shape)
     device = device_of(model)
     eps = torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     out = []

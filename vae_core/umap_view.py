@@ -4,10 +4,10 @@ UMAP has no cheap inverse, so it is only a view (clicks are decoded on a plane, 
 
 Cold, a UMAP fit of 10,000 points spent ~90 % of its time compiling numba kernels (nn_descent alone took
 45–80 s of the 2-core development machine, and numba cannot cache it), all while holding the GIL, so the app
-stalled when it ran in a server thread. Here the neighbours are found exactly with numpy (10,000 × 20 takes
-about a second, in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its remaining
-kernels are cached on disk by numba, and the fit runs in a child process at a low priority with one thread,
-which exits when the server does.
+stalled when it ran in a server thread. Here the neighbours are found exactly by scikit-learn (10,000 × 20
+takes about a second, asked in chunks, so progress moves), UMAP is handed them as `precomputed_knn`, its
+remaining kernels are cached on disk by numba, and the fit runs in a child process at a low priority with one
+thread, which exits when the server does.
 
 Embeddings are stored as compressed .npz files whose `key` names what they were made from: the checkpoint
 file's bytes, the test images' bytes and the UMAP settings (`embedding_key`), so a retrained model or other
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .atomic import write_atomic
 
 _ROOT = Path(__file__).resolve().parent.parent
 KEY_FORMAT = "umap-exact-knn-1"  # part of every key: changing how embeddings are made invalidates the stored ones
@@ -62,23 +64,28 @@ class UmapParams:
 def exact_knn(points: np.ndarray, k: int, report: Callable[[int, int], None] | None = None,
               chunk: int = KNN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """(indices (N, k) int32, Euclidean distances (N, k) float32) of each point's k nearest points, itself
-    first, nearest first. Exact, by chunks of rows; `report(rows done, N)` after each chunk."""
+    first, nearest first: scikit-learn's exact (brute-force) search, asked by chunks of rows so that
+    `report(rows done, N)` can follow it."""
+    from sklearn.neighbors import NearestNeighbors  # slow to import: only paid when neighbours are asked for
+
     x = np.asarray(points, np.float64)
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k must be in 1..{n}, got {k}")
-    squares = (x * x).sum(axis=1)
+    search = NearestNeighbors(algorithm="brute").fit(x)
     indices = np.empty((n, k), np.int32)
     distances = np.empty((n, k), np.float32)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        d2 = squares[start:stop, None] + squares[None, :] - 2.0 * (x[start:stop] @ x.T)
-        rows = np.arange(stop - start)
-        d2[rows, rows + start] = -1.0  # a point is its own first neighbour even when it has duplicates
-        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(near, np.take_along_axis(d2, near, axis=1).argsort(axis=1, kind="stable"), axis=1)
-        indices[start:stop] = near
-        distances[start:stop] = np.sqrt(np.maximum(np.take_along_axis(d2, near, axis=1), 0.0))
+        dist, near = search.kneighbors(x[start:stop], n_neighbors=k)
+        rows = np.arange(start, stop)
+        # A point is its own first neighbour even among duplicates (which may come before it): drop it where it
+        # came (or, not found, the farthest), then put it first at distance 0.
+        others = near != rows[:, None]
+        others[others.all(axis=1), -1] = False
+        indices[start:stop, 0], distances[start:stop, 0] = rows, 0.0
+        indices[start:stop, 1:] = near[others].reshape(-1, k - 1)
+        distances[start:stop, 1:] = dist[others].reshape(-1, k - 1)
         if report is not None:
             report(stop, n)
     return indices, distances
@@ -227,8 +234,11 @@ class UmapJob:
     def start(self) -> "UmapJob":
         with self._lock:
             if self._state == "pending":
-                # A fresh interpreter, not multiprocessing: under Streamlit, __main__ is the page script, which a
-                # spawned child would run again. The thread limits are read when the libraries load.
+                # A fresh interpreter, not multiprocessing (nor concurrent.futures' process pool, built on it): under
+                # Streamlit, sys.modules["__main__"] is the page script while it runs, which a spawned child would run
+                # again, and fork is unsafe in a threaded server. The thread limits are read when the libraries load,
+                # so they go in the child's environment. The relay is a daemon thread, so that a server's exit never
+                # waits for a fit (the child notices its parent is gone and exits).
                 env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                        "MKL_NUM_THREADS": "1",
                        "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
@@ -317,8 +327,12 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def embedding_key(checkpoint_digest: str, test_images: np.ndarray, params: UmapParams = UmapParams()) -> str:
     """What an embedding of a model's test-set μ depends on, as one hex string: the checkpoint file's digest,
-    the test images themselves (uint8, so machine-independent, unlike μ's last bits) and the UMAP settings."""
-    images = np.ascontiguousarray(np.asarray(test_images, np.uint8))
+    the test images themselves (uint8 (N, C, H, W), so machine-independent, unlike μ's last bits) and the UMAP
+    settings. The images are keyed in display layout, as greyscale ones were before images had a channel axis, so
+    the shipped embeddings' keys still match."""
+    from .data import to_display  # here: the UMAP child process imports this module and needs no torch
+
+    images = np.ascontiguousarray(to_display(np.asarray(test_images, np.uint8)))
     spec = {"format": KEY_FORMAT, "checkpoint": checkpoint_digest, "images_shape": list(images.shape),
             "images": hashlib.sha256(images.tobytes()).hexdigest(), "params": asdict(params)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -329,14 +343,10 @@ def save_embedding(path: str | os.PathLike, key: str, embedding: np.ndarray, **m
     so a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, key=np.array(key), embedding=np.asarray(embedding, np.float16),
-                                **{k: np.array(v) for k, v in meta.items()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, key=np.array(key), embedding=np.asarray(embedding, np.float16),
+                        **{k: np.array(v) for k, v in meta.items()})
+    write_atomic(path, buffer.getbuffer())
 
 
 def load_embedding(path: str | os.PathLike, key: str) -> np.ndarray | None:
@@ -371,7 +381,7 @@ def build_shipped(folder: str | os.PathLike, data_dir: str | None = None, log=pr
         model, info = load_checkpoint(checkpoint)
         if info.model_config.latent_dim <= 2:
             continue
-        data = load_test_set(info.dataset, data_dir, download=False)
+        data = load_test_set(info.dataset, data_dir, download=False, sha=info.dataset_sha)
         images = data.test_images.numpy()
         started = time.monotonic()
         embedding = fit_umap(encode(model, data.test_images)[0])

@@ -80,8 +80,8 @@ function lpBytes(url, waiting) {
 
 // A model as ui/latent_plane.py describes it (`payload`): {sha, encoder, decoder (URLs), spec}; the spec says
 // image_shape [C, H, W], latent_dim, n_classes (a label input, 0 without), probabilistic, decoder_output
-// ("logits" | "probs"), input_rank (4: the encoder takes (N, C, H, W), 2: their flattening), batch (null: any batch
-// size; else the only one the graphs take), and the names of the graphs' inputs and outputs.
+// ("logits" | "probs"), input_rank (4: the encoder takes (N, C, H, W), 2: their flattening), and per graph
+// (encoder, decoder) the names of its inputs and outputs and its batch (null: any batch size; else the only one).
 class LpModel {
   // `waiting()` is called while the server is still writing the files
   static load(payload, waiting) {
@@ -115,10 +115,10 @@ class LpModel {
   }
 
   // Runs `session` on `n` rows: `inputs` maps a name to [values (n × width, row-major), dims after the batch axis].
-  // A graph with a fixed batch size gets chunks of that size, the last one padded with zeros.
-  runRows(session, inputs, n, outputs) {
+  // A graph with a fixed batch size (`batch`) gets chunks of that size, the last one padded with zeros.
+  runRows(session, inputs, n, outputs, batch) {
     const task = async () => {
-      const rows = this.spec.batch || n, parts = outputs.map(() => []);
+      const rows = batch || n, parts = outputs.map(() => []);
       for (let start = 0; start < n; start += rows) {
         const feeds = {};
         for (const [name, [values, dims]] of Object.entries(inputs)) {
@@ -161,7 +161,7 @@ class LpModel {
   async decode(zs, n, label) {
     const io = this.spec.decoder, d = this.spec.latent_dim;
     const [out] = await this.runRows(this.decoder, { [io.input]: [zs, [d]], ...this.labelInput(io, n, label) }, n,
-                                     [io.output]);
+                                     [io.output], io.batch);
     const p = new Float32Array(out.length);
     if (this.spec.decoder_output === "probs") {
       for (let i = 0; i < p.length; i++) p[i] = Math.min(Math.max(out[i], 0), 1);
@@ -176,7 +176,7 @@ class LpModel {
     const io = this.spec.encoder, shape = this.spec.image_shape;
     const dims = this.spec.input_rank === 2 ? [x.length] : shape;
     const out = await this.runRows(this.encoder, { [io.input]: [x, dims], ...this.labelInput(io, 1, label) }, 1,
-                                   io.outputs);
+                                   io.outputs, io.batch);
     return { mu: Array.from(out[0]), logvar: out.length > 1 ? Array.from(out[1]) : null };
   }
 }

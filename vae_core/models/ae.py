@@ -10,6 +10,8 @@ from .base import LatentModel, Posterior
 class AE(LatentModel):
     kind = "ae"
     title = "autoencoder"
+    short_title = "AE"
+    settings = ("sparsity",)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
         return Posterior(self.encoder(x, self.condition(y, x)))

@@ -1,7 +1,8 @@
-"""What every kind of model is to the rest of the code: encode, decode, an objective, and what it can report.
+"""What every kind of model is to the rest of the code: encode, decode, an objective, and what it can do.
 
-Callers (training, evaluation, inference, the app) use only this interface, so a new kind of model is a new file
-beside this one plus a line in the registry (`vae_core.models.KINDS`).
+Callers (training, evaluation, inference, the app) use only this interface and ask a kind's class what it can do
+(its capabilities: has a posterior, takes a label, its settings, can be trained) rather than compare kinds' names,
+so a new kind of model is a new file beside this one plus a line in the registry (`vae_core.models.KINDS`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import MAX_CLASSES, ConfigError, ModelConfig, parse_noise
 from ..loss import LossTerms, reconstruction_nll
 from .nets import build_decoder, build_encoder
 
@@ -40,10 +41,31 @@ class LatentModel(nn.Module):
     """
 
     kind: ClassVar[str]
-    title: ClassVar[str]  # what the app calls it
+    title: ClassVar[str]  # what the app calls it in a sentence: "denoising autoencoder"
+    short_title: ClassVar[str]  # in labels and pickers: "denoising AE"
     probabilistic: ClassVar[bool] = False  # q(z|x) has a variance, and a prior: ELBO, KL, IW log p(x) exist
-    conditional: ClassVar[bool] = False  # encoder and decoder also take the class label
+    conditional: ClassVar[bool] = False  # encoder and decoder also take the class label (ModelConfig.n_classes)
+    trainable: ClassVar[bool] = True  # built from its config and fitted here; an imported model (onnx_model) is not
+    # The settings (ModelConfig and TrainConfig fields) that only some kinds use, in the order a form asks for them:
+    # "beta" and "kl_warmup" weigh a KL term, "noise" corrupts the inputs (a kind that has it needs one), "sparsity"
+    # is an L1 penalty on the code. A kind without one of them is refused a value for it.
+    settings: ClassVar[tuple[str, ...]] = ()
     curves: ClassVar[tuple[str, ...]] = ("recon",)  # the per-image quantities its training reports, in nats
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        """ConfigError unless `config` (its fields already well-formed) gives this kind what it takes and nothing else:
+        classes to a conditional kind, a noise where it is a setting, a sparsity only where it is one. ModelConfig
+        asks on creation."""
+        if not (config.n_classes >= 2 if cls.conditional else config.n_classes == 0):
+            raise ConfigError(f"a {cls.title} takes {'2 to ' + str(MAX_CLASSES) if cls.conditional else 'no'} classes, "
+                              f"got {config.n_classes}")
+        has_noise = parse_noise(config.noise)[0] is not None
+        if has_noise != ("noise" in cls.settings):
+            raise ConfigError(f"a {cls.title} takes no noise, got {config.noise!r}" if has_noise else
+                              f"a {cls.title} needs a noise such as mask:0.5 or gauss:0.3")
+        if config.sparsity and "sparsity" not in cls.settings:
+            raise ConfigError(f"a {cls.title} takes no L1 sparsity penalty on its code, got {config.sparsity!r}")
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

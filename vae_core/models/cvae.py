@@ -7,4 +7,5 @@ from .vae import VAE
 class CVAE(VAE):
     kind = "cvae"
     title = "conditional VAE"
+    short_title = "conditional VAE"
     conditional = True

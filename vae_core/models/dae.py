@@ -10,6 +10,8 @@ from .ae import AE
 class DAE(AE):
     kind = "dae"
     title = "denoising autoencoder"
+    short_title = "denoising AE"
+    settings = ("noise", "sparsity")
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         return corrupt(x, self.config.noise)

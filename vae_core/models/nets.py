@@ -5,6 +5,8 @@ so every checkpoint written since loads unchanged.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -35,39 +37,57 @@ class MLPEncoder(nn.Sequential):
         return self[1](_with(self[0](x), condition))
 
 
+MAX_CONV_CHANNELS = 128
+
+
+def conv_widths(side: int) -> list[int]:
+    """Channels after each stride-2 convolution for square images of `side` px: the side is halved while it is even
+    and its half at least 4 (28 → 14 → 7, 32 → 16 → 8 → 4, 64 → … → 4), the channels go 32, 64, 128 and stay there."""
+    widths: list[int] = []
+    while side % 2 == 0 and side // 2 >= 4:
+        side //= 2
+        widths.append(min(32 << len(widths), MAX_CONV_CHANNELS))
+    return widths
+
+
 class ConvEncoder(nn.Module):
-    """Two stride-2 convolutions, then a dense head; a condition joins the flattened features."""
+    """Stride-2 convolutions as deep as the side allows (`conv_widths`), then a dense head; a condition joins the
+    flattened features. For 28 px that is two, the layout of every conv checkpoint written so far."""
 
     def __init__(self, channels: int, size: int, hidden: int, out: int, extra: int = 0) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(),
-        )
-        self.head = nn.Sequential(nn.Linear(64 * (size // 4) ** 2 + extra, hidden), nn.ReLU(), nn.Linear(hidden, out))
+        widths = conv_widths(size)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([channels, *widths], widths):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.ReLU()]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        side = size >> len(widths)
+        self.head = nn.Sequential(nn.Linear(widths[-1] * side ** 2 + extra, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, out))
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(_with(self.features(x), condition))
 
 
 class ConvDecoder(nn.Module):
-    """Dense layers up to a 64-channel quarter-size map, then two stride-2 transposed convolutions."""
+    """Dense layers up to the encoder's smallest feature map (`map_shape`), then stride-2 transposed convolutions
+    mirroring the encoder's."""
 
     def __init__(self, channels: int, size: int, hidden: int, latent: int) -> None:
         super().__init__()
-        self.side = size // 4
+        widths = conv_widths(size)
+        self.map_shape = (widths[-1], size >> len(widths), size >> len(widths))
         self.body = nn.Sequential(
             nn.Linear(latent, hidden), nn.ReLU(),
-            nn.Linear(hidden, 64 * self.side ** 2), nn.ReLU(),
+            nn.Linear(hidden, math.prod(self.map_shape)), nn.ReLU(),
         )
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(32, channels, 4, 2, 1),
-        )
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(widths[::-1], [*widths[-2::-1], channels]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ReLU()]
+        self.deconv = nn.Sequential(*layers[:-1])  # logits out: no ReLU after the last
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.deconv(self.body(z).view(-1, 64, self.side, self.side))
+        return self.deconv(self.body(z).view(-1, *self.map_shape))
 
 
 def build_encoder(config: ModelConfig, out: int, extra: int = 0) -> nn.Module:

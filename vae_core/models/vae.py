@@ -13,7 +13,9 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 class VAE(LatentModel):
     kind = "vae"
     title = "VAE"
+    short_title = "VAE"
     probabilistic = True
+    settings = ("beta", "kl_warmup")
     curves = ("elbo", "recon", "kl")
 
     @staticmethod
