@@ -232,3 +232,25 @@ def plane_data(at, key: str = "lm_plane") -> dict:
     found = [e.proto for e in at.get("bidi_component") if e.proto.id.endswith(f"-{key}")]
     assert len(found) == 1, f"no latent plane {key!r}"
     return json.loads(found[0].json)
+
+
+@pytest.fixture()
+def small_dsprites(monkeypatch, request):
+    """dSprites served as a few images rendered when read (`request.param` or 50 to train, 30 to test), so a test
+    neither makes nor unpacks the 377 MB grid."""
+    import numpy as np
+
+    from vae_core import dsprites
+    from vae_core.datasets import dsprites as source
+
+    class RenderedRows:
+        def __getitem__(self, rows) -> np.ndarray:
+            return dsprites._packed(dsprites.from_flat(np.asarray(rows)))
+
+    train, test = getattr(request, "param", (50, 30))
+    source._load.cache_clear()
+    monkeypatch.setattr(source, "TRAIN_SIZE", {64: train, 32: train})
+    monkeypatch.setattr(source, "TEST_SIZE", test)
+    monkeypatch.setattr(dsprites, "full_grid", lambda check=16: RenderedRows())
+    yield
+    source._load.cache_clear()

@@ -10,27 +10,7 @@ from vae_core import dsprites
 from vae_core.data import dataset_info, load_dataset, load_test_set
 
 
-class _RenderedRows:
-    """Stands in for the cached grid: each row rendered when it is read."""
-
-    def __getitem__(self, rows) -> np.ndarray:
-        return dsprites._packed(dsprites.from_flat(np.asarray(rows)))
-
-
-@pytest.fixture()
-def small_grid(monkeypatch):
-    """A split of a few images, rendered when read, so the test neither makes nor unpacks the grid."""
-    from vae_core.datasets import dsprites as source
-
-    source._load.cache_clear()
-    monkeypatch.setattr(source, "TRAIN_SIZE", {64: 50, 32: 50})
-    monkeypatch.setattr(source, "TEST_SIZE", 30)
-    monkeypatch.setattr(dsprites, "full_grid", lambda check=16: _RenderedRows())
-    yield
-    source._load.cache_clear()
-
-
-def test_both_sizes_are_served_with_factors_and_the_shape_as_class(small_grid):
+def test_both_sizes_are_served_with_factors_and_the_shape_as_class(small_dsprites):
     assert dataset_info("dsprites").image_shape == (1, 64, 64)
     assert dataset_info("dsprites-32").class_names == ("square", "ellipse", "heart")
     data = load_dataset("dsprites-32")

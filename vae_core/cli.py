@@ -22,7 +22,7 @@ from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, 
 from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
                    load_test_set)
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
-from .evaluate import evaluate
+from .evaluate import evaluate, factor_metrics
 from .importer import (RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported, import_images,
                        list_imported, remove_imported)
 from .models import TRAINABLE_KINDS, LatentModel, model_class
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.add_argument("--iw-samples", type=_positive_int, default=100)
     e.add_argument("--device", default="auto")
+    e.add_argument("--factors", action="store_true",
+                   help="also measure disentanglement against the dataset's known factors (dsprites): MIG, β-VAE and "
+                        "FactorVAE scores, DCI, SAP")
 
     c = sub.add_parser("classifier", help="train the small classifier that judges decoded images, and save it")
     c.add_argument("--dataset", required=True, help="any labelled dataset (see --dataset of train)")
@@ -326,6 +329,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     # the model's own dataset is checked to be the very images it was trained on; another one is what was asked for
     dataset = load_test_set(args.dataset, args.data_dir, sha=info.dataset_sha if args.dataset == info.dataset else None)
     metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
+    if args.factors:
+        if dataset.factors is None:
+            raise UsageError(f"--factors: {dataset.name} has no known generative factors; use a dataset such as dsprites")
+        from .disentanglement import METRIC_KEYS  # scikit-learn loads only when asked for
+
+        measured = factor_metrics(model, dataset)
+        metrics.update({key: measured[key] for key in METRIC_KEYS})
     broken = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if broken:  # finite but extreme weights; JSON has no NaN or infinity, so there is nothing honest to print
         raise CheckpointError(f"{args.file}: the model's test metrics on {dataset.name} are not finite ({broken}); "

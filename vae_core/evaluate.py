@@ -8,7 +8,7 @@ from typing import Iterator
 
 import torch
 
-from .data import to_float
+from .data import ImageDataset, to_float
 from .loss import gaussian_kl
 from .models import LatentModel
 
@@ -127,3 +127,17 @@ def evaluate(model: LatentModel, images: torch.Tensor, labels: torch.Tensor | No
         metrics["active_units"] = active_units(posterior_means(model, images, labels)[0])
     metrics["n_images"] = len(images)
     return metrics
+
+
+def factor_metrics(model: LatentModel, data: ImageDataset, seed: int = 0) -> dict:
+    """The disentanglement metrics (vae_core.disentanglement) of the model's posterior means of `data`'s test images
+    against their known factors: the seven figures of METRIC_KEYS, the latent × factor mutual-information shares
+    ("mutual_info", d × F), each dimension's best factor and each metric's seconds. ValueError for a dataset whose
+    factors are unknown."""
+    from .disentanglement import disentanglement_metrics  # scikit-learn's models load only when asked for
+
+    if data.factors is None:
+        raise ValueError(f"{data.name} has no known generative factors (only class labels); "
+                         "disentanglement is measured on a dataset such as dsprites")
+    mu = posterior_means(model, data.test_images, data.test_labels if model.conditional else None)[0]
+    return disentanglement_metrics(mu.numpy(), data.factors, data.factor_names, seed=seed)
