@@ -30,9 +30,9 @@ def on_pin(key: str, plane: LatentPlane) -> None:
 
 
 def on_pick(key: str) -> None:
-    index = st.session_state[key]["pick"]
-    if isinstance(index, int):
-        st.session_state[PICKED_KEY] = index
+    pick = st.session_state[key]["pick"]
+    if isinstance(pick, dict) and pick.get("split") == "test" and isinstance(pick.get("index"), int):
+        st.session_state[PICKED_KEY] = pick["index"]
 
 
 def on_klass(key: str) -> None:

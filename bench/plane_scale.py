@@ -4,11 +4,13 @@ Frame time while panning and zooming, p50 / p95, at 10,000, 70,000 and 1,000,000
   (a) raw WebGL: one gl.POINTS draw of every point (4-px squares, one colour each), the floor for drawing every
       point every frame;
   (b) the 2-D canvas points of the live plane as it was at BASELINE_COMMIT (read from git), grid and ticks included;
-all in one run, interleaved a b a b. Each runs in a plain HTML page served by a local http.server (no Streamlit):
+  (c) the live plane now: its WebGL points layer (ui/components/points_gl.js: points in view drawn one by one up to
+      PL_BUDGET, their binned density beyond), grid and ticks included, sent what ui/latent_plane.py sends;
+all in one run, interleaved a b c a b c. Each runs in a plain HTML page served by a local http.server (no Streamlit):
 the component's own module is mounted on a div, the view is stepped (a pan around a circle, then a zoom in and
 out), the component draws, and a 1-pixel read (gl.readPixels / getImageData) waits until the frame is done; the
-time from the view change to that read is the frame. "zoomed" is the same pan at 1/8 of the span over the
-densest spot.
+time from the view change to that read is the frame. "zoomed" and "deep" are the same pan at 1/8 and 1/40 of the
+span over the densest spot.
 
 Points: mnist_z2's posterior means of the MNIST test split (10,000) and test + train (70,000, needs the full data
 in $VAE_DATA_DIR, else the test codes tiled with jitter), and 1,000,000 synthetic codes (the 70,000 tiled with
@@ -77,6 +79,7 @@ export async function mount(host, pts) {
       gl.uniform4f(t, 2 / v.span, 2 / v.span, -2 * v.cx / v.span, -2 * v.cy / v.span);
       gl.drawArrays(gl.POINTS, 0, pts.n);
       gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+      return "points";
     },
   };
 }
@@ -93,7 +96,7 @@ export async function mount(host, pts) {
   const lp = root.__lp;
   return {
     view: { ...lp.view },
-    draw(v) { Object.assign(lp.view, v); @DRAW@; },
+    draw(v) { Object.assign(lp.view, v); @DRAW@; return root.dataset.mode || "points"; },
   };
 }
 """
@@ -112,15 +115,16 @@ window.bench = (async () => {
   const pts = await points(+q.get("n"));
   const target = await mount(document.getElementById("host"), pts);
   return async (views, budgetMs) => {
-    const times = [], start = performance.now();
+    const times = [], modes = {}, start = performance.now();
     for (const v of views) {
       await new Promise((r) => requestAnimationFrame(r));
       const t0 = performance.now();
-      target.draw(v);
+      const mode = target.draw(v);
       times.push(performance.now() - t0);
+      modes[mode] = (modes[mode] || 0) + 1;
       if (performance.now() - start > budgetMs) break;
     }
-    return times;
+    return { times, modes };
   };
 })();
 </script></body></html>
@@ -152,7 +156,7 @@ def codes(counts: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 def views(xy: np.ndarray, extent: float = 3.0, frames: int = 40) -> dict[str, list[dict]]:
     """The view sequences: at full view a pan around a circle then a zoom in to 1/3 and out, and the same pan at 1/8
-    of the span over the densest spot."""
+    and at 1/40 of the span over the densest spot."""
     span = 2 * extent * 1.04
     t = np.linspace(0, 2 * np.pi, frames, endpoint=False)
     pan = [{"cx": 0.15 * span * np.cos(a), "cy": 0.15 * span * np.sin(a), "span": span} for a in t]
@@ -160,9 +164,9 @@ def views(xy: np.ndarray, extent: float = 3.0, frames: int = 40) -> dict[str, li
     hist, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=24, range=[[-extent, extent]] * 2)
     i, j = np.unravel_index(hist.argmax(), hist.shape)
     cx, cy = (xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2
-    zoomed = [{"cx": cx + 0.15 * span / 8 * np.cos(a), "cy": cy + 0.15 * span / 8 * np.sin(a), "span": span / 8}
-              for a in t]
-    return {"full": pan + zoom_in + zoom_in[::-1], "zoomed": zoomed}
+    around = lambda k: [{"cx": cx + 0.15 * span / k * np.cos(a), "cy": cy + 0.15 * span / k * np.sin(a),  # noqa: E731
+                         "span": span / k} for a in t]
+    return {"full": pan + zoom_in + zoom_in[::-1], "zoomed": around(8), "deep": around(40)}
 
 
 def b64(a: np.ndarray) -> str:
@@ -190,6 +194,33 @@ def canvas_variant(folder: Path, model: dict, counts: list[int], pts: dict) -> s
         "@DRAW@", "lp.drawBase(); lp.base.getContext('2d').getImageData(0, 0, 1, 1)")
     (folder / "canvas.js").write_text(page)
     return "canvas"
+
+
+LAYER_DRAW = """lp.render(); lp.base.getContext('2d').getImageData(0, 0, 1, 1);
+      const gl = lp.layer.gl; if (gl) gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4))"""
+
+
+def layer_variant(folder: Path, counts: list[int], pts: dict) -> str:
+    """The plane as it is now, sent what ui/latent_plane.py sends (its files published under static/cache/)."""
+    from ui import latent_plane, shared
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.projection import slice_plane
+
+    model, info = load_checkpoint(ROOT / "checkpoints" / "mnist_z2.pt")
+    sel = shared.Selection(info=info, model=model, data=None, data_notice=None, mu=None, sigma=None)
+    (folder / "app").mkdir()
+    (folder / "app" / "static").symlink_to(latent_plane.STATIC_DIR)
+    for n in counts:
+        xy, labels = pts[n]
+        data = latent_plane.plane_data(sel, slice_plane(2), 3.0, xy=xy, labels=labels, select=True)
+        (folder / f"layer-{n}.json").write_text(json.dumps(data))
+    (folder / "layer-module.js").write_text("\n".join((COMPONENTS / f).read_text() for f in latent_plane.SCRIPTS))
+    (folder / "layer.html.part").write_text((COMPONENTS / "latent_plane.html").read_text())
+    (folder / "layer.css").write_text((COMPONENTS / "latent_plane.css").read_text())
+    page = COMPONENT_PAGE.replace("@MODULE@", "layer-module.js").replace("@HTML@", "layer.html.part").replace(
+        "@DATA@", "layer").replace("@DRAW@", LAYER_DRAW)
+    (folder / "layer.js").write_text(page)
+    return "layer"
 
 
 def model_data() -> tuple[dict, bytes]:
@@ -231,8 +262,9 @@ def write_pages(folder: Path, counts: list[int], pts: dict) -> list[str]:
     variants = ["raw"]
     if canvas_variant(folder, model, counts, pts):
         variants.append("canvas")
+    variants.append(layer_variant(folder, counts, pts))
     for v in variants:
-        css = "old.css" if v == "canvas" else "none.css"
+        css = {"canvas": "old.css", "layer": "layer.css"}.get(v, "none.css")
         (folder / f"{v}.html").write_text(HARNESS.replace("@PAGE@", f"{v}.js").replace("@CSS@", css))
     return variants
 
@@ -257,6 +289,7 @@ def main() -> None:
         variants = write_pages(folder, args.counts, pts)
         server, url = serve(folder)
         times: dict[tuple[str, int, str], list[float]] = {}
+        modes: dict[tuple[str, int, str], set[str]] = {}
         load = [os.getloadavg()[0]]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -268,11 +301,14 @@ def main() -> None:
                         page.goto(f"{url}/{v}.html?n={n}&view=" + json.dumps(seq["full"][0]))
                         page.evaluate("() => window.bench", None)
                         for phase, frames in seq.items():
-                            ms = page.evaluate("([v, b]) => window.bench.then((run) => run(v, b))",
-                                               [frames, FRAME_BUDGET_S * 1e3])
+                            out = page.evaluate("([v, b]) => window.bench.then((run) => run(v, b))",
+                                                [frames, FRAME_BUDGET_S * 1e3])
+                            ms = out["times"]
                             times.setdefault((v, n, phase), []).extend(ms)
+                            modes.setdefault((v, n, phase), set()).update(out["modes"])
                             print(f"round {r + 1}  {v:7s} {n:>9,}  {phase:6s}  p50 {stats(ms)[0]:8.1f} ms  "
-                                  f"p95 {stats(ms)[1]:8.1f} ms  ({len(ms)} frames)", flush=True)
+                                  f"p95 {stats(ms)[1]:8.1f} ms  ({len(ms)} frames: "
+                                  f"{', '.join(f'{k} {c}' for k, c in out['modes'].items())})", flush=True)
                         page.close()
                         load.append(os.getloadavg()[0])
             browser.close()
@@ -282,12 +318,13 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"\nframe time, ms (p50 / p95), load average {min(load):.1f}–{max(load):.1f} on {os.cpu_count()} CPUs")
-    header = f"{'points':>10s} {'view':7s}" + "".join(f"{v:>20s}" for v in variants)
-    print(header)
+    print(f"{'points':>10s} {'view':7s}" + "".join(f"{v:>20s}" for v in variants) + "   layer drew   raw/layer  canvas/layer (p50)")
     for n in args.counts:
-        for phase in ("full", "zoomed"):
-            cells = [stats(times[(v, n, phase)]) for v in variants]
-            print(f"{n:>10,} {phase:7s}" + "".join(f"{a:11.1f} / {b:6.1f}" for a, b in cells))
+        for phase in ("full", "zoomed", "deep"):
+            cells = {v: stats(times[(v, n, phase)]) for v in variants}
+            ratios = "".join(f"{cells[v][0] / cells['layer'][0]:12.2f}" for v in ("raw", "canvas") if v in cells)
+            print(f"{n:>10,} {phase:7s}" + "".join(f"{a:11.1f} / {b:6.1f}" for a, b in cells.values())
+                  + f"   {'+'.join(sorted(modes[('layer', n, phase)])):10s}" + ratios)
 
 
 if __name__ == "__main__":

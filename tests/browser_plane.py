@@ -24,8 +24,9 @@ def geometry(page, root: str = ".lp-root") -> dict:
     """The plane's view and its points in page pixels: `origin` is the overlay's top-left corner."""
     return page.evaluate("""(sel) => {
         const root = document.querySelector(sel), lp = root.__lp, box = lp.overlay.getBoundingClientRect();
+        const {sx, sy} = lp.screenXY();
         return {left: box.left, top: box.top, view: lp.view, area: lp.area(), n: lp.labels.length,
-                sx: Array.from(lp.sx), sy: Array.from(lp.sy)}; }""", root)
+                sx: Array.from(sx), sy: Array.from(sy)}; }""", root)
 
 
 def to_page(page, x: float, y: float, root: str = ".lp-root") -> tuple[float, float]:

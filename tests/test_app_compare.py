@@ -2,7 +2,6 @@
 a checkpoint lacks them; a sweep trained from the page; the shipped sweep when it is there."""
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import SHARED_DATA, shipped_checkpoint, plane_data
+from conftest import SHARED_DATA, plane_data, plane_points, shipped_checkpoint
 from ui import model_panels, shared, training
 from vae_core import jobs
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
@@ -73,7 +72,7 @@ def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoint
     assert "rate-distortion" in [c.key for c in at.get("plotly_chart")]
     for name in ("tiny_beta0.5", "tiny_beta4"):  # one live map per model, compact, on its own PCA plane (d = 3)
         plane = plane_data(at, f"map-{name}")
-        indices = np.frombuffer(base64.b64decode(plane["points"]["indices"]), "<i4")
+        indices = plane_points(plane).indices
         assert plane["compact"] and plane["group"] is None and plane["model"]["spec"]["latent_dim"] == 3
         assert len(indices) == len(set(indices.tolist())) > 0 and plane["plane"]["labels"][0].startswith("PC1")
     captions = [c for image in at.get("image") for c in image.captions]

@@ -1,7 +1,6 @@
 """Home and Latent Map pages in AppTest: d = 2 and d > 2 models, simulated clicks, views and the UMAP job."""
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import plane_data
+from conftest import plane_data, plane_points
 
 from ui.latent_plane import pinned_record
 from vae_core import inference, umap_view
@@ -46,7 +45,7 @@ def wide_mu(app_checkpoints) -> np.ndarray:
 
 
 def _xy(data: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
+    return plane_points(data).xy
 
 
 def _images(at: AppTest) -> dict[str, str]:
@@ -97,7 +96,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     # every test image, at its μ, with its label
     mu = inference.encode(model, test.test_images)[0]
     assert _xy(data) == pytest.approx(mu[:10_000], abs=1e-5)
-    labels = np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)
+    labels = plane_points(data).labels
     assert (labels == test.test_labels.numpy()[:10_000]).all()
     # the weights the browser fetches are this model's, in the exported layout
     blob = ROOT / "static" / data["model"]["url"].removeprefix("app/static/")

@@ -1,14 +1,13 @@
 """Every page shows a model its own dataset's test images, and only what the decoder draws when those are missing."""
 from __future__ import annotations
 
-import base64
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, shipped_checkpoint, plane_data
+from conftest import ROOT, plane_data, plane_points, shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS, load_test_set
 
@@ -44,9 +43,9 @@ def test_a_clothing_model_is_shown_clothes_offline(folder):
     assert not at.exception and not at.warning
     data = plane_data(at)
     assert data["classes"] == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits
-    assert len(np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)) == 10_000
+    assert len(plane_points(data).labels) == 10_000
     # hover tooltips show the model's own test images: the atlas is made of fashion-mnist's
-    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"].removeprefix("app/static/")))
+    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"]["test"].removeprefix("app/static/")))
     first = load_test_set("fashion-mnist").test_images[0].numpy()
     assert (atlas[:28, :28] == first).all()
     assert any("10,000 test images of bundled fashion-mnist test split" in c.value for c in at.caption)
