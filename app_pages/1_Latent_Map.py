@@ -8,15 +8,17 @@ from ui import history_view, latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
 from ui.latent_plane import latent_plane, pinned_record
 from ui.map_overlays import remember_latent
+from ui.point_set import PointSet
 from ui.plots import code_extent
 from vae_core import inference, typicality
 from vae_core.data import class_names as dataset_classes
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
 CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned position, written by the callback
-PICKED_KEY = "latent_map_picked"  # test-set index of the last data point clicked
+PICKED_KEY = "latent_map_picked"  # {"split", "index"} of the image of the last data point clicked
 CLASS_KEY = "latent_map_class"  # the class a conditional model draws, picked in the component
-MAX_POINTS = 10_000
+POINTS_KEY = "lm_points"  # which splits the plane shows
+SPLIT_CHOICES = {"test": ("test",), "train": ("train",), "both": ("test", "train")}
 VIEWS = ("Two dims", "PCA", "UMAP")
 PLANE_KEY, UMAP_KEY = "lm_plane", "lm_umap"
 
@@ -31,8 +33,8 @@ def on_pin(key: str, plane: LatentPlane) -> None:
 
 def on_pick(key: str) -> None:
     pick = st.session_state[key]["pick"]
-    if isinstance(pick, dict) and pick.get("split") == "test" and isinstance(pick.get("index"), int):
-        st.session_state[PICKED_KEY] = pick["index"]
+    if isinstance(pick, dict) and pick.get("split") in SPLIT_CHOICES["both"] and isinstance(pick.get("index"), int):
+        st.session_state[PICKED_KEY] = {"split": pick["split"], "index": pick["index"]}
 
 
 def on_klass(key: str) -> None:
@@ -84,21 +86,31 @@ if d < 2:
     st.stop()
 
 has_data = sel.data is not None
-if has_data:
-    n_points = min(len(sel.mu), MAX_POINTS)
-    mu, labels = sel.mu[:n_points], sel.data.test_labels.numpy()[:n_points]
-    class_names = sel.data.class_names
-else:  # decoder-only: the plane and its grid, with no test points
-    n_points, mu, labels, class_names = 0, np.zeros((0, d), np.float32), np.zeros(0, np.int64), sel.class_names
-picked = st.session_state.get(PICKED_KEY)
-if picked is not None and not 0 <= picked < n_points:  # a pick made with another model
-    picked = st.session_state[PICKED_KEY] = None
+if has_data:  # PCA, the dims' order and an autoencoder's extent are fitted on the test split's μ
+    mu, class_names = sel.mu, sel.data.class_names
+    offered = [c for c, splits in SPLIT_CHOICES.items() if set(splits) <= set(sel.splits())]
+else:  # decoder-only: the plane and its grid, with no points
+    mu, class_names, offered = np.zeros((0, d), np.float32), sel.class_names, []
 
-st.caption(f"{shared.describe(sel.info)} · " + (f"{n_points:,} test images of {sel.data.source}. " if has_data else "")
-           + "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
-             "it, click a point to pick that test image, drag to pan, scroll to zoom, or draw a digit on the pad.")
+st.caption(f"{shared.describe(sel.info)} · {sel.data.source if has_data else 'no images'}. "
+           "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
+           "it, click a point to pick its image, drag to pan, scroll to zoom, lasso or box points to see what they "
+           "hold, or draw a digit on the pad.")
 
 # --- controls -----------------------------------------------------------------------------------------------
+if st.session_state.get(POINTS_KEY) not in offered:
+    st.session_state[POINTS_KEY] = offered[0] if offered else None
+if len(offered) > 1:
+    sizes = {c: sum(len(shared.split_images(sel.data, s)[1]) for s in SPLIT_CHOICES[c]) for c in offered}
+    st.segmented_control("Points", offered, key=POINTS_KEY, format_func=lambda c: f"{c} ({sizes[c]:,})",
+                         help="Which images' codes the plane shows: the test split, the training split, or both.")
+points = PointSet(sel, SPLIT_CHOICES[st.session_state[POINTS_KEY] or "test"]) if has_data else None
+picked = st.session_state.get(PICKED_KEY)
+if picked is not None and (points is None or picked.get("split") not in sel.splits()
+                           or not 0 <= picked.get("index", -1) < len(shared.split_images(sel.data, picked["split"])[1])):
+    picked = st.session_state[PICKED_KEY] = None  # a pick made with another model's data
+picked_at = None if picked is None else points.position(picked["split"], picked["index"])
+
 view = plane_kind = "Two dims"
 if d > 2:
     c_view, c_dims, c_base = st.columns([3, 2, 2], gap="medium")
@@ -126,7 +138,7 @@ if plane_kind == "Two dims" and d > 2:
                                disabled=picked is None,
                                help="Pick a point (click a test image on the map) to slice through its μ.")
     if base_choice != "zero" and picked is not None:
-        base = mu[picked]
+        base = sel.encodings(picked["split"])[0][picked["index"]]
 
 kind = sel.info.model_config.kind
 n_classes = sel.info.model_config.n_classes
@@ -146,7 +158,7 @@ if view == "UMAP":
     job = latent_views.umap_job(sel)
     status = job.status()
     if status.state == "done":
-        umap_xy = job.embedding[:n_points]
+        umap_xy = job.embedding
     elif status.state == "failed":
         st.error(f"{status.message}. Showing the {plane_kind} plane instead.")
     else:
@@ -163,15 +175,17 @@ common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=la
 if umap_xy is not None:
     st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
     lo, hi = umap_xy.min(axis=0), umap_xy.max(axis=0)
-    latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
-                 class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY),
-                 center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
+    latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy,
+                 labels=sel.data.test_labels.numpy(), class_names=names, decode=False,
+                 picked=picked["index"] if picked and picked["split"] == "test" else None,
+                 on_pick=lambda: on_pick(UMAP_KEY), center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
     st.markdown(f"**The {plane_kind} plane** · decoded under the pointer (UMAP has no fast inverse)")
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
-    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=plane.project(mu), labels=labels, pad=True,
-                          pinned=pinned, picked=picked, on_pin=lambda: on_pin(PLANE_KEY, plane),
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=None if points is None else plane.project(points.mu),
+                          labels=None if points is None else points.labels, segments=points and points.segments,
+                          pad=True, pinned=pinned, picked=picked_at, on_pin=lambda: on_pin(PLANE_KEY, plane),
                           on_pick=lambda: on_pick(PLANE_KEY), **common)
 if autoencoder:
     st.caption(f"An autoencoder's codes are not pulled toward N(0, I), so this map spans them (±{extent:g}). "
@@ -195,11 +209,14 @@ with c_near:
     if z_click is not None and has_data:
         i = inference.nearest(mu, z_click)
         st.markdown("**Nearest test image**")
-        image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[labels[i]]} · "
+        image(sel.data.test_images[i].numpy(), caption=f"#{i} · class {class_names[int(sel.data.test_labels[i])]} · "
                                                         f"distance {np.linalg.norm(mu[i] - z_click):.2f}")
     if picked is not None:
+        images, labels = shared.split_images(sel.data, picked["split"])
+        i = picked["index"]
         st.markdown("**Picked point**")
-        image(sel.data.test_images[picked].numpy(), caption=f"#{picked} · class {class_names[labels[picked]]}")
+        image(images[i].numpy(), caption=f"#{i}" + ("" if picked["split"] == "test" else " (train)")
+              + f" · class {class_names[int(labels[i])]}")
 with c_drawn:
     st.markdown("**Drawn digit**")
     if events.drawn is None:

@@ -121,7 +121,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     assert _images(at)["decoded"] != first_images["decoded"]
     assert "(x, y) = (1.000, -1.500)" in _markdown(at)
 
-    at.session_state[PICKED_KEY] = 7
+    at.session_state[PICKED_KEY] = {"split": "test", "index": 7}
     at.run()
     assert any(c.startswith("#7 · class") for c in _images(at))
     assert plane_data(at)["picked"] == 7
@@ -161,7 +161,7 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert plane_data(at)["plane"]["origin"] == [0.0] * d
 
     # slicing through a picked point's μ: the other dims come from that μ
-    at.session_state[PICKED_KEY] = 3
+    at.session_state[PICKED_KEY] = {"split": "test", "index": 3}
     at.run()
     at.radio(key="lm_base").set_value("picked point's μ").run()
     assert not at.exception

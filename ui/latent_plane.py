@@ -121,7 +121,8 @@ def points_file(xy: np.ndarray, labels: np.ndarray, indices: np.ndarray | None =
                 highlight: np.ndarray | None = None) -> tuple[str, bytes]:
     """The points as the browser reads them (latent_plane.js: lpPoints), and the name to publish them under: xy
     float32 (2n), then the image index of each in its split int32 (n) when given, labels uint8 (n), and a uint8
-    highlight mask (n) when given. 70,000 points make 700 kB (933 kB as base64 inside the page's data)."""
+    highlight mask (n) when given. 70,000 points make a 630 kB file, fetched once; as base64 inside the page's data
+    they were 840 kB, sent again with every rerun that changed anything else (1,000,000: 9.0 MB, 12 MB)."""
     parts = [np.ascontiguousarray(xy, "<f4").tobytes()]
     if indices is not None:
         parts.append(np.ascontiguousarray(indices, "<i4").tobytes())

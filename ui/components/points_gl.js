@@ -216,10 +216,12 @@ class PointsLayer {
     const tmp = document.createElement("canvas");
     tmp.width = bw; tmp.height = bh;
     tmp.getContext("2d").putImageData(bins, 0, 0);
+    ctx.save();
     ctx.imageSmoothingEnabled = false;
     ctx.beginPath();
     ctx.rect(a.x * dpr, a.y * dpr, a.w * dpr, a.h * dpr);
     ctx.clip();
     ctx.drawImage(tmp, a.x * dpr, a.y * dpr, bw * PL_BIN, bh * PL_BIN);
+    ctx.restore();
   }
 }
