@@ -6,11 +6,12 @@ import streamlit as st
 
 from ui import history_view, latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
-from ui.latent_plane import latent_plane, pinned_record
+from ui.latent_plane import latent_plane, pinned_record, plane_id
+from ui.selection_panel import neighbours_panel, selection_panel, selection_rows
 from ui.map_overlays import remember_latent
 from ui.point_set import PointSet
 from ui.plots import code_extent
-from vae_core import inference, typicality
+from vae_core import inference, selection, typicality
 from vae_core.data import class_names as dataset_classes
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
 
@@ -18,6 +19,7 @@ CLICK_KEY = "latent_map_click"  # {"x", "y", "z", "plane"}: the last pinned posi
 PICKED_KEY = "latent_map_picked"  # {"split", "index"} of the image of the last data point clicked
 CLASS_KEY = "latent_map_class"  # the class a conditional model draws, picked in the component
 POINTS_KEY = "lm_points"  # which splits the plane shows
+SELECTION_KEY = "latent_map_selection"  # {"key": plane_id, "shapes": [...]}: the selection drawn on the plane
 SPLIT_CHOICES = {"test": ("test",), "train": ("train",), "both": ("test", "train")}
 VIEWS = ("Two dims", "PCA", "UMAP")
 PLANE_KEY, UMAP_KEY = "lm_plane", "lm_umap"
@@ -35,6 +37,19 @@ def on_pick(key: str) -> None:
     pick = st.session_state[key]["pick"]
     if isinstance(pick, dict) and pick.get("split") in SPLIT_CHOICES["both"] and isinstance(pick.get("index"), int):
         st.session_state[PICKED_KEY] = {"split": pick["split"], "index": pick["index"]}
+
+
+def on_select(key: str) -> None:
+    value = st.session_state[key]["selection"]
+    if value is None:
+        st.session_state.pop(SELECTION_KEY, None)
+        return
+    try:
+        selection.parse_shapes(value["shapes"])
+    except (KeyError, TypeError, ValueError):
+        return  # not a selection: the last good one stays
+    if isinstance(value.get("key"), str):
+        st.session_state[SELECTION_KEY] = {"key": value["key"], "shapes": value["shapes"]}
 
 
 def on_klass(key: str) -> None:
@@ -92,19 +107,20 @@ if has_data:  # PCA, the dims' order and an autoencoder's extent are fitted on t
 else:  # decoder-only: the plane and its grid, with no points
     mu, class_names, offered = np.zeros((0, d), np.float32), sel.class_names, []
 
-st.caption(f"{shared.describe(sel.info)} · {sel.data.source if has_data else 'no images'}. "
-           "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
-           "it, click a point to pick its image, drag to pan, scroll to zoom, lasso or box points to see what they "
-           "hold, or draw a digit on the pad.")
-
-# --- controls -----------------------------------------------------------------------------------------------
 if st.session_state.get(POINTS_KEY) not in offered:
     st.session_state[POINTS_KEY] = offered[0] if offered else None
+points = PointSet(sel, SPLIT_CHOICES[st.session_state[POINTS_KEY]]) if has_data else None
+st.caption(f"{shared.describe(sel.info)} · " + (f"{len(points):,} {' + '.join(points.splits)} images of "
+                                                f"{sel.data.source}. " if has_data else "")
+           + "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
+             "it, click a point to pick its image, drag to pan, scroll to zoom, lasso or box points to see what they "
+             "hold, or draw a digit on the pad.")
+
+# --- controls -----------------------------------------------------------------------------------------------
 if len(offered) > 1:
     sizes = {c: sum(len(shared.split_images(sel.data, s)[1]) for s in SPLIT_CHOICES[c]) for c in offered}
     st.segmented_control("Points", offered, key=POINTS_KEY, format_func=lambda c: f"{c} ({sizes[c]:,})",
                          help="Which images' codes the plane shows: the test split, the training split, or both.")
-points = PointSet(sel, SPLIT_CHOICES[st.session_state[POINTS_KEY] or "test"]) if has_data else None
 picked = st.session_state.get(PICKED_KEY)
 if picked is not None and (points is None or picked.get("split") not in sel.splits()
                            or not 0 <= picked.get("index", -1) < len(shared.split_images(sel.data, picked["split"])[1])):
@@ -170,6 +186,11 @@ if click is not None and len(click["z"]) == d and tuple(click["plane"]) == tuple
     z_click = np.asarray(click["z"], np.float32)
 pinned = None if z_click is None else tuple(plane.project(z_click[None])[0])
 
+# the points' plane coordinates as the browser gets them (float32): a selection is counted on exactly these
+xy = None if points is None else np.asarray(plane.project(points.mu), np.float32)
+stored = st.session_state.get(SELECTION_KEY)
+shapes = stored["shapes"] if stored and stored["key"] == plane_id(sel, plane) and umap_xy is None else None
+
 # --- the plane ------------------------------------------------------------------------------------------------
 common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=lambda: on_klass(PLANE_KEY))
 if umap_xy is not None:
@@ -183,16 +204,24 @@ if umap_xy is not None:
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
-    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=None if points is None else plane.project(points.mu),
-                          labels=None if points is None else points.labels, segments=points and points.segments,
-                          pad=True, pinned=pinned, picked=picked_at, on_pin=lambda: on_pin(PLANE_KEY, plane),
-                          on_pick=lambda: on_pick(PLANE_KEY), **common)
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=xy, labels=None if points is None else points.labels,
+                          segments=points and points.segments, pad=True, pinned=pinned, picked=picked_at,
+                          select=True, selection=shapes, on_pin=lambda: on_pin(PLANE_KEY, plane),
+                          on_pick=lambda: on_pick(PLANE_KEY), on_select=lambda: on_select(PLANE_KEY), **common)
 if autoencoder:
     st.caption(f"An autoencoder's codes are not pulled toward N(0, I), so this map spans them (±{extent:g}). "
                "The dashed square is [-3, 3]², where a VAE's prior puts its mass: move between the clusters "
                "to see what the decoder draws in the holes.")
 
-# --- what the server adds: pinned spot, nearest and picked test images, the drawn digit's score --------------------
+# --- what the server adds: the selection's panel, the picked point's neighbours, the pinned spot, the drawn digit --
+if shapes and points is not None:
+    rows = selection_rows(points, xy, shapes)
+    if rows is not None:
+        selection_panel(points, rows)
+if picked_at is not None and umap_xy is None:
+    st.markdown("**The picked point's nearest neighbours**")
+    neighbours_panel(points, picked_at)
+
 c_pin, c_near, c_drawn = st.columns([3, 2, 4], gap="medium")
 with c_pin:
     st.markdown("**Pinned**")

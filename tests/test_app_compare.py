@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import SHARED_DATA, plane_data, plane_points, shipped_checkpoint
 from ui import model_panels, shared, training
-from vae_core import jobs
+from vae_core import inference, jobs
+from vae_core.data import load_dataset
+from vae_core.projection import LatentPlane
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
@@ -55,6 +58,32 @@ def run_page() -> AppTest:
 
 def table(at: AppTest):
     return at.dataframe[0].value
+
+
+def test_a_selection_sent_from_the_latent_map_is_on_every_map(beta_checkpoints, use_folder):
+    """Each model encodes the sent images itself and puts them after the map's own points, highlighted."""
+    use_folder(beta_checkpoints)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["compared_selection"] = {"dataset": "mnist-sample", "test": [4, 9, 700], "train": [0, 3999]}
+    at.run()
+    assert not at.exception
+    assert any(i.value.startswith("5 images selected on the Latent Map") for i in at.info)
+    data = load_dataset("mnist-sample")
+    for name in ("tiny_beta0.5", "tiny_beta4"):
+        plane = plane_data(at, f"map-{name}")
+        pts = plane_points(plane)
+        n = len(pts.xy) - 5
+        assert pts.highlight.tolist() == [False] * n + [True] * 5
+        assert pts.indices[n:].tolist() == [4, 9, 700, 0, 3999]
+        assert [(s["split"], s["count"]) for s in plane["points"]["segments"]] == [("test", n + 3), ("train", 2)]
+        model = shared.load_model(next(i for i in shared.checkpoints()[0] if i.name == name))
+        images = torch.cat([data.test_images[[4, 9, 700]], data.train_images[[0, 3999]]])
+        mu = inference.encode(model, images)[0]
+        plane_obj = LatentPlane(np.asarray(plane["plane"]["origin"]), np.asarray(plane["plane"]["axes"]),
+                                tuple(plane["plane"]["labels"]))
+        assert pts.xy[n:] == pytest.approx(plane_obj.project(mu), abs=1e-4)
+    at.button(key="compare.clear_sent").click().run()
+    assert "compared_selection" not in at.session_state and plane_points(plane_data(at, "map-tiny_beta4")).highlight is None
 
 
 def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoints, use_folder):

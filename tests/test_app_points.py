@@ -58,3 +58,38 @@ def test_both_splits_are_every_code_in_order_and_a_train_pick_shows_its_image(fu
     at.session_state["lm_points"] = "test"  # a train pick is kept but not drawn where there is no train point
     at.run()
     assert not at.exception and plane_data(at)["picked"] is None
+
+
+def test_a_selection_is_counted_on_the_coordinates_sent_and_summed_up(page_app):
+    """A box selection as the browser reports it: the panel counts the points inside (compared here with plain
+    coordinate tests), and its mean code goes to Interpolate as an end."""
+    at = page_app(PAGE)
+    at.run()
+    data = plane_data(at)
+    assert data["select"] and data["selection"] is None
+    xy = plane_points(data).xy
+    x0, y0, x1, y1 = -1.2, -0.4, 0.3, 0.9
+    chosen = np.flatnonzero((xy[:, 0] > x0) & (xy[:, 0] < x1) & (xy[:, 1] > y0) & (xy[:, 1] < y1))
+    shapes = [{"kind": "box", "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}]
+    at.session_state["latent_map_selection"] = {"key": data["plane_id"], "shapes": shapes}
+    at.run()
+    assert not at.exception
+    assert plane_data(at)["selection"] == {"key": data["plane_id"], "shapes": shapes}  # the browser draws it again
+    assert any(m.value.startswith(f"**Selection: {len(chosen):,} images** ({len(chosen):,} test)") for m in at.markdown)
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert "mean input image" in captions and "decoded mean code" in captions
+    assert sum(c.startswith("#") and " · " in c for c in captions) >= 16  # the typicality strip
+    assert [b.label for b in at.get("download_button")][:1] == ["Selection as CSV"]
+
+    at.button(key="lm_send_selection_interp").click().run()
+    sent = at.session_state["clicked_latents"][-1]
+    assert sent.shape == (2,) and np.allclose(sent, xy[chosen].mean(axis=0), atol=1e-5)  # d = 2: μ is the plane
+
+
+def test_a_selection_of_another_plane_or_a_malformed_one_is_not_shown(page_app):
+    at = page_app(PAGE)
+    at.session_state["latent_map_selection"] = {"key": "another model|z0/z1|0", "shapes": [
+        {"kind": "box", "points": [[0, 0], [1, 0], [1, 1], [0, 1]]}]}
+    at.run()
+    assert not at.exception and plane_data(at)["selection"] is None
+    assert not any(m.value.startswith("**Selection") for m in at.markdown)

@@ -180,7 +180,8 @@ class PlaneEvents:
 
 def plane_id(sel: Selection, plane: LatentPlane) -> str:
     """Names the model and the plane a selection's polygons were drawn on (they mean nothing on another)."""
-    return f"{sel.info.name}|{'/'.join(plane.labels)}|{hashlib.sha1(np.asarray(plane.origin, '<f4').tobytes() + np.asarray(plane.axes, '<f4').tobytes()).hexdigest()[:8]}"
+    where = np.asarray(plane.origin, "<f4").tobytes() + np.asarray(plane.axes, "<f4").tobytes()
+    return f"{sel.info.name}|{'/'.join(plane.labels)}|{hashlib.sha1(where).hexdigest()[:8]}"
 
 
 def pinned_record(pin: Any, plane: LatentPlane) -> dict[str, Any] | None:

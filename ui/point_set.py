@@ -42,11 +42,9 @@ class PointSet:
     def labels(self) -> np.ndarray:
         return self._joined([split_images(self.sel.data, s)[1].numpy() for s in self.splits])
 
-    @cached_property
-    def figures(self) -> dict[str, np.ndarray]:
-        """vae_core.per_image figures of every point (computed once per model and split, on first use)."""
-        per_split = [self.sel.figures(s) for s in self.splits]
-        return {name: self._joined([f[name] for f in per_split]) for name in per_split[0]}
+    def figure(self, name: str) -> np.ndarray:
+        """A vae_core.per_image figure of every point (Selection.figure: computed once, on first use)."""
+        return self._joined([self.sel.figure(name, s) for s in self.splits])
 
     def identity(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The split (names) and the index in it of each point position."""

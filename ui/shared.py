@@ -103,11 +103,15 @@ def _encode(path: str, stamp: float, dataset_name: str, split: str = "test") -> 
     return inference.encode(model, *split_images(data, split))  # labels: a cvae is told each image's class
 
 
-@st.cache_data(show_spinner="Scoring every image once for this model (−ELBO, KL, σ, the classifier)…", max_entries=16)
+@st.cache_data(show_spinner="Scoring every image once for this model (−ELBO, KL, σ)…", max_entries=16)
 def _figures(path: str, stamp: float, dataset_name: str, split: str) -> dict[str, np.ndarray]:
     model, data = _load(path, stamp)[0], dataset(dataset_name)[0]
-    judge = classifier() if dataset_name in CLASSIFIER_DATASETS else None
-    return per_image.per_image_figures(model, *split_images(data, split), judge=judge)
+    return per_image.per_image_figures(model, *split_images(data, split))
+
+
+@st.cache_data(show_spinner="The classifier reads every image once…", max_entries=8)
+def _confidence(dataset_name: str, split: str) -> np.ndarray:
+    return per_image.classifier_confidence(classifier(), split_images(dataset(dataset_name)[0], split)[0])
 
 
 @dataclass
@@ -127,9 +131,16 @@ class Selection:
             return self.mu, self.sigma
         return _encode(str(self.info.path), stamp(self.info.path), self.data.name, split)
 
-    def figures(self, split: str) -> dict[str, np.ndarray]:
-        """vae_core.per_image figures of every image of a split, computed once per model and split."""
-        return _figures(str(self.info.path), stamp(self.info.path), self.data.name, split)
+    def figure_names(self) -> tuple[str, ...]:
+        """The vae_core.per_image figures this model has for its images."""
+        return per_image.figure_names(self.model, judged=self.data.name in CLASSIFIER_DATASETS and classifier() is not None)
+
+    def figure(self, name: str, split: str) -> np.ndarray:
+        """One of vae_core.per_image's figures for every image of a split: the model's computed once per model and
+        split, the classifier's confidence once per dataset and split (it does not depend on the model)."""
+        if name == "confidence":
+            return _confidence(self.data.name, split)
+        return _figures(str(self.info.path), stamp(self.info.path), self.data.name, split)[name]
 
     def splits(self) -> tuple[str, ...]:
         """The splits with images here (the bundled data has only the test split)."""

@@ -22,8 +22,8 @@ const LP_RADIUS = 3; // marker radius in CSS pixels; a click within it (+1) pick
 const LP_PAD_SIDE = 280;
 const LP_PEN = 18; // pen width on the pad: ~2 px strokes once a digit is fitted to 20 px, as in MNIST
 const LP_VIEW_REPORT_MS = 600; // the view goes to Python (the page's URL) this long after the last pan or zoom
-const LP_ALPHA = 204; // points are drawn at 80 % opacity, faded ones at 30 %
-const LP_FADED = 77;
+const LP_ALPHA = 204; // points are drawn at 80 % opacity, faded ones at 18 %
+const LP_FADED = 46;
 
 // The points' binary file (ui/latent_plane.py: points_file): xy float32 (2n), [indices int32 (n)], labels uint8 (n),
 // [highlight uint8 (n)], sorted into a PointGrid once per file.
