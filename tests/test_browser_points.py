@@ -114,3 +114,95 @@ def test_hover_pick_and_pin_keep_working_at_70000_points(full_plane):
         expected, _ = pin(page, px, py, timeout_ms=60_000)
         shown = [float(v) for v in PINNED.search(page.inner_text("body")).groups()]
         assert abs(shown[0] - expected[0]) <= pixel and abs(shown[1] - expected[1]) <= pixel
+
+
+@pytest.fixture
+def map_page(app_checkpoints, streamlit_server_factory, browser_page):
+    """The Latent Map of the d = 2 model with its test split (bundled, or the full data's)."""
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
+    open_plane(browser_page, server.url)
+    return browser_page
+
+
+def colour_by(page, label: str) -> np.ndarray:
+    """Chooses what the points are coloured by; returns the numbers the browser got."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Colour by").click()
+    page.get_by_role("option", name=label).click()
+    page.wait_for_function("label => { const r = document.querySelector('.lp-root'), lp = r.__lp;"
+                           " return r.dataset.ready === '1' && lp.values && lp.data.color_by.label === label; }",
+                           arg=label, timeout=300_000)
+    return np.asarray(page.evaluate("() => Array.from(document.querySelector('.lp-root').__lp.values)"), np.float32)
+
+
+def set_threshold(page, fraction: float) -> float:
+    """Moves the colour bar's threshold to `fraction` of its range; returns the threshold the plane applied."""
+    return page.evaluate("""(f) => { const s = document.querySelector('[data-lp=above]');
+        s.value = String(+s.min + f * (s.max - s.min)); s.dispatchEvent(new Event('input'));
+        return document.querySelector('.lp-root').__lp.above; }""", fraction)
+
+
+def test_colour_by_shows_the_servers_figures_and_the_threshold_hides_the_rest(map_page, app_checkpoints):
+    page = map_page
+    values = colour_by(page, "−ELBO (nats)")
+    model, info = load_checkpoint(app_checkpoints.z2)
+    data = load_test_set(info.dataset)
+    expected = per_image_figures(model, data.test_images, data.test_labels)["nelbo"]
+    assert np.array_equal(values, expected.astype(np.float32))  # the server's figures, as float32
+    assert page.locator('[data-lp="bar"]').is_visible() and not page.locator('[data-lp="legend"] .lp-chip').count()
+
+    above = set_threshold(page, 0.6)
+    shown = values >= above
+    assert 0 < shown.sum() < len(values)
+    assert int(page.evaluate("() => document.querySelector('.lp-root').dataset.shown")) == shown.sum()
+    geom = geometry(page)
+    hidden = [t for t in isolated_points(geom, 200, gap_px=8) if not shown[t[0]]][:3]
+    visible = [t for t in isolated_points(geom, 200, gap_px=8) if shown[t[0]]][:3]
+    assert hidden and visible
+    for index, px, py in hidden:  # a hidden point is not there to hover
+        page.mouse.move(px, py)
+        assert page.evaluate("() => document.querySelector('.lp-root').__lp.hover") == -1
+    for index, px, py in visible:  # a shown one says its number
+        page.mouse.move(px, py)
+        tip = page.locator('[data-lp="tip-text"]').inner_text()
+        assert tip.startswith(f"#{index} · ") and "−ELBO (nats) " in tip
+        assert float(tip.rsplit(" ", 1)[1]) == pytest.approx(values[index], abs=0.006)
+
+
+def test_a_link_restores_the_view_and_the_selection_in_a_new_browser(map_page, chromium):
+    page = map_page
+    colour_by(page, "reconstruction error (nats)")
+    above = set_threshold(page, 0.3)
+    xy, labels = plane_points(page)
+    page.click('[data-lp="tool-lasso"]')
+    drag_path(page, ring(np.median(xy[labels == 0], axis=0), 0.6, 0.5))
+    chosen = selected(page)
+    wait_for_selection_panel(page, len(chosen))
+    page.click('[data-lp="tool-pan"]')
+    box = page.locator('[data-testid="latent-plane"]').bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)
+    page.mouse.wheel(0, -400)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.up()
+    view = page.evaluate("() => document.querySelector('.lp-root').__lp.viewState()")
+    page.wait_for_function("span => new URLSearchParams(location.search).get('view')?.split(',')[2] == span",
+                           arg=f"{view['span']:.6g}", timeout=60_000)
+    assert {"sel", "color", "above", "model"} <= set(page.evaluate("() => [...new URLSearchParams(location.search).keys()]"))
+    shapes = page.evaluate("() => document.querySelector('.lp-root').__lp.shapes")
+
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh = context.new_page()
+        fresh.goto(page.url)
+        fresh.wait_for_function("() => document.querySelector('.lp-root')?.dataset.ready === '1' && "
+                                "document.querySelector('.lp-root').__lp.values", timeout=300_000)
+        restored = fresh.evaluate("() => document.querySelector('.lp-root').__lp.viewState()")
+        assert restored == pytest.approx(view, rel=1e-5)
+        assert restored["above"] == pytest.approx(above, rel=1e-5)
+        assert fresh.evaluate("() => document.querySelector('.lp-root').__lp.shapes") == shapes
+        assert np.array_equal(selected(fresh), chosen)
+        wait_for_selection_panel(fresh, len(chosen))
+        assert fresh.evaluate("() => document.querySelector('.lp-root').__lp.data.color_by.label") == \
+            "reconstruction error (nats)"
+    finally:
+        context.close()
