@@ -101,7 +101,7 @@ def spread_figure(summary: selection.Summary) -> go.Figure:
                              marker_color="#2ca02c"))
     fig.update_layout(height=230, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(tickmode="array", tickvals=list(range(d)), ticktext=dims),
-                      yaxis=dict(title="μ, σ"), yaxis2=dict(title="KL", overlaying="y", side="right", showgrid=False))
+                      yaxis=dict(title="μ, σ"), yaxis2=dict(title="KL", overlaying="y", side="right", showgrid=False, rangemode="tozero"))
     return fig
 
 
