@@ -6,7 +6,10 @@ Frame time while panning and zooming, p50 / p95, at 10,000, 70,000 and 1,000,000
   (b) the 2-D canvas points of the live plane as it was at BASELINE_COMMIT (read from git), grid and ticks included;
   (c) the live plane now: its WebGL points layer (ui/components/points_gl.js: points in view drawn one by one up to
       PL_BUDGET, their binned density beyond), grid and ticks included, sent what ui/latent_plane.py sends;
-all in one run, interleaved a b c a b c. Each runs in a plain HTML page served by a local http.server (no Streamlit):
+all in one run, interleaved a b c a b c. Then, through the app (a Streamlit server, the Latent Map with both splits of
+the full MNIST, 70,000 points), a lasso drawn with the mouse → the server's panel: from the mouse button's release to
+the panel naming the new count, to its new mean image, and to its new typicality strip (the panel's last part),
+alternating two lassos (the first, which scores every image once, is a warm-up and not counted). Each runs in a plain HTML page served by a local http.server (no Streamlit):
 the component's own module is mounted on a div, the view is stepped (a pan around a circle, then a zoom in and
 out), the component draws, and a 1-pixel read (gl.readPixels / getImageData) waits until the frame is done; the
 time from the view change to that read is the frame. "zoomed" and "deep" are the same pan at 1/8 and 1/40 of the
@@ -39,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from browser_plane import drag_path, open_plane, show_points  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
 
 BASELINE_COMMIT = "c135f1767a5a69e5ef6705fc2e32b9e18b0ddda0"  # the last commit whose plane drew its points in 2-D
 COMPONENTS = ROOT / "ui" / "components"
@@ -269,6 +273,56 @@ def write_pages(folder: Path, counts: list[int], pts: dict) -> list[str]:
     return variants
 
 
+PANEL_IMAGES = """() => { const srcs = (text) => [...document.querySelectorAll('[data-testid="stImage"]')]
+    .filter((e) => e.innerText.includes(text)).map((e) => e.querySelector('img')?.src).join(' ');
+    return [srcs('mean input image'), srcs('·')]; }"""
+
+
+def lasso_to_panel(lassos: int) -> list[tuple[float, float, float]]:
+    """(count, mean image, strip) ms after the mouse is released, for `lassos` lassos drawn in the app."""
+    import math
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="plane-scale-app-"))
+    (folder / "mnist_z2.pt").symlink_to(ROOT / "checkpoints" / "mnist_z2.pt")
+    server = StreamlitServer({"VAE_CHECKPOINT_DIR": str(folder)})
+    out = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            open_plane(page, server.url)
+            show_points(page, "both", 70_000)
+            page.click('[data-lp="tool-lasso"]')
+            rings = [[(c[0] + r * math.cos(a), c[1] + 0.7 * r * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 40)]
+                     for c, r in (((-1.5, 1.0), 0.5), ((1.2, 0.4), 0.6))]
+            for k in range(lassos + 1):
+                before = page.evaluate(PANEL_IMAGES)
+                path = rings[k % 2]
+                drag_path(page, path[:-1])
+                released = time.perf_counter()  # drag_path has just let go of the button
+                count = int(page.evaluate("() => document.querySelector('.lp-root').dataset.selected"))
+                page.wait_for_function("n => document.body.innerText.includes('Selection: ' + n.toLocaleString('en') + ' image')",
+                                       arg=count, timeout=600_000, polling="raf")
+                t_count = time.perf_counter()
+                page.wait_for_function(f"b => ({PANEL_IMAGES})()[0] !== b", arg=before[0], timeout=600_000, polling="raf")
+                t_mean = time.perf_counter()
+                page.wait_for_function(f"b => ({PANEL_IMAGES})()[1] !== b && ({PANEL_IMAGES})()[1]", arg=before[1],
+                                       timeout=600_000, polling="raf")
+                t_strip = time.perf_counter()
+                if k:  # the first lasso scores every image once: a warm-up
+                    out.append(((t_count - released) * 1e3, (t_mean - released) * 1e3, (t_strip - released) * 1e3))
+                    print(f"lasso {k}: {count:,} points  count {out[-1][0]:.0f} ms  mean image {out[-1][1]:.0f} ms  "
+                          f"strip {out[-1][2]:.0f} ms", flush=True)
+            browser.close()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def stats(ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
@@ -277,6 +331,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", nargs="+", type=int, default=[10_000, 70_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every variant and count")
+    parser.add_argument("--lassos", type=int, default=8, help="lassos timed through the app (0: none)")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing")
@@ -317,14 +372,24 @@ def main() -> None:
             server.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"\nframe time, ms (p50 / p95), load average {min(load):.1f}–{max(load):.1f} on {os.cpu_count()} CPUs")
-    print(f"{'points':>10s} {'view':7s}" + "".join(f"{v:>20s}" for v in variants) + "   layer drew   raw/layer  canvas/layer (p50)")
-    for n in args.counts:
-        for phase in ("full", "zoomed", "deep"):
-            cells = {v: stats(times[(v, n, phase)]) for v in variants}
-            ratios = "".join(f"{cells[v][0] / cells['layer'][0]:12.2f}" for v in ("raw", "canvas") if v in cells)
-            print(f"{n:>10,} {phase:7s}" + "".join(f"{a:11.1f} / {b:6.1f}" for a, b in cells.values())
-                  + f"   {'+'.join(sorted(modes[('layer', n, phase)])):10s}" + ratios)
+    if args.rounds:
+        print(f"\nframe time, ms (p50 / p95), load average {min(load):.1f}–{max(load):.1f} on {os.cpu_count()} CPUs")
+        print(f"{'points':>10s} {'view':7s}" + "".join(f"{v:>20s}" for v in variants)
+              + "   layer drew   raw/layer  canvas/layer (p50)")
+        for n in args.counts:
+            for phase in ("full", "zoomed", "deep"):
+                cells = {v: stats(times[(v, n, phase)]) for v in variants}
+                ratios = "".join(f"{cells[v][0] / cells['layer'][0]:12.2f}" for v in ("raw", "canvas") if v in cells)
+                print(f"{n:>10,} {phase:7s}" + "".join(f"{a:11.1f} / {b:6.1f}" for a, b in cells.values())
+                      + f"   {'+'.join(sorted(modes[('layer', n, phase)])):10s}" + ratios)
+    if args.lassos:
+        if not (Path(os.environ.get("VAE_DATA_DIR", "")) / "MNIST" / "raw").is_dir():
+            raise SystemExit("the lasso through the app needs the full MNIST: set VAE_DATA_DIR")
+        timed = np.asarray(lasso_to_panel(args.lassos))
+        print(f"\nlasso over 70,000 points → panel, ms after release (median / max of {len(timed)}; "
+              f"load average {os.getloadavg()[0]:.1f}):")
+        for k, what in enumerate(("count shown", "mean image shown", "strip shown (panel done)")):
+            print(f"  {what:26s} {np.median(timed[:, k]):7.0f} / {timed[:, k].max():7.0f}   (goal ≤ 300 ms)")
 
 
 if __name__ == "__main__":

@@ -46,11 +46,7 @@ def selection_panel(points: PointSet, rows: np.ndarray) -> None:
     summary = selection.summarize(points.images(rows), points.labels[rows], points.mu[rows],
                                   points.sigma[rows] if probabilistic else None, len(names))
     c_mix, c_mean, c_spread = st.columns([3, 2, 4], gap="medium")
-    with c_mix:
-        st.caption("class mix")
-        st.bar_chart(pd.DataFrame({"images": summary.class_counts}, index=pd.Index(names, name="class")),
-                     height=200, x_label="", y_label="images")
-    with c_mean:
+    with c_mean:  # the pictures first: they reach the browser before the charts, which take longer to draw
         # PNG as it is: Streamlit would send a grey image without alpha as a JPEG, a few grey levels off
         st.image(to_png_bytes(summary.mean_image, MEAN_SCALE), caption="mean input image", width=28 * MEAN_SCALE,
                  output_format="PNG")
@@ -58,6 +54,10 @@ def selection_panel(points: PointSet, rows: np.ndarray) -> None:
                                    int(np.argmax(summary.class_counts)) if sel.conditional else None)[0]
         st.image(to_png_bytes(decoded, MEAN_SCALE), caption="decoded mean code" + (
             " (its commonest class)" if sel.conditional else ""), width=28 * MEAN_SCALE, output_format="PNG")
+    with c_mix:
+        st.caption("class mix")
+        st.bar_chart(pd.DataFrame({"images": summary.class_counts}, index=pd.Index(names, name="class")),
+                     height=200, x_label="", y_label="images")
     with c_spread:
         st.plotly_chart(spread_figure(summary), key="lm_selection_spread")
     a, b, c = st.columns(3)
