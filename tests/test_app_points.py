@@ -93,3 +93,20 @@ def test_a_selection_of_another_plane_or_a_malformed_one_is_not_shown(page_app):
     at.run()
     assert not at.exception and plane_data(at)["selection"] is None
     assert not any(m.value.startswith("**Selection") for m in at.markdown)
+
+
+def test_a_picked_point_shows_its_nearest_neighbours_in_latent_and_pixel_space(page_app):
+    at = page_app(PAGE)
+    at.session_state["latent_map_picked"] = {"split": "test", "index": 17}
+    at.run()
+    assert not at.exception
+    data = plane_data(at)
+    strips = [e for e in at.get("image") if len(e.captions) == 8 and all(c.count(" · ") == 2 for c in e.captions)]
+    assert len(strips) == 2, [e.captions for e in at.get("image")]
+    shown = [[int(c.split(" · ")[0].lstrip("#")) for c in e.captions] for e in strips]
+    xy = plane_points(data).xy.astype(np.float64)  # d = 2: the plane's coordinates are μ
+    by_code = np.argsort(np.linalg.norm(xy - xy[17], axis=1), kind="stable")
+    assert shown[0] == [int(i) for i in by_code[by_code != 17][:8]]
+    images = load_test_set("mnist").test_images.numpy().reshape(-1, 784).astype(np.float64)
+    by_pixels = np.argsort(np.linalg.norm(images - images[17], axis=1), kind="stable")
+    assert shown[1] == [int(i) for i in by_pixels[by_pixels != 17][:8]]
