@@ -59,8 +59,10 @@ def test_a_lasso_selects_exactly_the_points_inside_and_the_panel_sums_them_up(fu
     expected = images[chosen].astype(np.float64).mean(axis=0)
     assert shown.shape == (28, 28) and np.abs(shown - expected).max() <= 0.5 + 1e-9
 
-    # the CSV names the same images, with their codes and −ELBOs, at full precision
-    with page.expect_download() as download:
+    # the CSV names the same images, with their codes and −ELBOs, at full precision (once the panel has scored every
+    # image: the first selection of a model waits for that)
+    page.wait_for_function("() => document.body.innerText.includes('most typical members')", timeout=600_000)
+    with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Selection as CSV").click()
     table = pd.read_csv(download.value.path())
     assert list(table.columns) == ["index", "split", "label", "mu_0", "mu_1", "sigma_0", "sigma_1", "nelbo"]

@@ -90,13 +90,6 @@ function lpImage(url) {
   return LP.images.get(url);
 }
 
-function lpB64(text, Type) {
-  const bin = atob(text);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Type(bytes.buffer);
-}
-
 // what of the page's data is drawn (besides the points, their colours and the selection)
 function lpLook(d) {
   const { plane, extent, center, axis_titles, prior_box, pinned, picked, marks, show_grid, classes, colors } = d;
