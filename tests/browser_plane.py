@@ -32,8 +32,9 @@ def geometry(page, root: str = ".lp-root") -> dict:
     """The plane's view and its points in page pixels: `origin` is the overlay's top-left corner."""
     return page.evaluate("""(sel) => {
         const root = document.querySelector(sel), lp = root.__lp, box = lp.overlay.getBoundingClientRect();
+        const {sx, sy} = lp.screenXY();
         return {left: box.left, top: box.top, view: lp.view, area: lp.area(), n: lp.labels.length,
-                sx: Array.from(lp.sx), sy: Array.from(lp.sy)}; }""", root)
+                sx: Array.from(sx), sy: Array.from(sy)}; }""", root)
 
 
 def to_page(page, x: float, y: float, root: str = ".lp-root") -> tuple[float, float]:
@@ -181,3 +182,43 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
 
 
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+
+
+def show_points(page, choice: str, n: int, timeout_ms: int = 180_000) -> None:
+    """Clicks the Points control's `choice` ("test", "train", "both") and waits until the plane holds n points."""
+    page.get_by_text(re.compile(f"^{choice} \\([0-9,]+\\)$")).click()
+    page.wait_for_function("n => { const r = document.querySelector('.lp-root');"
+                           " return r.dataset.ready === '1' && r.__lp.labels.length === n; }", arg=n, timeout=timeout_ms)
+
+
+def plane_points(page, root: str = ".lp-root") -> tuple[np.ndarray, np.ndarray]:
+    """The plane coordinates (float32, (n, 2)) and labels of the points the browser holds."""
+    out = page.evaluate("(sel) => { const lp = document.querySelector(sel).__lp;"
+                        " return [Array.from(lp.xy), Array.from(lp.labels)]; }", root)
+    return np.asarray(out[0], np.float32).reshape(-1, 2), np.asarray(out[1], np.uint8)
+
+
+def selected(page, root: str = ".lp-root") -> np.ndarray:
+    """Positions of the points the browser shows as selected."""
+    return np.asarray(page.evaluate("""(sel) => { const s = document.querySelector(sel).__lp.selected, out = [];
+        if (s) for (let i = 0; i < s.length; i++) if (s[i]) out.push(i); return out; }""", root), np.int64)
+
+
+def drag_path(page, path: list[tuple[float, float]], shift: bool = False) -> None:
+    """Presses the mouse at the first plane point of `path`, moves through the rest and lets go (with Shift held)."""
+    pixels = [to_page(page, float(x), float(y)) for x, y in path]
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.move(*pixels[0])
+    page.mouse.down()
+    for p in pixels[1:]:
+        page.mouse.move(*p, steps=3)
+    page.mouse.up()
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def wait_for_selection_panel(page, count: int, timeout_ms: int = 300_000) -> None:
+    """Waits until the server's panel names a selection of `count` images."""
+    page.wait_for_function("n => document.body.innerText.includes('Selection: ' + n.toLocaleString('en') + ' image')",
+                           arg=count, timeout=timeout_ms, polling=20)

@@ -10,7 +10,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import pytest
@@ -225,6 +224,26 @@ def served_file(url: str, timeout: float = 180.0) -> Path:
         assert time.monotonic() < deadline, f"{path} was not written within {timeout:.0f} s"
         time.sleep(0.1)
     return path
+
+
+def plane_points(data: dict) -> SimpleNamespace:
+    """The points a plane was sent, read from the static file its data names (laid out as ui.latent_plane.points_file
+    writes it): xy (n, 2), indices (n,) or None, labels (n,), highlight (n,) bool or None."""
+    import numpy as np
+
+    meta = data["points"]
+    raw = (ROOT / "static" / meta["url"].removeprefix("app/static/")).read_bytes()
+    n, at, out = meta["n"], 0, {}
+    for name, dtype, count, present in (("xy", "<f4", 2 * meta["n"], True), ("indices", "<i4", n, meta["indices"]),
+                                        ("labels", np.uint8, n, True), ("highlight", np.uint8, n, meta["highlight"])):
+        if not present:
+            out[name] = None
+            continue
+        a = np.frombuffer(raw, dtype, count, at)
+        at += a.nbytes
+        out[name] = a.reshape(-1, 2) if name == "xy" else a.astype(bool) if name == "highlight" else a
+    assert at == len(raw), "the points file holds more than its data says"
+    return SimpleNamespace(**out)
 
 
 def plane_data(at, key: str = "lm_plane") -> dict:

@@ -1,14 +1,13 @@
 """Every page shows a model its own dataset's test images, and only what the decoder draws when those are missing."""
 from __future__ import annotations
 
-import base64
 import gzip
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, plane_data, served_file, shipped_checkpoint
+from conftest import ROOT, plane_data, plane_points, served_file, shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS, load_test_set
 
@@ -44,9 +43,9 @@ def test_a_clothing_model_is_shown_clothes_offline(folder):
     assert not at.exception and not at.warning
     data = plane_data(at)
     assert data["classes"] == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits
-    assert len(np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)) == 10_000
+    assert len(plane_points(data).labels) == 10_000
     # hover tooltips show the model's own test images: the tiles are made of fashion-mnist's (written meanwhile)
-    tile = served_file(data["points"]["tiles"][0])
+    tile = served_file(data["points"]["tiles"]["test"][0])
     first = load_test_set("fashion-mnist").test_images[0].numpy()
     assert (np.frombuffer(gzip.decompress(tile.read_bytes()), np.uint8)[:784].reshape(first.shape) == first).all()
     assert any("10,000 test images of bundled fashion-mnist test split" in c.value for c in at.caption)
