@@ -18,7 +18,7 @@ from .models import ImportedModel, LatentModel
 from .onnx_export import export_model
 
 # Part of every fingerprint: changing how models are exported must give their files new names.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: torch.onnx's TorchScript exporter (vae_core.onnx_export), no longer torch.export's
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def browser_model(model: LatentModel) -> BrowserModel:
                  encoder={"input": "x", "label": label, "outputs": ["mu", "logvar"] if model.probabilistic else ["mu"],
                           "batch": None},
                  decoder={"input": "z", "label": label, "output": "logits", "batch": None})
-    # The export may run in another thread while the app keeps using `model`; torch.export swaps a module's parameters
-    # for fake tensors while it traces, so it is given a copy.
+    # The export may run in another thread while the app keeps using `model`, and it switches the module to eval mode
+    # and back while it traces, so it is given a copy.
     snapshot = copy.deepcopy(model)
     return BrowserModel(spec=spec, sha=_fingerprint(model, spec), onnx=lambda: export_model(snapshot))
 
