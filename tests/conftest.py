@@ -216,6 +216,31 @@ def page_app(monkeypatch, app_checkpoints):
     return make
 
 
+@pytest.fixture
+def media(monkeypatch):
+    """Bytes behind a media URL of the last run (st.image / st.download_button), from AppTest's in-memory store; a
+    deferred download (a download button's `deferred_file_id`) is made as a click would make it."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.testing.v1 import app_test as app_test_module
+
+    managers: list[MediaFileManager] = []
+
+    class Recording(MediaFileManager):
+        def __init__(self, storage, *args, **kwargs) -> None:
+            super().__init__(storage, *args, **kwargs)
+            self.storage = storage
+            managers.append(self)
+
+    monkeypatch.setattr(app_test_module, "MediaFileManager", Recording)
+
+    def content(url_or_deferred_id: str) -> bytes:
+        manager = managers[-1]
+        url = url_or_deferred_id if "/" in url_or_deferred_id else manager.execute_deferred(url_or_deferred_id)
+        return manager.storage.get_file(url.rsplit("/", 1)[1]).content
+
+    return content
+
+
 def served_file(url: str, timeout: float = 180.0) -> Path:
     """The file behind a live-plane URL (app/static/...), once the server's background writer has written it."""
     path = ROOT / "static" / url.removeprefix("app/static/")

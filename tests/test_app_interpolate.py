@@ -9,8 +9,6 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import plane_data
-from streamlit.testing.v1 import app_test as app_test_module
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from ui.images import to_png_bytes
 from vae_core.data import load_dataset
@@ -22,20 +20,6 @@ STRIP_SCALE, PADDING = 3, 2
 @pytest.fixture
 def app(page_app):
     return lambda model=None: page_app(PAGE, model, timeout=60)
-
-
-@pytest.fixture
-def media(monkeypatch):
-    """Bytes behind a media URL of the last run (st.image / st.download_button), from AppTest's in-memory store."""
-    stores: list[MemoryMediaFileStorage] = []
-
-    class Recording(MemoryMediaFileStorage):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            stores.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
-    return lambda url: stores[-1].get_file(url.rsplit("/", 1)[1]).content
 
 
 def _downloads(at: AppTest, media) -> tuple[Image.Image, Image.Image]:

@@ -61,7 +61,7 @@ def selection_panel(points: PointSet, rows: np.ndarray) -> None:
     with c_mix:
         st.caption("class mix")
         st.bar_chart(pd.DataFrame({"images": summary.class_counts}, index=pd.Index(names, name="class")),
-                     height=200, x_label="", y_label="images")
+                     height=200, x_label="", y_label="images", sort=False)  # the classes' order, not the alphabet's
     with c_spread:
         st.plotly_chart(spread_figure(summary), key="lm_selection_spread")
     a, b, c = st.columns(3)
@@ -126,7 +126,7 @@ def send_to_compare(points: PointSet, rows: np.ndarray) -> None:
 
 
 @st.cache_resource(show_spinner="Indexing the images for nearest neighbours…", max_entries=2)
-def _pixel_index(dataset: str, splits: tuple[str, ...], _points: PointSet):
+def _pixel_index(dataset: str, sha: str | None, splits: tuple[str, ...], _points: PointSet):
     from sklearn.neighbors import NearestNeighbors
 
     images = _points.images(np.arange(len(_points)))
@@ -146,7 +146,7 @@ def neighbours(points: PointSet, position: int, space: str) -> tuple[np.ndarray,
     if space == "latent":
         index, query = _latent_index(latent_views.model_key(points.sel), points.splits, points), points.mu[[position]]
     else:
-        index = _pixel_index(points.sel.info.dataset, points.splits, points)
+        index = _pixel_index(points.sel.info.dataset, points.sel.info.dataset_sha, points.splits, points)
         query = points.images(np.array([position])).reshape(1, -1).astype(np.float32)
     dist, found = index.kneighbors(query, STRIP + 1)
     keep = found[0] != position
