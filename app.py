@@ -5,6 +5,6 @@ import streamlit as st
 
 from ui.navigation import HOME, PAGES
 
-st.set_page_config(page_title="Latent Explorer", layout="wide")
+st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
 st.navigation([st.Page(p.file, title=p.title, url_path=p.url_path or None, icon=p.icon, default=p is HOME)
                for p in PAGES]).run()

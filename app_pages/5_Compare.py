@@ -102,14 +102,15 @@ def rate_distortion_figure(rows: list[dict]) -> go.Figure:
 
 
 def show_column(info: CheckpointInfo, panel: model_panels.Panel, data: ImageDataset, tint: bool, label: int | None,
-                same_axes: bool) -> None:
+                same_axes: bool, sent: dict | None) -> None:
     st.markdown(header(info))
     extent = (" · codes on their own extent, the dashed square is [-3, 3]²"
               if not info.model_class.probabilistic else "")
     st.caption(f"`{info.name}` · {shared.kind_label(info)} · {info.dataset} · d = {info.model_config.latent_dim}"
                f"{extent}")
     snap = panel.snapshot
-    model_panels.live_map(info, snap, data, label, key=f"map-{info.name}", group="compare" if same_axes else None)
+    model_panels.live_map(info, snap, data, label, key=f"map-{info.name}", group="compare" if same_axes else None,
+                          sent=sent if sent and sent["dataset"] == info.dataset else None)
     if panel.grid is not None:
         st.image(model_panels.grid_picture(panel.grid, panel.grid_confidence if tint else None), width="stretch",
                  caption=f"decoded {model_panels.GRID_N}×{model_panels.GRID_N} grid over [-3, 3]² of the same plane",
@@ -255,12 +256,21 @@ def compare_section(selected: str | None) -> None:
         "For d > 2 each model is drawn on the plane of its own top two principal components (its latent space is its "
         "own); grids always span [-3, 3]², so spread and holes compare directly."))
     class_names = panels[0][2].class_names
+    sent = st.session_state.get(session_keys.COMPARED_SELECTION)
+    if sent:
+        count = sum(len(sent.get(s, [])) for s in shared.SPLITS)
+        c_sent, c_clear = st.columns([5, 1], vertical_alignment="center")
+        c_sent.info(f"{count:,} images selected on the Latent Map ({sent['dataset']}) are placed on every map of "
+                    "that dataset, each model encoding them itself; the other points fade.")
+        if c_clear.button("Clear", key="compare.clear_sent"):
+            del st.session_state[session_keys.COMPARED_SELECTION]
+            st.rerun()
     st.html(" ".join(f'<span style="color:{CLASS_COLORS[k % len(CLASS_COLORS)]}">&#9679;</span>&nbsp;{name}'
                      for k, name in enumerate(class_names)))
     # at least MIN_COLUMNS slots, so two models do not get half the page each and huge grids
     for col, (info, panel, data) in zip(st.columns(max(len(panels), MIN_COLUMNS)), panels):
         with col:
-            show_column(info, panel, data, tint, label, same_axes=d == {2})
+            show_column(info, panel, data, tint, label, same_axes=d == {2}, sent=sent)
     collapse_and_traversals([info for info, _, _ in panels], label)
 
 

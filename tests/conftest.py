@@ -10,7 +10,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
 from types import SimpleNamespace
 
 from local_ray import RAY_CLI, RayCluster
@@ -31,8 +30,9 @@ os.environ["VAE_OFFLINE"] = "1"
 os.environ["VAE_DATASETS_DIR"] = tempfile.mkdtemp(prefix="vae-test-datasets-")
 
 
-BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "forward_page", "server"}
+BROWSER_FIXTURES = {"chromium", "browser_page", "streamlit_server_factory", "runtime_context", "server"}
 RAY_FIXTURES = {"ray_cluster", "ray_cluster_factory"}
+ORT_FILES = ROOT / "static" / "ort"
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -90,9 +90,9 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    """`streamlit run app.py` on a free loopback port, for real-browser tests."""
+    """`streamlit run app.py` of `root` (this checkout unless told) on a free loopback port, for real-browser tests."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, root: Path = ROOT) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{self.port}.log", "w+")
@@ -100,7 +100,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=root, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -185,6 +185,14 @@ def chromium():
         browser.close()
 
 
+@pytest.fixture(scope="session")
+def browser_runtime() -> Path:
+    """static/ort/, where ./run.sh puts onnxruntime-web (npm ci from package-lock.json), or a skip saying why."""
+    if not (ORT_FILES / "ort.wasm.bundle.min.mjs").exists():
+        pytest.skip(f"onnxruntime-web is not installed in {ORT_FILES} (./run.sh installs it with npm ci)")
+    return ORT_FILES
+
+
 @pytest.fixture
 def browser_page(chromium):
     """A page in a fresh browser context (its own storage and caches)."""
@@ -249,19 +257,57 @@ def page_app(monkeypatch, app_checkpoints):
 
 @pytest.fixture
 def media(monkeypatch):
-    """Bytes behind a media URL of the last run (st.image / st.download_button), from AppTest's in-memory store."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    """Bytes behind a media URL of the last run (st.image / st.download_button), from AppTest's in-memory store; a
+    deferred download (a download button's `deferred_file_id`) is made as a click would make it."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.testing.v1 import app_test as app_test_module
 
-    stores: list[MemoryMediaFileStorage] = []
+    managers: list[MediaFileManager] = []
 
-    class Recording(MemoryMediaFileStorage):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            stores.append(self)
+    class Recording(MediaFileManager):
+        def __init__(self, storage, *args, **kwargs) -> None:
+            super().__init__(storage, *args, **kwargs)
+            self.storage = storage
+            managers.append(self)
 
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
-    return lambda url: stores[-1].get_file(url.rsplit("/", 1)[1]).content
+    monkeypatch.setattr(app_test_module, "MediaFileManager", Recording)
+
+    def content(url_or_deferred_id: str) -> bytes:
+        manager = managers[-1]
+        url = url_or_deferred_id if "/" in url_or_deferred_id else manager.execute_deferred(url_or_deferred_id)
+        return manager.storage.get_file(url.rsplit("/", 1)[1]).content
+
+    return content
+
+
+def served_file(url: str, timeout: float = 180.0) -> Path:
+    """The file behind a live-plane URL (app/static/...), once the server's background writer has written it."""
+    path = ROOT / "static" / url.removeprefix("app/static/")
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written within {timeout:.0f} s"
+        time.sleep(0.1)
+    return path
+
+
+def plane_points(data: dict) -> SimpleNamespace:
+    """The points a plane was sent, read from the static file its data names (laid out as ui.latent_plane.points_file
+    writes it): xy (n, 2), indices (n,) or None, labels (n,), highlight (n,) bool or None."""
+    import numpy as np
+
+    meta = data["points"]
+    raw = (ROOT / "static" / meta["url"].removeprefix("app/static/")).read_bytes()
+    n, at, out = meta["n"], 0, {}
+    for name, dtype, count, present in (("xy", "<f4", 2 * meta["n"], True), ("indices", "<i4", n, meta["indices"]),
+                                        ("labels", np.uint8, n, True), ("highlight", np.uint8, n, meta["highlight"])):
+        if not present:
+            out[name] = None
+            continue
+        a = np.frombuffer(raw, dtype, count, at)
+        at += a.nbytes
+        out[name] = a.reshape(-1, 2) if name == "xy" else a.astype(bool) if name == "highlight" else a
+    assert at == len(raw), "the points file holds more than its data says"
+    return SimpleNamespace(**out)
 
 
 def plane_data(at, key: str = "lm_plane") -> dict:

@@ -2,18 +2,20 @@
 a checkpoint lacks them; a sweep trained from the page; the shipped sweep when it is there."""
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import streamlit as st
+import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import SHARED_DATA, shipped_checkpoint, plane_data
+from conftest import SHARED_DATA, plane_data, plane_points, shipped_checkpoint
 from ui import model_panels, shared, training
-from vae_core import jobs
+from vae_core import inference, jobs
+from vae_core.data import load_dataset
+from vae_core.projection import LatentPlane
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
@@ -58,6 +60,32 @@ def table(at: AppTest):
     return at.dataframe[0].value
 
 
+def test_a_selection_sent_from_the_latent_map_is_on_every_map(beta_checkpoints, use_folder):
+    """Each model encodes the sent images itself and puts them after the map's own points, highlighted."""
+    use_folder(beta_checkpoints)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["compared_selection"] = {"dataset": "mnist-sample", "test": [4, 9, 700], "train": [0, 3999]}
+    at.run()
+    assert not at.exception
+    assert any(i.value.startswith("5 images selected on the Latent Map") for i in at.info)
+    data = load_dataset("mnist-sample")
+    for name in ("tiny_beta0.5", "tiny_beta4"):
+        plane = plane_data(at, f"map-{name}")
+        pts = plane_points(plane)
+        n = len(pts.xy) - 5
+        assert pts.highlight.tolist() == [False] * n + [True] * 5
+        assert pts.indices[n:].tolist() == [4, 9, 700, 0, 3999]
+        assert [(s["split"], s["count"]) for s in plane["points"]["segments"]] == [("test", n + 3), ("train", 2)]
+        model = shared.load_model(next(i for i in shared.checkpoints()[0] if i.name == name))
+        images = torch.cat([data.test_images[[4, 9, 700]], data.train_images[[0, 3999]]])
+        mu = inference.encode(model, images)[0]
+        plane_obj = LatentPlane(np.asarray(plane["plane"]["origin"]), np.asarray(plane["plane"]["axes"]),
+                                tuple(plane["plane"]["labels"]))
+        assert pts.xy[n:] == pytest.approx(plane_obj.project(mu), abs=1e-4)
+    at.button(key="compare.clear_sent").click().run()
+    assert "compared_selection" not in at.session_state and plane_points(plane_data(at, "map-tiny_beta4")).highlight is None
+
+
 def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoints, use_folder):
     use_folder(beta_checkpoints)
     at = run_page()
@@ -73,7 +101,7 @@ def test_compare_defaults_to_the_beta_group_and_draws_everything(beta_checkpoint
     assert "rate-distortion" in [c.key for c in at.get("plotly_chart")]
     for name in ("tiny_beta0.5", "tiny_beta4"):  # one live map per model, compact, on its own PCA plane (d = 3)
         plane = plane_data(at, f"map-{name}")
-        indices = np.frombuffer(base64.b64decode(plane["points"]["indices"]), "<i4")
+        indices = plane_points(plane).indices
         assert plane["compact"] and plane["group"] is None and plane["model"]["spec"]["latent_dim"] == 3
         assert len(indices) == len(set(indices.tolist())) > 0 and plane["plane"]["labels"][0].startswith("PC1")
     captions = [c for image in at.get("image") for c in image.captions]

@@ -2,7 +2,6 @@
 trained here by the CLI on mnist-sample."""
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, SHIPPED, plane_data
+from conftest import ROOT, SHIPPED, plane_data, plane_points
 
 PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py", "app_pages/4_Train.py",
          "app_pages/5_Compare.py")
@@ -61,7 +60,7 @@ def test_every_page_runs_with_every_kind(run, page, kind):
 def test_an_autoencoders_map_spans_its_codes_and_shows_the_prior_box(run, kind):
     at = run("app_pages/1_Latent_Map.py", kind)
     data = plane_data(at)
-    xy = np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
+    xy = plane_points(data).xy
     assert data["extent"] >= 3 and data["extent"] >= np.abs(xy).max()  # every code is on the map
     assert data["prior_box"]
     assert not data["model"]["spec"]["probabilistic"]  # the browser's encoder gives μ only

@@ -1,15 +1,15 @@
 """Home and Latent Map pages in AppTest: d = 2 and d > 2 models, simulated clicks, views and the UMAP job."""
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import plane_data
+from conftest import plane_data, plane_points, served_file
 
 from ui.latent_plane import pinned_record
 from vae_core import inference, umap_view
@@ -46,7 +46,7 @@ def wide_mu(app_checkpoints) -> np.ndarray:
 
 
 def _xy(data: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(data["points"]["xy"]), "<f4").reshape(-1, 2)
+    return plane_points(data).xy
 
 
 def _images(at: AppTest) -> dict[str, str]:
@@ -80,7 +80,7 @@ def test_home_shows_the_model_the_data_and_the_tour(app, app_checkpoints):
                                                             "Compare"]
     # the data in use is the model's own test split (bundled when the full data is absent), said once
     n_test = len(load_test_set(dataset).test_images)
-    assert [c.value for c in at.caption if c.value.startswith("Data in use")] == [
+    assert [c.value.split(". ", 1)[1] for c in at.caption if "Data in use" in c.value] == [
         f"Data in use: {load_test_set(dataset).source} ({n_test:,} test images)."]
     assert not at.warning
 
@@ -97,15 +97,14 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     # every test image, at its μ, with its label
     mu = inference.encode(model, test.test_images)[0]
     assert _xy(data) == pytest.approx(mu[:10_000], abs=1e-5)
-    labels = np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)
+    labels = plane_points(data).labels
     assert (labels == test.test_labels.numpy()[:10_000]).all()
-    # the weights the browser fetches are this model's, in the exported layout
-    blob = ROOT / "static" / data["model"]["url"].removeprefix("app/static/")
-    weights = np.fromfile(blob, "<f4")
-    assert len(weights) == data["model"]["spec"]["n_floats"]
-    first = data["model"]["spec"]["decoder"][1]
-    assert first["op"] == "linear" and weights[first["w"]:first["w"] + 4].tolist() == pytest.approx(
-        model.decoder[0].weight.detach().numpy().ravel()[:4].tolist())
+    # the decoder the browser fetches is this model's, as ONNX
+    decoder = served_file(data["model"]["decoder"])
+    z = np.array([[0.3, -1.1]], np.float32)
+    logits = onnxruntime.InferenceSession(decoder.read_bytes()).run([data["model"]["spec"]["decoder"]["output"]],
+                                                                  {data["model"]["spec"]["decoder"]["input"]: z})[0]
+    assert (1 / (1 + np.exp(-logits))).reshape(28, 28) == pytest.approx(inference.decode(model, z)[0], abs=1e-5)
     assert [b.label for b in at.get("download_button")] == ["Latents as CSV"]
 
     _click(at, slice_plane(2), -2.71, 2.52)
@@ -122,7 +121,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     assert _images(at)["decoded"] != first_images["decoded"]
     assert "(x, y) = (1.000, -1.500)" in _markdown(at)
 
-    at.session_state[PICKED_KEY] = 7
+    at.session_state[PICKED_KEY] = {"split": "test", "index": 7}
     at.run()
     assert any(c.startswith("#7 · class") for c in _images(at))
     assert plane_data(at)["picked"] == 7
@@ -162,7 +161,7 @@ def test_latent_map_d_above_2_with_pca_and_dims(app, app_checkpoints, wide_mu):
     assert plane_data(at)["plane"]["origin"] == [0.0] * d
 
     # slicing through a picked point's μ: the other dims come from that μ
-    at.session_state[PICKED_KEY] = 3
+    at.session_state[PICKED_KEY] = {"split": "test", "index": 3}
     at.run()
     at.radio(key="lm_base").set_value("picked point's μ").run()
     assert not at.exception

@@ -1,14 +1,13 @@
 """Every page shows a model its own dataset's test images, and only what the decoder draws when those are missing."""
 from __future__ import annotations
 
-import base64
+import gzip
 
 import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, shipped_checkpoint, plane_data
+from conftest import ROOT, plane_data, plane_points, served_file, shipped_checkpoint
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.data import TORCHVISION_DATASETS, load_test_set
 
@@ -44,11 +43,11 @@ def test_a_clothing_model_is_shown_clothes_offline(folder):
     assert not at.exception and not at.warning
     data = plane_data(at)
     assert data["classes"] == list(TORCHVISION_DATASETS["fashion-mnist"][2])  # the legend is clothing, not digits
-    assert len(np.frombuffer(base64.b64decode(data["points"]["labels"]), np.uint8)) == 10_000
-    # hover tooltips show the model's own test images: the atlas is made of fashion-mnist's
-    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"].removeprefix("app/static/")))
+    assert len(plane_points(data).labels) == 10_000
+    # hover tooltips show the model's own test images: the tiles are made of fashion-mnist's (written meanwhile)
+    tile = served_file(data["points"]["tiles"]["test"][0])
     first = load_test_set("fashion-mnist").test_images[0].numpy()
-    assert (atlas[:28, :28] == first).all()
+    assert (np.frombuffer(gzip.decompress(tile.read_bytes()), np.uint8)[:784].reshape(first.shape) == first).all()
     assert any("10,000 test images of bundled fashion-mnist test split" in c.value for c in at.caption)
 
 
@@ -69,6 +68,6 @@ def test_without_its_data_a_model_gets_decoder_only_views_and_one_notice(folder,
     if page == "app_pages/1_Latent_Map.py":
         data = plane_data(at)
         assert data["points"] is None  # no test points of another dataset
-        assert data["decode"] and data["model"]["url"]  # but the decoder runs under the pointer
+        assert data["decode"] and data["model"]["decoder"]  # but the decoder runs under the pointer
     if page == "app_pages/2_Interpolate.py":
         assert "Test images" not in at.radio(key="interp_source").options

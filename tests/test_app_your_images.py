@@ -4,6 +4,7 @@ and is offered by the dataset pickers; a model of a 32×32 RGB imported set is s
 its decoders on Compare."""
 from __future__ import annotations
 
+import gzip
 import io
 import time
 import zipfile
@@ -16,7 +17,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from colour_sets import SHAPES, Store, shapes
-from conftest import plane_data
+from conftest import plane_data, served_file
 from ui import background, classifier_request, shared, training
 from vae_core import inference, preprocess
 from vae_core.checkpoint import load_checkpoint
@@ -301,11 +302,8 @@ def test_home_and_the_latent_map_show_the_colour_set(colour_app, media):
     assert not at.exception and not at.main.error
     data = plane_data(at)
     assert data["classes"] == list(SHAPES) and data["points"]["image_shape"] == [3, 32, 32]
-    # the tooltips' atlas holds the test images in colour, image i at row i // columns
-    atlas = np.asarray(Image.open(ROOT / "static" / data["points"]["atlas"].removeprefix("app/static/")))
+    # the tooltips' tiles hold the test images in colour, TILE_IMAGES to a tile, in index order
     test = to_display(load_test_set(SET).test_images)
-    columns = data["points"]["atlas_cols"]
-    assert atlas.shape[2] == 3
-    for i in (0, 1, len(test) - 1):
-        r, c = divmod(i, columns)
-        assert np.array_equal(atlas[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32], test[i])
+    tiles = [gzip.decompress(served_file(url).read_bytes()) for url in data["points"]["tiles"]["test"]]
+    assert np.frombuffer(b"".join(tiles), np.uint8).reshape(test.shape).tolist() == test.tolist()
+    assert test.ndim == 4 and test.shape[3] == 3

@@ -15,7 +15,7 @@ SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
 
 
 @pytest.fixture(scope="module")
-def server(app_checkpoints):
+def server(app_checkpoints, browser_runtime):
     """One app for both tests: starting Streamlit is most of their time."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (.ci/run installs it)")

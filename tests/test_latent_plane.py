@@ -1,92 +1,98 @@
-"""The live plane's Python side without a browser: the model export, what the browser's reports become, the
-static files it is served, and bad reports refused."""
+"""The live plane's Python side without a browser: the model as the browser gets it, what the browser's reports
+become, the static files it is served (the model's ONNX files, the tooltip tiles), and bad reports refused."""
 from __future__ import annotations
 
 import base64
-import io
+import dataclasses
+import gzip
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from torch import nn
 
 from conftest import shipped_checkpoint
 from ui import latent_plane
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig
-from vae_core.export import UnsupportedLayer, browser_model
+from vae_core.data import to_display
+from vae_core.export import browser_model
 from vae_core.models import build_model
 from vae_core.projection import slice_plane
 
 
-def run_ops(ops: list[dict], weights: np.ndarray, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
-    """The exported ops run in numpy (torch only for the convolutions): what ui/components/forward.js computes."""
-    h = np.asarray(x, np.float64)
-    for op in ops:
-        kind = op["op"]
-        if kind == "linear":
-            w = weights[op["w"]: op["w"] + op["in"] * op["out"]].reshape(op["out"], op["in"])
-            h = w @ h.ravel() + weights[op["b"]: op["b"] + op["out"]]
-        elif kind == "relu":
-            h = np.maximum(h, 0.0)
-        elif kind == "flatten":
-            h = h.ravel()
-        elif kind == "reshape":
-            h = h.reshape(op["shape"])
-        elif kind == "concat_condition":
-            h = h.ravel() if condition is None else np.concatenate([h.ravel(), condition])
-        else:
-            conv = torch.nn.functional.conv2d if kind == "conv" else torch.nn.functional.conv_transpose2d
-            shape = (op["cout"], op["cin"]) if kind == "conv" else (op["cin"], op["cout"])
-            w = weights[op["w"]: op["w"] + shape[0] * shape[1] * op["k"] ** 2].reshape(*shape, op["k"], op["k"])
-            h = conv(torch.from_numpy(h[None]), torch.from_numpy(w).double(),
-                     torch.from_numpy(weights[op["b"]: op["b"] + op["cout"]]).double(),
-                     stride=op["stride"], padding=op["pad"])[0].numpy()
-    return h
-
-
 @pytest.mark.parametrize("config", [
     ModelConfig(), ModelConfig(kind="ae", hidden=(32, 16)), ModelConfig(kind="cvae", n_classes=10, hidden=(32,)),
-    ModelConfig(arch="conv", latent_dim=3, hidden=(32,)), ModelConfig(arch="conv", kind="cvae", n_classes=10, hidden=(32,)),
-], ids=["mlp-vae", "mlp-ae", "mlp-cvae", "conv-vae", "conv-cvae"])
-def test_the_exported_ops_compute_what_the_model_does(config):
+], ids=["vae", "ae", "cvae"])
+def test_the_spec_names_what_the_exported_graphs_take_and_give(config):
+    import onnx
+
     torch.manual_seed(0)
     model = build_model(config).eval()
     exported = browser_model(model)
-    weights = np.frombuffer(exported.weights, "<f4").astype(np.float64)
-    assert exported.n_floats == sum(p.numel() for n, p in model.named_parameters() if n != "log_var_x")
-    label = 3 if model.conditional else None
-    onehot = np.eye(10)[label] if label is not None else None
-    z = np.array([0.7, -1.2, 0.4][:config.latent_dim], np.float32)
-    x = torch.rand(1, *config.image_shape)
-    with torch.no_grad():
-        logits = model.decode(torch.from_numpy(z)[None], None if label is None else torch.tensor([label]))
-        code = model.encode(x, None if label is None else torch.tensor([label]))
-    decoded = run_ops(exported.spec["decoder"], weights, z, onehot)
-    assert decoded.shape == tuple(config.image_shape)
-    assert decoded == pytest.approx(logits[0].numpy(), abs=1e-4)
-    encoded = run_ops(exported.spec["encoder"], weights, x[0].numpy(), onehot)
-    assert encoded[:config.latent_dim] == pytest.approx(code.mean[0].numpy(), abs=1e-4)
-    assert exported.spec["probabilistic"] == (code.logvar is not None)
+    spec = exported.spec
+    encoder, decoder = (onnx.load_from_string(b).graph for b in exported.onnx())
+    assert [i.name for i in encoder.input] == [spec["encoder"]["input"], *filter(None, [spec["encoder"]["label"]])]
+    assert [o.name for o in encoder.output] == spec["encoder"]["outputs"]
+    assert [i.name for i in decoder.input] == [spec["decoder"]["input"], *filter(None, [spec["decoder"]["label"]])]
+    assert [o.name for o in decoder.output] == [spec["decoder"]["output"]]
+    assert spec["probabilistic"] == model.probabilistic and spec["n_classes"] == (10 if model.conditional else 0)
+    assert spec["image_shape"] == [1, 28, 28] and spec["decoder_output"] == "logits" and spec["input_rank"] == 4
 
 
-def test_the_hash_names_the_weights():
+def test_the_hash_names_the_weights_and_is_made_without_exporting(monkeypatch):
     torch.manual_seed(0)
     a = build_model(ModelConfig(hidden=(16,)))
+    monkeypatch.setattr("vae_core.export.export_model", lambda model: pytest.fail("exported to name the files"))
     assert browser_model(a).sha == browser_model(a).sha
     with torch.no_grad():
         a.decoder[0].weight[0, 0] += 1.0
     b = browser_model(a)
     torch.manual_seed(0)
     assert b.sha != browser_model(build_model(ModelConfig(hidden=(16,)))).sha
+    assert browser_model(build_model(ModelConfig(hidden=(16,), latent_dim=3))).sha != b.sha
 
 
-def test_a_layer_the_browser_lacks_is_refused_by_name():
+def test_the_export_traces_a_copy_so_the_app_can_use_the_model_meanwhile(monkeypatch):
+    torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=(16,)))
-    model.decoder[1] = nn.Tanh()
-    with pytest.raises(UnsupportedLayer, match="Tanh"):
-        browser_model(model)
+    traced = []
+    monkeypatch.setattr("vae_core.export.export_model", lambda m: traced.append(m) or (b"", b""))
+    exported = browser_model(model)
+    with torch.no_grad():
+        model.decoder[0].weight += 1.0  # later changes do not reach the files named by the hash of the weights then
+    exported.onnx()
+    assert traced[0] is not model
+    assert not torch.equal(traced[0].decoder[0].weight, model.decoder[0].weight)
+    assert all(torch.equal(a, b) for a, b in zip(traced[0].encoder.parameters(), model.encoder.parameters()))
+
+
+def test_a_model_is_exported_once_in_the_background_and_published_under_its_hash(tmp_path, monkeypatch):
+    monkeypatch.setattr(latent_plane, "STATIC_DIR", tmp_path)
+    model, info = load_checkpoint(shipped_checkpoint("mnist_z2"))
+    sel = SimpleNamespace(model=model, info=info)
+    calls = []
+    real = browser_model(model)
+    monkeypatch.setattr(latent_plane, "browser_model",
+                        lambda m: dataclasses.replace(real, onnx=lambda: calls.append(1) or real.onnx()))
+    payload = latent_plane._model_payload.__wrapped__(("k",), sel)  # returns at once; the export runs meanwhile
+    assert payload["encoder"] == f"app/static/cache/model-{real.sha}-encoder.onnx"
+    decoder = tmp_path / "cache" / f"model-{real.sha}-decoder.onnx"
+    deadline = time.monotonic() + 180
+    while not (decoder.exists() and (tmp_path / "cache" / f"model-{real.sha}-encoder.onnx").exists()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert calls == [1]  # one export gives both files
+    import onnxruntime
+
+    z = np.array([[0.5, -1.0]], np.float32)
+    logits = onnxruntime.InferenceSession(decoder.read_bytes()).run(["logits"], {"z": z})[0]
+    with torch.no_grad():
+        assert logits == pytest.approx(model.decode(torch.from_numpy(z)).numpy(), abs=1e-4)
+    latent_plane._model_payload.__wrapped__(("k",), sel)
+    time.sleep(0.5)
+    assert calls == [1]  # the files are there: nothing is exported again
 
 
 def test_pins_are_recomputed_on_the_plane_and_bad_ones_dropped():
@@ -106,13 +112,17 @@ def test_a_drawn_digit_arrives_as_an_image_and_garbage_as_nothing():
         assert latent_plane.decode_drawn(bad) is None
 
 
-def test_the_atlas_puts_image_i_at_row_i_div_columns():
-    images = np.random.default_rng(0).integers(0, 256, (23, 28, 28), dtype=np.uint8)
-    sheet = np.asarray(Image.open(io.BytesIO(latent_plane.atlas_png(images, columns=5))))
-    assert sheet.shape == (5 * 28, 5 * 28)
-    for i in (0, 7, 22):
-        r, c = divmod(i, 5)
-        assert (sheet[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28] == images[i]).all()
+@pytest.mark.parametrize("shape", [(300, 1, 28, 28), (300, 3, 16, 16)])
+def test_tile_t_holds_images_from_t_times_tile_images_in_display_layout(shape):
+    images = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    shown = to_display(images)
+    assert shown.shape == ((300, 28, 28) if shape[1] == 1 else (300, 16, 16, 3))
+    size = shown[0].size
+    for t, count in ((0, 256), (1, 300 - 256)):
+        raw = np.frombuffer(gzip.decompress(latent_plane.tile_bytes(images, t)), np.uint8)
+        assert raw.size == count * size
+        assert (raw[:size].reshape(shown[0].shape) == shown[t * 256]).all()
+        assert (raw[-size:].reshape(shown[0].shape) == shown[t * 256 + count - 1]).all()
 
 
 def test_published_files_are_written_once_under_their_name(tmp_path, monkeypatch):
@@ -122,13 +132,3 @@ def test_published_files_are_written_once_under_their_name(tmp_path, monkeypatch
     assert url == "app/static/cache/model-abc.bin" and (tmp_path / "cache" / "model-abc.bin").read_bytes() == b"weights"
     latent_plane.publish("model-abc.bin", lambda: calls.append(1) or b"other")
     assert calls == [1] and not list((tmp_path / "cache").glob("*.tmp"))
-
-
-def test_shipped_weights_are_served_as_float32_in_op_order():
-    model, _ = load_checkpoint(shipped_checkpoint("mnist_z2"))
-    exported = browser_model(model)
-    weights = np.frombuffer(exported.weights, "<f4")
-    first = exported.spec["encoder"][2]  # flatten, condition, then the first Linear
-    assert first["op"] == "linear" and first["in"] == 784
-    w = weights[first["w"]:first["w"] + first["in"] * first["out"]].reshape(first["out"], first["in"])
-    assert (w == model.encoder[1][0].weight.detach().numpy()).all()

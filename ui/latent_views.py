@@ -85,13 +85,20 @@ def test_nelbo(sel: Selection) -> np.ndarray | None:
     return _test_nelbo(model_key(sel), sel)
 
 
-def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray) -> bytes:
-    """index, label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1}: one row per test image."""
+def latents_csv(mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray, index: np.ndarray | None = None,
+                split: np.ndarray | None = None, nelbo: np.ndarray | None = None, float_format: str = "%.6g") -> bytes:
+    """index, [split,] label, mu_0..mu_{d-1}, sigma_0..sigma_{d-1}[, nelbo]: one row per image (`index` its index in
+    its split, default 0..N-1)."""
     d = mu.shape[1]
     names = [*(f"mu_{k}" for k in range(d)), *(f"sigma_{k}" for k in range(d))]
-    table = pd.DataFrame(np.hstack([mu, sigma]), columns=names)
+    table = pd.DataFrame(np.hstack([mu, sigma]), columns=names,
+                         index=pd.Index(np.arange(len(mu)) if index is None else np.asarray(index), name="index"))
     table.insert(0, "label", np.asarray(labels))
-    return table.to_csv(index_label="index", float_format="%.6g", lineterminator="\n").encode()
+    if split is not None:
+        table.insert(0, "split", np.asarray(split))
+    if nelbo is not None:
+        table["nelbo"] = np.asarray(nelbo)
+    return table.to_csv(float_format=float_format, lineterminator="\n").encode()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -83,13 +83,33 @@ def metrics(info: CheckpointInfo, data: ImageDataset | None) -> tuple[dict[str, 
 
 
 def live_map(info: CheckpointInfo, snap: Snapshot, data: ImageDataset, label: int | None, key: str,
-             group: str | None) -> None:
+             group: str | None, sent: dict[str, list[int]] | None = None) -> None:
     """The snapshot's map on the live plane in its compact form (decoded under the pointer, hover shows the test
-    image); an autoencoder's codes on their own extent with the prior's square drawn on top."""
+    image); an autoencoder's codes on their own extent with the prior's square drawn on top. `sent` ({split: image
+    indices}, a selection made on the Latent Map) adds those images, encoded by this model, and fades the rest."""
     probabilistic = info.model_class.probabilistic
-    sel = shared.Selection(info=info, model=shared.load_model(info), data=data, data_notice=None, mu=None, sigma=None)
+    model = shared.load_model(info)
+    sel = shared.Selection(info=info, model=model, data=data, data_notice=None, mu=None, sigma=None)
+    xy, labels, indices = [snap.points], [snap.labels], [map_indices(len(data.test_images))]
+    counts = {"test": len(snap.points), "train": 0}
+    for split in shared.SPLITS:  # in this order: the test segment holds the map's points and the sent test images
+        chosen = np.asarray((sent or {}).get(split, []), np.int64)
+        if not len(chosen):
+            continue
+        images, split_labels = shared.split_images(data, split)
+        chosen = chosen[(chosen >= 0) & (chosen < len(split_labels))]
+        mu = inference.encode(model, images[chosen], split_labels[chosen])[0]
+        xy.append(snap.plane.project(mu))
+        labels.append(split_labels[chosen].numpy())
+        indices.append(chosen)
+        counts[split] += len(chosen)
+    highlight = None
+    if sent:
+        highlight = np.zeros(sum(counts.values()), bool)
+        highlight[len(snap.points):] = True
     latent_plane(sel, snap.plane, inference.GRID_EXTENT if probabilistic else code_extent(snap.points), key=key,
-                 xy=snap.points, labels=snap.labels, indices=map_indices(len(data.test_images)),
+                 xy=np.concatenate(xy), labels=np.concatenate(labels), indices=np.concatenate(indices),
+                 segments=tuple((s, n) for s, n in counts.items() if n), highlight=highlight,
                  class_names=data.class_names, show_grid=False, prior_box=not probabilistic, klass=label,
                  compact=True, group=group)
 

@@ -11,3 +11,4 @@ CLICKED_LATENTS = "clicked_latents"  # latents last clicked on the Latent Map (n
 TRAIN_JOB = "train.job_id"  # the training job this session started (stored by ui.training.start_button)
 SWEEP_JOB = "compare.job_id"  # the β sweep this session started, likewise
 DRAWN_DIGITS = "drawn_digits"  # PNGs of digits drawn on the Latent Map's pad and sent to Reconstruct
+COMPARED_SELECTION = "compared_selection"  # {"dataset", split: [indices]}: images selected on the Latent Map for Compare

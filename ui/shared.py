@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from ui.session_keys import MODEL_PICKER, SELECTED_MODEL
-from vae_core import inference
+from vae_core import inference, per_image
 from vae_core.checkpoint import CheckpointError, CheckpointInfo, list_checkpoints, load_checkpoint
 from vae_core.classifier import Classifier, find_classifier, load_classifier
 from vae_core.data import DatasetUnavailable, ImageDataset, class_names, dataset_info, load_test_set
@@ -114,10 +114,32 @@ def clear_datasets() -> None:
     _imported.clear()
 
 
-@st.cache_data(show_spinner="Encoding the test set…", max_entries=16)
-def _encode(path: str, stamp: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
-    model, data = _load(path, stamp)[0], dataset(dataset_name)[0]
-    return inference.encode(model, data.test_images, data.test_labels)  # labels: a cvae is told each image's class
+SPLITS = ("test", "train")
+
+
+def split_images(data: ImageDataset, split: str):
+    """A split's images and labels (tensors as the dataset holds them)."""
+    return (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
+
+
+@st.cache_data(show_spinner="Encoding the images once for this model…", max_entries=16)
+def _encode(path: str, stamp: float, dataset_name: str, sha: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    model, data = _load(path, stamp)[0], dataset(dataset_name, sha)[0]
+    return inference.encode(model, *split_images(data, split))  # labels: a cvae is told each image's class
+
+
+@st.cache_data(show_spinner="Scoring every image once for this model (−ELBO, KL, σ)…", max_entries=16)
+def _figures(path: str, stamp: float, dataset_name: str, sha: str | None, split: str) -> dict[str, np.ndarray]:
+    model, data = _load(path, stamp)[0], dataset(dataset_name, sha)[0]
+    return per_image.per_image_figures(model, *split_images(data, split))
+
+
+@st.cache_data(show_spinner="The classifier reads every image once…", max_entries=8)
+def _confidence(dataset_name: str, sha: str | None, split: str,
+                judge: tuple[str, float] | None) -> np.ndarray:
+    """`judge` (the classifier's file and stamp) is in the key, so a classifier trained on request is used at once."""
+    images = split_images(dataset(dataset_name, sha)[0], split)[0]
+    return per_image.classifier_confidence(classifier(dataset_name), images)
 
 
 @dataclass
@@ -130,6 +152,29 @@ class Selection:
     data_notice: str | None  # why the data is missing
     mu: np.ndarray | None  # (N, d) posterior means of the test set
     sigma: np.ndarray | None
+
+    def encodings(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, σ) of a split's images (the test split's are `mu` and `sigma`), encoded once per model and split."""
+        if split == "test":
+            return self.mu, self.sigma
+        return _encode(str(self.info.path), stamp(self.info.path), self.data.name, self.info.dataset_sha, split)
+
+    def figure_names(self) -> tuple[str, ...]:
+        """The vae_core.per_image figures this model has for its images."""
+        return per_image.figure_names(self.model, judged=classifier(self.data.name) is not None)
+
+    def figure(self, name: str, split: str) -> np.ndarray:
+        """One of vae_core.per_image's figures for every image of a split: the model's computed once per model and
+        split, the classifier's confidence once per dataset and split (it does not depend on the model)."""
+        if name == "confidence":
+            return _confidence(self.data.name, self.info.dataset_sha, split, classifier_file(self.data.name))
+        return _figures(str(self.info.path), stamp(self.info.path), self.data.name, self.info.dataset_sha, split)[name]
+
+    def splits(self) -> tuple[str, ...]:
+        """The splits with images here (the bundled data has only the test split)."""
+        if self.data is None:
+            return ()
+        return tuple(s for s in SPLITS if len(split_images(self.data, s)[1]))
 
     @property
     def latent_dim(self) -> int:
@@ -254,7 +299,7 @@ def current_selection() -> Selection | None:
     if data is None:
         show_missing_data(info.dataset, notice)
         return Selection(info=info, model=model, data=None, data_notice=notice, mu=None, sigma=None)
-    mu, sigma = _encode(str(info.path), stamp(info.path), data.name)
+    mu, sigma = _encode(str(info.path), stamp(info.path), data.name, info.dataset_sha, "test")
     return Selection(info=info, model=model, data=data, data_notice=None, mu=mu, sigma=sigma)
 
 

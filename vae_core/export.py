@@ -1,110 +1,71 @@
-"""A model's encoder and decoder as a flat list of layer ops plus one float32 blob, for a forward pass elsewhere.
+"""A model as the browser runs it: its encoder and decoder as ONNX files (`vae_core.onnx_export`) and what they mean.
 
-The app's latent plane runs this in the browser (`ui/components/forward.js`) so that decoding under the pointer
-needs no round trip. Only the layer types our networks use are exported; anything else is refused by name, so a
-new kind of layer cannot silently be dropped.
+The app's live plane runs both with onnxruntime-web (`ui/components/runtime.js`), so decoding under the pointer
+needs no round trip. An imported model (two ONNX files of the user's) is described the same way: the spec says what
+the graphs take and give, so the browser never asks which kind of model it runs.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch import nn
 
-from .models import LatentModel
-from .models.nets import ConvDecoder, ConvEncoder, MLPEncoder
+from .models import ImportedModel, LatentModel
+from .onnx_export import export_model
 
-Op = dict[str, Any]
-
-
-class UnsupportedLayer(ValueError):
-    """The network holds a layer the exported forward pass does not implement."""
+# Part of every fingerprint: changing how models are exported must give their files new names.
+EXPORT_VERSION = 2  # 2: torch.onnx's TorchScript exporter (vae_core.onnx_export), no longer torch.export's
 
 
 @dataclass(frozen=True)
 class BrowserModel:
-    spec: dict[str, Any]  # ops for "encoder" and "decoder", with offsets (in floats) into `weights`
-    weights: bytes  # little-endian float32
-    sha: str  # of spec and weights: names the blob, so a browser can keep it for good
-
-    @property
-    def n_floats(self) -> int:
-        return len(self.weights) // 4
+    spec: dict[str, Any]  # see `browser_model`
+    sha: str  # names the files: a browser keeps what it fetched under this name for good
+    onnx: Callable[[], tuple[bytes, bytes]]  # the encoder's and decoder's ONNX bytes, made when first asked for
 
 
-class _Blob:
-    def __init__(self) -> None:
-        self.parts: list[np.ndarray] = []
-        self.size = 0
-
-    def add(self, t: torch.Tensor) -> int:
-        a = t.detach().to("cpu", torch.float32).contiguous().numpy().ravel()
-        offset = self.size
-        self.parts.append(a)
-        self.size += a.size
-        return offset
-
-
-def _sequence(modules: nn.Sequential | list[nn.Module], blob: _Blob) -> list[Op]:
-    ops: list[Op] = []
-    for m in modules:
-        if isinstance(m, nn.Sequential):
-            ops += _sequence(m, blob)
-        elif isinstance(m, nn.Linear):
-            ops.append({"op": "linear", "in": m.in_features, "out": m.out_features,
-                        "w": blob.add(m.weight), "b": blob.add(m.bias)})
-        elif isinstance(m, nn.ReLU):
-            ops.append({"op": "relu"})
-        elif isinstance(m, nn.Flatten):
-            ops.append({"op": "flatten"})
-        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            if m.groups != 1 or m.dilation != (1, 1) or m.kernel_size[0] != m.kernel_size[1]:
-                raise UnsupportedLayer(f"{m} is not exported (groups, dilation or a non-square kernel)")
-            ops.append({"op": "conv" if isinstance(m, nn.Conv2d) else "convT", "cin": m.in_channels,
-                        "cout": m.out_channels, "k": m.kernel_size[0], "stride": m.stride[0], "pad": m.padding[0],
-                        "w": blob.add(m.weight), "b": blob.add(m.bias)})
-        else:
-            raise UnsupportedLayer(f"{type(m).__name__} is not exported to the browser")
-    return ops
-
-
-def _condition() -> Op:
-    return {"op": "concat_condition"}
-
-
-def _encoder_ops(encoder: nn.Module, blob: _Blob) -> list[Op]:
-    if isinstance(encoder, MLPEncoder):
-        return [{"op": "flatten"}, _condition(), *_sequence(encoder[1], blob)]
-    if isinstance(encoder, ConvEncoder):
-        return [*_sequence(encoder.features, blob), _condition(), *_sequence(encoder.head, blob)]
-    raise UnsupportedLayer(f"encoder {type(encoder).__name__} is not exported to the browser")
-
-
-def _decoder_ops(decoder: nn.Module, blob: _Blob, image_shape: tuple[int, int, int]) -> list[Op]:
-    if isinstance(decoder, ConvDecoder):
-        return [_condition(), *_sequence(decoder.body, blob), {"op": "reshape", "shape": list(decoder.map_shape)},
-                *_sequence(decoder.deconv, blob)]
-    if isinstance(decoder, nn.Sequential):
-        return [_condition(), *_sequence(decoder, blob), {"op": "reshape", "shape": list(image_shape)}]
-    raise UnsupportedLayer(f"decoder {type(decoder).__name__} is not exported to the browser")
+def _fingerprint(model: LatentModel, spec: dict[str, Any]) -> str:
+    """A hash of what the exported graphs compute: the spec, the configuration and every weight (cheap: no export)."""
+    h = hashlib.sha256(json.dumps([EXPORT_VERSION, spec, model.config.to_dict()], sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(tensor.detach().to("cpu").numpy()).tobytes())
+    return h.hexdigest()[:20]
 
 
 def browser_model(model: LatentModel) -> BrowserModel:
-    """The ops and weights of `model`: the encoder's output is μ (and log σ² after it, for a probabilistic model),
-    the decoder's is logits shaped like an image; the browser applies the sigmoid, as `decode_mean` does."""
+    """`model` for the browser. The spec: image_shape [C, H, W], latent_dim, n_classes (the label input's width, 0 when
+    there is none), probabilistic (the encoder also gives log σ²), decoder_output ("logits": the browser takes their
+    sigmoid, as `decode_mean` does; "probs": pixel means as they are), input_rank (4: the encoder takes (N, C, H, W);
+    2: their flattening), and per graph its input and output names and batch (None: any batch size; else the only one
+    the graph takes). An imported model is described from its checked graphs and run from its own two files."""
     config = model.config
-    blob = _Blob()
-    spec: dict[str, Any] = {
-        "kind": config.kind, "latent_dim": config.latent_dim, "image_shape": list(config.image_shape),
-        "n_classes": config.n_classes if model.conditional else 0, "probabilistic": model.probabilistic,
-        "encoder": _encoder_ops(model.encoder, blob),
-        "decoder": _decoder_ops(model.decoder, blob, config.image_shape),
-    }
-    weights = (np.concatenate(blob.parts) if blob.parts else np.zeros(0, np.float32)).astype("<f4").tobytes()
-    spec["n_floats"] = blob.size
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + weights).hexdigest()[:20]
-    return BrowserModel(spec=spec, weights=weights, sha=digest)
+    if isinstance(model, ImportedModel):
+        enc, dec = model.encoder.graph, model.decoder.graph
+        spec = _spec(model, decoder_output=config.decoder_output, input_rank=config.input_rank,
+                     encoder={"input": enc.input_name, "label": None, "outputs": list(enc.outputs), "batch": enc.batch},
+                     decoder={"input": dec.input_name, "label": None, "output": dec.outputs[0], "batch": dec.batch})
+        files = model.onnx_files
+        h = hashlib.sha256(json.dumps([EXPORT_VERSION, spec], sort_keys=True).encode())
+        for blob in files:
+            h.update(hashlib.sha256(blob).digest())
+        return BrowserModel(spec=spec, sha=h.hexdigest()[:20], onnx=lambda: files)
+    label = "y" if model.conditional else None
+    spec = _spec(model, decoder_output="logits", input_rank=4,
+                 encoder={"input": "x", "label": label, "outputs": ["mu", "logvar"] if model.probabilistic else ["mu"],
+                          "batch": None},
+                 decoder={"input": "z", "label": label, "output": "logits", "batch": None})
+    # The export may run in another thread while the app keeps using `model`, and it switches the module to eval mode
+    # and back while it traces, so it is given a copy.
+    snapshot = copy.deepcopy(model)
+    return BrowserModel(spec=spec, sha=_fingerprint(model, spec), onnx=lambda: export_model(snapshot))
+
+
+def _spec(model: LatentModel, **graphs: Any) -> dict[str, Any]:
+    config = model.config
+    return {"image_shape": list(config.image_shape), "latent_dim": config.latent_dim,
+            "n_classes": config.n_classes if model.conditional else 0, "probabilistic": model.probabilistic, **graphs}

@@ -63,15 +63,20 @@ def likely_labels(model: LatentModel, images: np.ndarray | torch.Tensor) -> np.n
     return per_class_nelbo(model, images).argmin(axis=1) if model.conditional else None
 
 
+def shared_draws(model: LatentModel, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """The standard-normal draws (samples, 1, d) every image is scored with, on the model's device."""
+    if samples < 1:
+        raise ValueError("samples must be at least 1")
+    return torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device_of(model))
+
+
 @torch.no_grad()
 def _scores(model: LatentModel, images: np.ndarray | torch.Tensor, samples: int, seed: int, batch_size: int,
             n_classes: int | None) -> np.ndarray:
     """(N, n_classes) −ELBO under each class, or (N, 1) unconditioned, with shared draws."""
-    if samples < 1:
-        raise ValueError("samples must be at least 1")
     x_all = as_model_input(images, model.config.image_shape)
     device = device_of(model)
-    eps = torch.randn(samples, 1, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    eps = shared_draws(model, samples, seed)
     out = []
     with eval_mode(model):
         for start in range(0, len(x_all), batch_size):

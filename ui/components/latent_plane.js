@@ -1,11 +1,15 @@
-// The live latent plane: test codes, the decoded grid under them, decoding under the pointer, pinning, picking
-// and a drawing pad, all in the browser. Python (ui/latent_plane.py) sends the model once as a static file named by
-// its hash, the plane (z = origin + x·axes[0] + y·axes[1]) and the points; the component reports only pins, picks,
-// the drawn digit and the cVAE's class back.
+// The live latent plane: codes, the decoded grid under them, decoding under the pointer, pinning, picking, lasso and
+// box selection and a drawing pad, all in the browser. Python (ui/latent_plane.py) sends the model once as two static
+// ONNX files named by its hash (run by runtime.js), the points once as a static file named by its hash, and the plane
+// (z = origin + x·axes[0] + y·axes[1]); the component reports only pins, picks, selections, the view, the drawn digit
+// and the cVAE's class back. The points are drawn by PointsLayer (points_gl.js) on their own canvas between the grid's
+// and the marks'; pad.js, runtime.js, point_grid.js, points_gl.js, lasso.js, gestures.js and colormap.js are prepended
+// to this file (ui/latent_plane.py: SCRIPTS).
 
 const LP = (window.__latentPlane = window.__latentPlane || {
-  weights: new Map(), // sha -> Promise<Float32Array>, shared by every instance and rerun
-  images: new Map(), // url -> Promise<HTMLImageElement>
+  tiles: new Map(), // url -> Promise<Uint8Array>: the tooltip tiles' pixels, shared by every instance and rerun
+  points: new Map(), // url -> Promise<{xy, labels, indices, highlight, grid}>
+  values: new Map(), // url -> Promise<Float32Array>
   states: new WeakMap(), // root element -> state kept across reruns
   groups: new Map(), // group name -> the planes whose probes follow each other
   // read by bench/live_latency.py: ms from a pointer event to the probe's repaint, from a pad stroke's end to its μ
@@ -17,45 +21,63 @@ const LP_MARGIN = { l: 46, r: 10, t: 10, b: 38 };
 const LP_RADIUS = 3; // marker radius in CSS pixels; a click within it (+1) picks the point
 const LP_PAD_SIDE = 280;
 const LP_PEN = 18; // pen width on the pad: ~2 px strokes once a digit is fitted to 20 px, as in MNIST
+const LP_GRID_SLICE_MS = 5; // the grid's decoding runs this long at a time, so the probe waits at most that
+const LP_VIEW_REPORT_MS = 600; // the view goes to Python (the page's URL) this long after the last pan or zoom
+const LP_ALPHA = 204; // points are drawn at 80 % opacity, faded ones at 18 %
+const LP_FADED = 46;
 
-function lpWeights(url, sha) {
-  if (!LP.weights.has(sha)) {
-    LP.weights.set(sha, (async () => {
-      // The URL is content-addressed, so a stored copy never goes stale: reloads and other pages skip the download.
-      let cache = null, resp = null;
-      try {
-        cache = await caches.open("latent-explorer-models");
-        resp = await cache.match(url);
-      } catch (e) { cache = null; }
-      if (!resp) {
-        resp = await fetch(url);
-        if (!resp.ok) throw new Error("the model's weights could not be loaded (" + resp.status + ")");
-        if (cache) await cache.put(url, resp.clone());
-      }
-      return new Float32Array(await resp.arrayBuffer());
+// The points' binary file (ui/latent_plane.py: points_file): xy float32 (2n), [indices int32 (n)], labels uint8 (n),
+// [highlight uint8 (n)], sorted into a PointGrid once per file.
+function lpPoints(meta) {
+  if (!LP.points.has(meta.url)) {
+    LP.points.set(meta.url, (async () => {
+      const resp = await fetch(meta.url);
+      if (!resp.ok) throw new Error("the points could not be loaded (" + resp.status + ")");
+      const buf = await resp.arrayBuffer(), n = meta.n;
+      let at = 0;
+      const take = (Type, count) => { const a = new Type(buf, at, count); at += count * Type.BYTES_PER_ELEMENT; return a; };
+      const xy = take(Float32Array, 2 * n);
+      const indices = meta.indices ? take(Int32Array, n) : null;
+      const labels = take(Uint8Array, n);
+      const highlight = meta.highlight ? take(Uint8Array, n) : null;
+      return { xy, labels, indices, highlight, grid: new PointGrid(xy) };
     })());
-    LP.weights.get(sha).catch(() => LP.weights.delete(sha));
+    LP.points.get(meta.url).catch(() => LP.points.delete(meta.url));
   }
-  return LP.weights.get(sha);
+  return LP.points.get(meta.url);
 }
 
-function lpImage(url) {
-  if (!LP.images.has(url)) {
-    LP.images.set(url, new Promise((resolve, reject) => {
-      const img = new Image();
-      img.onload = () => resolve(img);
-      img.onerror = () => reject(new Error("image " + url));
-      img.src = url;
-    }));
+function lpValues(url) {
+  if (!LP.values.has(url)) {
+    LP.values.set(url, fetch(url).then((r) => {
+      if (!r.ok) throw new Error("the colouring could not be loaded (" + r.status + ")");
+      return r.arrayBuffer();
+    }).then((b) => new Float32Array(b)));
+    LP.values.get(url).catch(() => LP.values.delete(url));
   }
-  return LP.images.get(url);
+  return LP.values.get(url);
 }
 
-function lpB64(text, Type) {
-  const bin = atob(text);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Type(bytes.buffer);
+// A tooltip tile's pixels. Tiles are written by the server in the background: one not there yet (404) is forgotten,
+// so the next hover asks again.
+function lpTile(url) {
+  if (!LP.tiles.has(url)) {
+    const job = (async () => {
+      const resp = await fetch(url);
+      if (!resp.ok) throw new Error("tile " + url + ": " + resp.status);
+      const raw = resp.body.pipeThrough(new DecompressionStream("gzip"));
+      return new Uint8Array(await new Response(raw).arrayBuffer());
+    })();
+    LP.tiles.set(url, job);
+    job.catch(() => LP.tiles.delete(url));
+  }
+  return LP.tiles.get(url);
+}
+
+// what of the page's data is drawn (besides the points, their colours and the selection)
+function lpLook(d) {
+  const { plane, extent, center, axis_titles, prior_box, pinned, picked, marks, show_grid, classes, colors } = d;
+  return JSON.stringify([plane, extent, center, axis_titles, prior_box, pinned, picked, marks, show_grid, classes, colors]);
 }
 
 function lpNiceStep(span) {
@@ -63,15 +85,30 @@ function lpNiceStep(span) {
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
-function lpPaintImage(canvas, p, shape) {
-  const [, h, w] = shape;
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(w, h);
-  for (let i = 0; i < w * h; i++) {
-    const v = Math.round(255 * p[i]);
-    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
-    img.data[4 * i + 3] = 255;
+// Writes image `k` of `p` (pixel means, n × C·H·W, C = 1 or 3) into ImageData `img` at (x0, y0); grey ones are
+// inverted with `invert` (the grid: dark strokes on the white plane).
+function lpPutImage(img, x0, y0, p, k, shape, invert) {
+  const [c, h, w] = shape, hw = h * w, base = k * c * hw, g = c === 3 ? hw : 0, data = img.data;
+  for (let r = 0; r < h; r++) {
+    for (let col = 0; col < w; col++) {
+      const i = base + r * w + col, o = 4 * ((y0 + r) * img.width + x0 + col);
+      const red = Math.round(255 * p[i]);
+      if (c === 3) {
+        data[o] = red;
+        data[o + 1] = Math.round(255 * p[i + g]);
+        data[o + 2] = Math.round(255 * p[i + 2 * g]);
+      } else {
+        data[o] = data[o + 1] = data[o + 2] = invert ? 255 - red : red;
+      }
+      data[o + 3] = 255;
+    }
   }
+}
+
+function lpPaintImage(canvas, p, shape) {
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(shape[2], shape[1]);
+  lpPutImage(img, 0, 0, p, 0, shape, false);
   ctx.putImageData(img, 0, 0);
 }
 
@@ -80,17 +117,35 @@ class LatentPlane {
     this.root = root;
     this.q = (name) => root.querySelector('[data-lp="' + name + '"]');
     this.base = this.q("base");
+    this.front = this.q("front");
     this.overlay = this.q("plane");
     this.probe = this.q("probe");
     this.tooltip = this.q("tooltip");
     this.pad = this.q("pad");
+    this.layer = new PointsLayer(this.q("points"));
     this.strokes = [];
     this.view = null;
     this.gridCanvas = document.createElement("canvas");
     this.gridToken = 0;
+    this.probeWant = null; // the latest position asked for while a decode runs, and the times of the events asking
+    this.probeEvents = [];
+    this.probeBusy = false;
+    this.padToken = 0;
+    this.padReport = false;
     this.pointer = null; // plane coordinates under the pointer (or moved by the keys)
     this.hover = -1;
     this.drawnCode = null;
+    this.pts = null; // {xy, labels, indices, highlight, grid} of the points shown
+    this.xy = new Float32Array(0);
+    this.labels = new Uint8Array(0);
+    this.values = null; // the number each point is coloured by, or null (by class)
+    this.above = null; // points whose value is below this are hidden
+    this.shapes = []; // the selection: lasso and box polygons in plane coordinates, united
+    this.selected = null; // Uint8Array: 1 for each point in the selection (or highlighted by the page)
+    this.tool = "pan";
+    this.drag = null; // what a one-pointer drag is doing: {pan: view at its start} or {shape: ShapeDraw}
+    this.pinch0 = null;
+    this.frame = 0;
     this.bind();
     new ResizeObserver(() => this.layout()).observe(root);
   }
@@ -104,31 +159,60 @@ class LatentPlane {
       LP.groups.set(data.group, [...members, this]);
     }
     this.data = data;
+    const status = this.q("status");
+    // fetched and compiled while the plane is drawn
+    const loading = data.model ? LpModel.load(data.model, () => { status.textContent = "preparing the model…"; }) : null;
     this.root.classList.toggle("lp-no-decode", !data.decode);
-    this.root.classList.toggle("lp-no-pad", !data.pad);
+    // the pad draws a digit: only greyscale sets have one
+    this.root.classList.toggle("lp-no-pad", !data.pad || (!!data.model && data.model.spec.image_shape[0] !== 1));
     this.root.classList.toggle("lp-compact", !!data.compact);
+    this.root.classList.toggle("lp-no-select", !data.select);
     this.root.dataset.ready = "0";
-    if (!prev.points || prev.points.key !== (data.points && data.points.key)) {
-      const pts = data.points;
-      this.xy = pts ? lpB64(pts.xy, Float32Array) : new Float32Array(0);
-      this.labels = pts ? lpB64(pts.labels, Uint8Array) : new Uint8Array(0);
-      this.indices = pts && pts.indices ? lpB64(pts.indices, Int32Array) : null; // test-set index of each point
-      this.atlas = pts && pts.atlas ? lpImage(pts.atlas) : null;
+    const loads = [];
+    const pointsChanged = (prev.points && prev.points.url) !== (data.points && data.points.url);
+    if (pointsChanged) loads.push(data.points ? lpPoints(data.points) : Promise.resolve(null));
+    const valuesUrl = data.color_by && data.color_by.url;
+    if (valuesUrl !== (prev.color_by && prev.color_by.url)) loads.push(valuesUrl ? lpValues(valuesUrl) : null);
+    // a rerun that changes nothing drawn redraws nothing (a frame of 70,000 points is ~60 ms in software WebGL)
+    let redraw = pointsChanged || lpLook(prev) !== lpLook(data);
+    if (!this.view || prev.view_key !== data.view_key) {
+      this.resetView(data.view);
+      redraw = true;
     }
-    if (!this.view || prev.view_key !== data.view_key) this.resetView();
+    const colorChanged = !this.ramp || JSON.stringify(prev.color_by) !== JSON.stringify(data.color_by);
+    if (colorChanged) {
+      this.above = data.above ?? null;
+      this.ramp = cmRamp(data.colormap);
+    }
     this.klass = data.klass ?? 0;
     this.buildToolbar();
+    let loaded;
+    try {
+      loaded = await Promise.all(loads);
+    } catch (e) {
+      this.q("status").textContent = String(e.message || e);
+      return;
+    }
+    if (this.data !== data) return; // a newer render arrived meanwhile
+    if (pointsChanged) this.setPoints(loaded.shift());
+    if (valuesUrl !== (prev.color_by && prev.color_by.url)) this.values = loaded.shift() || null;
+    const selectionChanged = this.takeSelection(prev, pointsChanged);
     this.buildLegend();
-    this.layout();
-    if (data.model) {
+    if (pointsChanged || colorChanged || selectionChanged) this.paint();
+    this.layout(redraw || colorChanged || selectionChanged);
+    if (loading) {
+      let model;
       try {
-        this.W = await lpWeights(data.model.url, data.model.sha);
+        model = await loading;
       } catch (e) {
-        this.q("status").textContent = String(e.message || e);
+        status.textContent = String(e.message || e);
         return;
       }
       if (this.data !== data) return; // a newer render arrived meanwhile
+      status.textContent = "";
+      this.model = model;
       this.spec = data.model.spec;
+      this.root.dataset.backend = model.backend;
       const [c, h, w] = this.spec.image_shape;
       this.probe.width = w;
       this.probe.height = h;
@@ -136,17 +220,91 @@ class LatentPlane {
       recon.width = w;
       recon.height = h;
       if (!prev.model || prev.model.sha !== data.model.sha || prev.view_key !== data.view_key) this.drawnCode = null;
-      this.decodeGrid();
+      if (!prev.model || prev.model.sha !== data.model.sha || prev.view_key !== data.view_key ||
+          prev.klass !== data.klass || !this.root.dataset.gridN) this.decodeGrid();
       if (this.pointer) this.paintProbe(this.pointer, null);
-      if (this.strokes.length) this.encodePad(false);
+      if (this.strokes.length && c === 1) this.encodePad(false);
     }
     this.root.dataset.ready = "1";
     LP.firstReady = LP.firstReady ?? performance.now();
   }
 
-  resetView() {
+  setPoints(pts) {
+    this.pts = pts;
+    this.xy = pts ? pts.xy : new Float32Array(0);
+    this.labels = pts ? pts.labels : new Uint8Array(0);
+    this.hover = -1;
+    this.selected = null;
+    this.shapes = [];
+    this.layer.setPoints(pts ? pts.grid : null, new Uint8Array(4 * this.labels.length));
+  }
+
+  // The selection Python holds (restored from the page's URL, or the one this plane reported), applied when Python's
+  // changed and differs from the one shown; or the page's highlight (Compare's).
+  // Returns whether the selection shown changed.
+  takeSelection(prev, pointsChanged) {
+    const d = this.data;
+    if (this.pts && this.pts.highlight) {
+      this.selected = this.pts.highlight;
+      this.shapes = [];
+      return pointsChanged;
+    }
+    const sent = d.selection && d.selection.key === d.plane_id ? d.selection.shapes : [];
+    const changed = pointsChanged || prev.view_key !== d.view_key ||
+      JSON.stringify(prev.selection) !== JSON.stringify(d.selection);
+    if (!changed || !pointsChanged && JSON.stringify(sent) === JSON.stringify(this.shapes)) return false;
+    this.shapes = sent;
+    this.markShapes();
+    return true;
+  }
+
+  markShapes() {
+    if (!this.pts || !this.shapes.length) { this.selected = null; return; }
+    this.selected = new Uint8Array(this.labels.length);
+    for (const s of this.shapes) this.pts.grid.markInside(s.points, this.selected);
+  }
+
+  // The colour of every point (in the layer's sorted order): its class's or its value's, faded outside a selection,
+  // hidden (alpha 0) below the threshold.
+  paint() {
+    const n = this.labels.length, grid = this.pts && this.pts.grid;
+    if (!grid) return;
+    const rgba = new Uint8Array(4 * n), d = this.data, vals = this.values, cb = d.color_by;
+    const classes = d.colors.map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
+    const sel = this.selected, anySel = !!sel && sel.some((v) => v), above = vals ? this.above : null;
+    let shown = 0, chosen = 0;
+    for (let s = 0; s < n; s++) {
+      const i = grid.order[s];
+      let rgb;
+      if (vals) {
+        const v = vals[i];
+        if (above != null && !(v >= above)) continue; // hidden: alpha stays 0
+        const k = cmIndex(v, cb.lo, cb.hi);
+        rgb = Number.isFinite(v) ? [this.ramp[3 * k], this.ramp[3 * k + 1], this.ramp[3 * k + 2]] : [150, 150, 150];
+      } else rgb = classes[this.labels[i] % classes.length];
+      const faded = anySel && !sel[i];
+      rgba[4 * s] = faded ? 190 : rgb[0];
+      rgba[4 * s + 1] = faded ? 190 : rgb[1];
+      rgba[4 * s + 2] = faded ? 190 : rgb[2];
+      rgba[4 * s + 3] = faded ? LP_FADED : LP_ALPHA;
+      shown++;
+      if (anySel && sel[i]) chosen++;
+    }
+    this.rgba = rgba;
+    this.layer.setColors(rgba);
+    this.root.dataset.shown = String(shown);
+    this.root.dataset.selected = String(anySel ? chosen : 0);
+    this.q("sel-count").textContent = anySel ? chosen.toLocaleString("en") + " selected" : "";
+    this.q("sel-clear").style.display = anySel && !this.pts.highlight ? "" : "none";
+  }
+
+  isHidden(i) {
+    return this.values != null && this.above != null && !(this.values[i] >= this.above);
+  }
+
+  resetView(initial) {
     const e = this.data.extent, [cx, cy] = this.data.center || [0, 0];
-    this.view = { cx, cy, span: 2 * e * 1.04 };
+    this.view = initial ? { cx: initial.cx, cy: initial.cy, span: initial.span } : { cx, cy, span: 2 * e * 1.04 };
   }
 
   latent(x, y) {
@@ -164,19 +322,32 @@ class LatentPlane {
     return [x, y];
   }
 
+  // the point's split and its image's index in that split
+  identity(i) {
+    const pts = this.data.points, seg = pts.segments.find((s) => i >= s.start && i < s.start + s.count);
+    return { split: seg.split, index: this.pts.indices ? this.pts.indices[i] : i - seg.start };
+  }
+
   // --- layout and coordinates ------------------------------------------------------------------------------------
-  layout() {
+  // sizes the canvases to the plot's width; redraws when that changed or `redraw` says so
+  layout(redraw = false) {
     const host = this.q("plot");
     const size = Math.max(240, Math.min(host.clientWidth || 480, 640));
     const dpr = window.devicePixelRatio || 1;
-    for (const cv of [this.base, this.overlay]) {
-      cv.style.width = cv.style.height = size + "px";
-      cv.width = cv.height = Math.round(size * dpr);
-      cv.getContext("2d").setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (size !== this.size || dpr !== this.dpr) {
+      for (const cv of [this.base, this.front, this.overlay]) {
+        cv.style.width = cv.style.height = size + "px";
+        cv.width = cv.height = Math.round(size * dpr);
+        cv.getContext("2d").setTransform(dpr, 0, 0, dpr, 0, 0);
+      }
+      this.layer.canvas.style.width = this.layer.canvas.style.height = size + "px";
+      host.style.height = size + "px";
+      this.size = size;
+      this.dpr = dpr;
+      redraw = true;
     }
-    host.style.height = size + "px";
-    this.size = size;
-    this.drawBase();
+    if (!redraw) return;
+    this.render();
     this.drawOverlay();
   }
 
@@ -200,9 +371,30 @@ class LatentPlane {
     return sx >= a.x && sx <= a.x + a.w && sy >= a.y && sy <= a.y + a.h;
   }
 
+  // every point's screen position (CSS pixels from the plot's corner), for tests and the benchmark
+  screenXY() {
+    const n = this.labels.length, sx = new Float32Array(n), sy = new Float32Array(n);
+    for (let i = 0; i < n; i++) [sx[i], sy[i]] = this.toScreen(this.xy[2 * i], this.xy[2 * i + 1]);
+    return { sx, sy };
+  }
+
   // --- drawing ---------------------------------------------------------------------------------------------------
-  drawBase() {
+  // One frame per animation frame however many pointer events ask for one (a frame of 70,000 points takes ~60 ms
+  // in software WebGL).
+  requestDraw() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.render(); this.drawOverlay(); });
+  }
+
+  render() {
     if (!this.data || !this.size) return;
+    this.drawBase();
+    this.layer.draw({ view: this.view, area: this.area(), size: this.size, dpr: this.dpr, radius: LP_RADIUS });
+    this.root.dataset.mode = this.layer.mode;
+    this.drawFront();
+  }
+
+  // under the points: the decoded grid and the tick lines
+  drawBase() {
     const ctx = this.base.getContext("2d"), a = this.area(), d = this.data;
     ctx.clearRect(0, 0, this.size, this.size);
     ctx.fillStyle = "#fff";
@@ -219,6 +411,18 @@ class LatentPlane {
       ctx.globalAlpha = 1;
     }
     this.drawTicks(ctx, a, true);
+    ctx.restore();
+  }
+
+  // over the points: the prior's square, the selection's outlines, the page's marks, the picked point, the pin, the
+  // axes
+  drawFront() {
+    const ctx = this.front.getContext("2d"), a = this.area(), d = this.data;
+    ctx.clearRect(0, 0, this.size, this.size);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(a.x, a.y, a.w, a.h);
+    ctx.clip();
     if (d.prior_box) {
       const [x0, y0] = this.toScreen(-3, 3), [x1, y1] = this.toScreen(3, -3);
       ctx.setLineDash([6, 4]);
@@ -227,21 +431,16 @@ class LatentPlane {
       ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
       ctx.setLineDash([]);
     }
-    const n = this.labels.length, colors = d.colors;
-    this.sx = new Float32Array(n);
-    this.sy = new Float32Array(n);
-    ctx.globalAlpha = 0.8;
-    for (let i = 0; i < n; i++) {
-      const [sx, sy] = this.toScreen(this.xy[2 * i], this.xy[2 * i + 1]);
-      this.sx[i] = sx;
-      this.sy[i] = sy;
-      if (sx < a.x - 4 || sx > a.x + a.w + 4 || sy < a.y - 4 || sy > a.y + a.h + 4) continue;
-      ctx.fillStyle = colors[this.labels[i] % colors.length];
+    for (const s of this.shapes) {
+      ctx.strokeStyle = "rgba(0,0,0,0.55)";
+      ctx.setLineDash([4, 3]);
+      ctx.lineWidth = 1;
       ctx.beginPath();
-      ctx.arc(sx, sy, LP_RADIUS, 0, 2 * Math.PI);
-      ctx.fill();
+      s.points.forEach(([x, y], i) => { const [sx, sy] = this.toScreen(x, y); i ? ctx.lineTo(sx, sy) : ctx.moveTo(sx, sy); });
+      ctx.closePath();
+      ctx.stroke();
+      ctx.setLineDash([]);
     }
-    ctx.globalAlpha = 1;
     this.drawMarks(ctx);
     ctx.restore();
     this.drawTicks(ctx, a, false);
@@ -288,10 +487,11 @@ class LatentPlane {
   drawMarks(ctx) {
     const d = this.data;
     if (d.picked != null && d.picked < this.labels.length) {
+      const [sx, sy] = this.toScreen(this.xy[2 * d.picked], this.xy[2 * d.picked + 1]);
       ctx.strokeStyle = "#000";
       ctx.lineWidth = 2;
       ctx.beginPath();
-      ctx.arc(this.sx[d.picked], this.sy[d.picked], LP_RADIUS + 4, 0, 2 * Math.PI);
+      ctx.arc(sx, sy, LP_RADIUS + 4, 0, 2 * Math.PI);
       ctx.stroke();
     }
     for (const m of d.marks || []) {
@@ -351,15 +551,17 @@ class LatentPlane {
     if (label) { ctx.fillStyle = "#000"; ctx.font = "bold 12px sans-serif"; ctx.textAlign = "left"; ctx.fillText(label, sx + 8, sy - 6); }
   }
 
+  // at pointer speed: the hovered point or the probe's spot, the drawn digit's code, the shape being drawn
   drawOverlay() {
     if (!this.size) return;
     const ctx = this.overlay.getContext("2d");
     ctx.clearRect(0, 0, this.size, this.size);
     if (this.hover >= 0) {
+      const [sx, sy] = this.toScreen(this.xy[2 * this.hover], this.xy[2 * this.hover + 1]);
       ctx.strokeStyle = "#000";
       ctx.lineWidth = 1.5;
       ctx.beginPath();
-      ctx.arc(this.sx[this.hover], this.sy[this.hover], LP_RADIUS + 2, 0, 2 * Math.PI);
+      ctx.arc(sx, sy, LP_RADIUS + 2, 0, 2 * Math.PI);
       ctx.stroke();
     } else if (this.pointer && this.data.decode) {
       const [sx, sy] = this.toScreen(this.pointer[0], this.pointer[1]);
@@ -378,6 +580,7 @@ class LatentPlane {
       }
       this.drawCode(ctx, at, cov, "#e4007c", "drawn");
     }
+    if (this.drag && this.drag.shape) this.drag.shape.draw(ctx, (x, y) => this.toScreen(x, y));
   }
 
   gridShown() {
@@ -385,68 +588,82 @@ class LatentPlane {
     return box ? box.checked : true;
   }
 
-  // The n×n decoded grid over [-extent, extent]², a few rows per task so the pointer stays live meanwhile.
-  decodeGrid() {
-    if (!this.W || !this.data.decode) return;
+  // The n×n decoded grid over [-extent, extent]², a batch of rows per run, sized so that one run takes about
+  // LP_GRID_SLICE_MS: a pointer event waits at most that long for the probe's turn.
+  async decodeGrid() {
+    if (!this.model || !this.data.decode) return;
     const token = ++this.gridToken, n = +this.q("grid-n").value, e = this.data.extent, spec = this.spec;
-    const [, h, w] = spec.image_shape;
+    const model = this.model, klass = this.klass, [, h, w] = spec.image_shape, d = spec.latent_dim;
     const canvas = this.gridCanvas;
     canvas.width = n * w;
     canvas.height = n * h;
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(n * w, n * h);
-    let row = 0;
-    const work = () => {
-      if (token !== this.gridToken) return;
-      const until = performance.now() + 6; // short slices: a pointer event waits at most this long
-      while (row < n && performance.now() < until) {
-        const y = e - (row + 0.5) * (2 * e / n);
-        for (let col = 0; col < n; col++) {
-          const x = -e + (col + 0.5) * (2 * e / n);
-          const p = lpDecode(spec, this.W, this.latent(x, y), this.klass);
-          for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
-            const v = 255 - Math.round(255 * p[r * w + c]), o = 4 * ((row * h + r) * n * w + col * w + c);
-            img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
-            img.data[o + 3] = 255;
-          }
+    let row = 0, rows = 1;
+    try {
+      while (row < n) {
+        const count = Math.min(rows, n - row), zs = new Float32Array(count * n * d);
+        for (let r = 0; r < count; r++) {
+          const y = e - (row + r + 0.5) * (2 * e / n);
+          for (let col = 0; col < n; col++) zs.set(this.latent(-e + (col + 0.5) * (2 * e / n), y), (r * n + col) * d);
         }
-        row++;
+        const started = performance.now();
+        const p = await model.decode(zs, count * n, klass);
+        if (token !== this.gridToken) return;
+        const perRow = (performance.now() - started) / count;
+        rows = Math.max(1, Math.min(n, Math.floor(LP_GRID_SLICE_MS / Math.max(perRow, 0.01))));
+        for (let k = 0; k < count * n; k++) {
+          lpPutImage(img, (k % n) * w, (row + Math.floor(k / n)) * h, p, k, spec.image_shape, true);
+        }
+        row += count;
+        ctx.putImageData(img, 0, 0);
+        this.drawBase();
+        await new Promise((resolve) => setTimeout(resolve, 0)); // let pointer events in between runs
+        if (token !== this.gridToken) return;
       }
-      ctx.putImageData(img, 0, 0);
-      this.drawBase();
-      if (row < n) setTimeout(work, 0);
-      else {
-        this.root.dataset.gridN = String(n);
-        LP.firstGrid = LP.firstGrid ?? performance.now();
-      }
-    };
-    work();
+    } catch (err) {
+      this.q("status").textContent = String(err.message || err);
+      return;
+    }
+    this.root.dataset.gridN = String(n);
+    LP.firstGrid = LP.firstGrid ?? performance.now();
   }
 
-  // Decodes plane point `at` into the probe, with data-z set in the same frame as the paint.
+  // Decodes plane point `at` into the probe, with data-z set in the same frame as the paint. While a decode runs,
+  // later positions wait and only the latest is decoded; `eventTime` (the pointer event's) is timed to the paint
+  // that shows it or a newer position.
   paintProbe(at, eventTime) {
-    if (!this.W || !this.data.decode) return;
-    const z = this.latent(at[0], at[1]);
-    const p = lpDecode(this.spec, this.W, z, this.klass);
-    lpPaintImage(this.probe, p, this.spec.image_shape);
-    this.probe.dataset.z = JSON.stringify(z);
-    if (eventTime != null) LP.timings.push(performance.now() - eventTime);
-    this.q("coords").textContent = "x = " + at[0].toFixed(3) + ", y = " + at[1].toFixed(3) +
-      (z.length > 2 && !this.data.compact ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+    if (!this.model || !this.data.decode) return;
+    this.probeWant = at;
+    if (eventTime != null) this.probeEvents.push(eventTime);
+    if (this.probeBusy) return;
+    this.probeBusy = true;
+    (async () => {
+      while (this.probeWant) {
+        const want = this.probeWant, events = this.probeEvents, model = this.model, spec = this.spec;
+        this.probeWant = null;
+        this.probeEvents = [];
+        const z = this.latent(want[0], want[1]);
+        const p = await model.decode(Float32Array.from(z), 1, this.klass);
+        if (model !== this.model) continue; // another model arrived meanwhile
+        lpPaintImage(this.probe, p, spec.image_shape);
+        this.probe.dataset.z = JSON.stringify(z);
+        const now = performance.now();
+        for (const t of events) LP.timings.push(now - t);
+        this.q("coords").textContent = "x = " + want[0].toFixed(3) + ", y = " + want[1].toFixed(3) +
+          (z.length > 2 && !this.data.compact ? "  ·  z = [" + z.map((v) => v.toFixed(2)).join(", ") + "]" : "");
+      }
+    })().catch((err) => { this.q("status").textContent = String(err.message || err); })
+      .finally(() => { this.probeBusy = false; });
   }
 
   // --- pointer, keys, pad ----------------------------------------------------------------------------------------
+  // the point (its index) within the marker's radius (+1 px) of screen point (sx, sy), -1 if none; hidden ones are
+  // not there
   pointAt(sx, sy) {
-    let best = -1, bestD = (LP_RADIUS + 1) ** 2;
-    for (let i = 0; i < this.labels.length; i++) {
-      const dx = this.sx[i] - sx, dy = this.sy[i] - sy, dd = dx * dx + dy * dy;
-      if (dd <= bestD) { bestD = dd; best = i; }
-    }
-    return best;
-  }
-
-  testIndex(i) {
-    return this.indices ? this.indices[i] : i;
+    if (!this.pts) return -1;
+    const [x, y] = this.toPlane(sx, sy), r = (LP_RADIUS + 1) * this.view.span / this.area().w;
+    return this.pts.grid.nearest(x, y, r, (i) => this.isHidden(i));
   }
 
   // Planes of one group (Compare's models, on the same axes) follow each other's pointer: one hover decodes the
@@ -458,11 +675,6 @@ class LatentPlane {
     this.drawOverlay();
   }
 
-  local(ev) {
-    const r = this.overlay.getBoundingClientRect();
-    return [ev.clientX - r.left, ev.clientY - r.top];
-  }
-
   showTooltip(i, sx, sy) {
     const tip = this.tooltip, pts = this.data.points;
     if (i < 0) { tip.style.display = "none"; return; }
@@ -470,74 +682,136 @@ class LatentPlane {
     tip.style.left = Math.min(sx + 14, this.size - 110) + "px";
     tip.style.top = Math.max(sy - 90, 0) + "px";
     const name = this.data.classes[this.labels[i]] ?? this.labels[i];
-    const index = this.testIndex(i);
-    this.q("tip-text").textContent = "#" + index + " · " + name;
-    const cv = this.q("tip-image");
-    if (this.atlas) {
-      this.atlas.then((img) => {
-        if (this.hover !== i) return;
-        const [, h, w] = pts.image_shape, cols = pts.atlas_cols;
-        const ctx = cv.getContext("2d");
-        cv.width = w; cv.height = h;
-        ctx.drawImage(img, (index % cols) * w, Math.floor(index / cols) * h, w, h, 0, 0, w, h);
-      });
+    const { split, index } = this.identity(i);
+    const value = this.values ? " · " + this.data.color_by.label + " " + cmNumber(this.values[i]) : "";
+    this.q("tip-text").textContent = "#" + index + (pts.segments.length > 1 ? " " + split : "") + " · " + name + value;
+    const cv = this.q("tip-image"), urls = pts.tiles && pts.tiles[split];
+    cv.style.display = urls ? "" : "none";
+    delete cv.dataset.index;
+    if (!urls) return;
+    const [c, h, w] = pts.image_shape, per = pts.tile_images, size = c * h * w;
+    cv.width = w;
+    cv.height = h;
+    cv.getContext("2d").clearRect(0, 0, w, h);
+    lpTile(urls[Math.floor(index / per)]).then((tile) => {
+      if (this.hover !== i) return;
+      const ctx = cv.getContext("2d"), img = ctx.createImageData(w, h), px = tile.subarray((index % per) * size);
+      for (let k = 0; k < h * w; k++) {
+        img.data[4 * k] = px[c * k];
+        img.data[4 * k + 1] = px[c * k + (c === 3 ? 1 : 0)];
+        img.data[4 * k + 2] = px[c * k + (c === 3 ? 2 : 0)];
+        img.data[4 * k + 3] = 255;
+      }
+      ctx.putImageData(img, 0, 0);
+      cv.dataset.index = String(index);
+      cv.dataset.split = split;
+    }, () => {
+      if (this.hover === i) setTimeout(() => this.hover === i && this.showTooltip(i, sx, sy), 500); // not written yet
+    });
+  }
+
+  // the pointer (a mouse, or a finger or pen down) at screen point p: decode there, show the point under it
+  moveTo(p, eventTime) {
+    const [sx, sy] = p;
+    if (!this.inside(sx, sy)) return;
+    this.hover = this.pointAt(sx, sy);
+    this.showTooltip(this.hover, sx, sy);
+    this.pointer = this.toPlane(sx, sy);
+    this.paintProbe(this.pointer, eventTime);
+    this.drawOverlay();
+    if (this.data.group) {
+      for (const other of LP.groups.get(this.data.group) || []) if (other !== this && other.root.isConnected) other.follow(this.pointer);
     }
+  }
+
+  viewChanged() {
+    this.requestDraw();
+    if (!this.data.report_view) return;
+    clearTimeout(this.viewTimer);
+    this.viewTimer = setTimeout(() => this.api.setStateValue("view", this.viewState()), LP_VIEW_REPORT_MS);
+  }
+
+  viewState() {
+    const r = (v) => +v.toPrecision(6);
+    return { cx: r(this.view.cx), cy: r(this.view.cy), span: r(this.view.span), above: this.above };
   }
 
   bind() {
     const ov = this.overlay;
-    let down = null;
-    // Chrome holds pointermove back until the next frame (up to ~16 ms); pointerrawupdate comes as the input does
-    // (secure contexts: https or localhost), so the probe is repainted within the frame the pointer moved in.
-    const moveEvent = "onpointerrawupdate" in window && window.isSecureContext ? "pointerrawupdate" : "pointermove";
-    ov.addEventListener(moveEvent, (ev) => {
-      const [sx, sy] = this.local(ev);
-      if (down) {
-        if (Math.hypot(sx - down.sx, sy - down.sy) > 4) down.dragged = true;
-        if (down.dragged) {
-          const a = this.area();
-          this.view.cx = down.cx - (sx - down.sx) / a.w * this.view.span;
-          this.view.cy = down.cy + (sy - down.sy) / a.h * this.view.span;
-          this.drawBase();
+    new PlaneGestures(ov, {
+      move: (p, ev, pressed) => {
+        // a finger down is the pointer; a drawn shape or a pan keeps the probe where it was
+        if (!pressed || !this.drag || ev.pointerType === "touch" && !this.drag.shape) this.moveTo(p, ev.timeStamp);
+      },
+      dragStart: (p, ev) => {
+        ov.focus({ preventScroll: true });
+        if (this.tool !== "pan" && this.data.select && this.pts) {
+          this.drag = { shape: new ShapeDraw(this.tool, this.toPlane(p[0], p[1]), p), adding: ev.shiftKey };
+        } else if (ev.pointerType !== "touch") {
+          this.drag = { pan: { ...this.view }, from: p };
         }
-      }
-      if (!this.inside(sx, sy)) return;
-      this.hover = this.pointAt(sx, sy);
-      this.showTooltip(this.hover, sx, sy);
-      this.pointer = this.toPlane(sx, sy);
-      this.paintProbe(this.pointer, ev.timeStamp);
-      this.drawOverlay();
-      if (this.data.group) {
-        for (const other of LP.groups.get(this.data.group) || []) if (other !== this && other.root.isConnected) other.follow(this.pointer);
-      }
+      },
+      drag: (p) => {
+        const g = this.drag;
+        if (!g) return;
+        if (g.shape) {
+          g.shape.add(this.toPlane(p[0], p[1]), p);
+          this.drawOverlay();
+        } else {
+          const a = this.area();
+          this.view.cx = g.pan.cx - (p[0] - g.from[0]) / a.w * this.view.span;
+          this.view.cy = g.pan.cy + (p[1] - g.from[1]) / a.h * this.view.span;
+          this.viewChanged();
+        }
+      },
+      dragEnd: () => {
+        const g = this.drag;
+        this.drag = null;
+        if (g && g.shape) this.select(g.shape.shape(), g.adding);
+        this.drawOverlay();
+      },
+      cancel: () => { this.drag = null; this.drawOverlay(); },
+      tap: (p, ev) => {
+        ov.focus({ preventScroll: true });
+        const [sx, sy] = p;
+        if (!this.inside(sx, sy)) return;
+        const i = this.pointAt(sx, sy);
+        if (i >= 0) {
+          this.api.setTriggerValue("pick", this.identity(i));
+          if (ev.pointerType === "touch") this.moveTo(p, null);
+        } else if (this.data.decode) this.pin(this.toPlane(sx, sy));
+      },
+      pinch: (mid0, mid, ratio) => {
+        // the plane point under the fingers' first midpoint stays under their midpoint
+        const a = this.area(), v0 = this.pinch0 || (this.pinch0 = { ...this.view });
+        const [px, py] = [v0.cx + ((mid0[0] - a.x) / a.w - 0.5) * v0.span, v0.cy + (0.5 - (mid0[1] - a.y) / a.h) * v0.span];
+        const span = v0.span * ratio;
+        this.view = { cx: px - ((mid[0] - a.x) / a.w - 0.5) * span, cy: py - (0.5 - (mid[1] - a.y) / a.h) * span, span };
+        this.viewChanged();
+      },
+      pinchEnd: () => { this.pinch0 = null; },
     });
-    ov.addEventListener("pointerleave", () => { this.hover = -1; this.showTooltip(-1); this.drawOverlay(); });
-    ov.addEventListener("pointerdown", (ev) => {
-      const [sx, sy] = this.local(ev);
-      down = { sx, sy, cx: this.view.cx, cy: this.view.cy, dragged: false };
-      ov.setPointerCapture(ev.pointerId);
-      ov.focus({ preventScroll: true });
-    });
-    ov.addEventListener("pointerup", (ev) => {
-      const [sx, sy] = this.local(ev), was = down;
-      down = null;
-      if (!was || was.dragged || !this.inside(sx, sy)) return;
-      const i = this.pointAt(sx, sy);
-      if (i >= 0) this.api.setTriggerValue("pick", this.testIndex(i));
-      else if (this.data.decode) this.pin(this.toPlane(sx, sy));
+    ov.addEventListener("pointerleave", (ev) => {
+      if (ev.pointerType !== "mouse") return;
+      this.hover = -1; this.showTooltip(-1); this.drawOverlay();
     });
     ov.addEventListener("wheel", (ev) => {
       ev.preventDefault();
-      const [sx, sy] = this.local(ev), [px, py] = this.toPlane(sx, sy), f = Math.exp(ev.deltaY * 0.0015);
+      const r = ov.getBoundingClientRect(), [px, py] = this.toPlane(ev.clientX - r.left, ev.clientY - r.top);
+      const f = Math.exp(ev.deltaY * 0.0015);
       this.view.cx = px + (this.view.cx - px) * f;
       this.view.cy = py + (this.view.cy - py) * f;
       this.view.span *= f;
-      this.drawBase();
-      this.drawOverlay();
+      this.viewChanged();
     }, { passive: false });
-    ov.addEventListener("dblclick", () => { this.resetView(); this.drawBase(); this.drawOverlay(); });
+    ov.addEventListener("dblclick", () => { this.resetView(); this.viewChanged(); });
     ov.addEventListener("keydown", (ev) => {
       const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+      if (ev.key === "Escape") {
+        if (this.drag && this.drag.shape) { this.drag = null; this.drawOverlay(); }
+        else if (this.shapes.length) this.select(null, false);
+        return;
+      }
       if (!this.data.decode) return;
       if (moves[ev.key]) {
         ev.preventDefault();
@@ -555,9 +829,21 @@ class LatentPlane {
     this.bindPad();
   }
 
+  // a finished lasso or box (null: clear); with `adding`, united with the selection so far. Marked here at once,
+  // then reported: Python recounts the same polygons on the same coordinates.
+  select(shape, adding) {
+    if (!shape && adding) return;
+    this.shapes = shape ? (adding ? [...this.shapes, shape] : [shape]) : [];
+    if (adding && this.selected) this.pts.grid.markInside(shape.points, this.selected);
+    else this.markShapes();
+    this.paint();
+    this.requestDraw();
+    this.api.setStateValue("selection", this.shapes.length ? { key: this.data.plane_id, shapes: this.shapes } : null);
+  }
+
   pin(at) {
     this.data.pinned = at;
-    this.drawBase();
+    this.drawFront();
     this.api.setTriggerValue("pin", { x: at[0], y: at[1], z: this.latent(at[0], at[1]), klass: this.klass });
   }
 
@@ -608,32 +894,43 @@ class LatentPlane {
     }
   }
 
-  // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python.
-  encodePad(report, eventTime = null) {
-    if (!this.W) return;
+  // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python. A
+  // newer encoding supersedes one still running; the report to Python waits for the newest.
+  async encodePad(report, eventTime = null) {
+    if (!this.model) return;
+    const token = ++this.padToken, model = this.model, spec = this.spec, klass = this.klass;
+    this.padReport = this.padReport || report;
     const raw = this.pad.getContext("2d").getImageData(0, 0, LP_PAD_SIDE, LP_PAD_SIDE).data;
     const level = new Float32Array(LP_PAD_SIDE * LP_PAD_SIDE);
     for (let i = 0; i < level.length; i++) level[i] = raw[4 * i] / 255;
     const x = lpPadToInput(level, LP_PAD_SIDE);
     const recon = this.q("recon");
-    if (!x) {
-      this.drawnCode = null;
+    let code = null, p = null;
+    if (x) {
+      try {
+        code = await model.encode(x, klass);
+        p = await model.decode(Float32Array.from(code.mu), 1, klass);
+      } catch (err) {
+        this.q("status").textContent = String(err.message || err);
+        return;
+      }
+      if (token !== this.padToken) return;
+    }
+    this.drawnCode = code;
+    if (code) {
+      this.pad.dataset.mu = JSON.stringify(code.mu);
+      lpPaintImage(recon, p, spec.image_shape);
+    } else {
       delete this.pad.dataset.mu;
       recon.getContext("2d").clearRect(0, 0, recon.width, recon.height);
-      this.drawOverlay();
-      if (report) this.api.setStateValue("drawn", null);
-      return;
     }
-    const code = lpEncode(this.spec, this.W, x, this.klass);
-    this.drawnCode = code;
-    this.pad.dataset.mu = JSON.stringify(code.mu);
-    lpPaintImage(recon, lpDecode(this.spec, this.W, code.mu, this.klass), this.spec.image_shape);
     this.drawOverlay();
-    if (eventTime != null) LP.padTimings.push(performance.now() - eventTime);
-    if (report) {
+    if (code && eventTime != null) LP.padTimings.push(performance.now() - eventTime);
+    if (this.padReport) {
+      this.padReport = false;
       let bin = "";
-      for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
-      this.api.setStateValue("drawn", { pixels: btoa(bin), mu: code.mu, klass: this.klass });
+      if (x) for (const v of x) bin += String.fromCharCode(Math.round(255 * v));
+      this.api.setStateValue("drawn", x ? { pixels: btoa(bin), mu: code.mu, klass } : null);
     }
   }
 
@@ -662,23 +959,54 @@ class LatentPlane {
     n.oninput = () => { this.q("grid-n-text").textContent = n.value + " × " + n.value; this.decodeGrid(); };
     this.q("grid-n-text").textContent = n.value + " × " + n.value;
     this.q("show-grid").onchange = () => this.drawBase();
-    this.q("reset").onclick = () => { this.resetView(); this.drawBase(); this.drawOverlay(); };
+    this.q("reset").onclick = () => { this.resetView(); this.viewChanged(); };
     this.q("save-grid").onclick = () => {
       const link = document.createElement("a");
       link.download = (d.name || "grid") + "_grid_" + n.value + ".png";
       const out = document.createElement("canvas");
       out.width = this.gridCanvas.width; out.height = this.gridCanvas.height;
       const octx = out.getContext("2d");
-      octx.filter = "invert(1)"; // the background is dark on white; the saved grid is as the model draws it
+      // a grey grid is drawn dark on the white plane; the saved grid is as the model draws it
+      if (this.spec && this.spec.image_shape[0] === 1) octx.filter = "invert(1)";
       octx.drawImage(this.gridCanvas, 0, 0);
       link.href = out.toDataURL("image/png");
       link.click();
     };
+    for (const tool of ["pan", "lasso", "box"]) {
+      const b = this.q("tool-" + tool);
+      b.classList.toggle("lp-on", this.tool === tool);
+      b.onclick = () => { this.tool = tool; this.buildToolbar(); };
+    }
+    this.overlay.style.cursor = this.tool === "pan" ? "" : "cell";
+    this.q("sel-clear").onclick = () => this.select(null, false);
   }
 
+  // class chips, or the colour bar of the number the points are coloured by with its threshold
   buildLegend() {
-    const legend = this.q("legend"), d = this.data;
+    const legend = this.q("legend"), d = this.data, bar = this.q("bar");
     legend.innerHTML = "";
+    bar.style.display = this.values ? "" : "none";
+    if (this.values) {
+      const cb = d.color_by, slider = this.q("above");
+      this.q("bar-name").textContent = cb.label;
+      this.q("bar-lo").textContent = cmNumber(cb.lo);
+      this.q("bar-hi").textContent = cmNumber(cb.hi);
+      slider.min = cb.lo; slider.max = cb.hi; slider.step = (cb.hi - cb.lo) / 200 || 1;
+      slider.value = this.above ?? cb.lo;
+      const show = () => {
+        cmDrawBar(this.q("bar-ramp"), this.ramp, cb.lo, cb.hi, this.above);
+        this.q("above-text").textContent = this.above == null ? "all shown" : "shown: ≥ " + cmNumber(this.above);
+      };
+      slider.oninput = () => {
+        this.above = +slider.value <= cb.lo ? null : +slider.value;
+        if (this.hover >= 0 && this.isHidden(this.hover)) { this.hover = -1; this.showTooltip(-1); }
+        show();
+        this.paint();
+        this.viewChanged();
+      };
+      show();
+      return;
+    }
     if (!this.labels.length) return;
     d.classes.forEach((name, i) => {
       const item = document.createElement("span");
@@ -697,7 +1025,7 @@ export default function (component) {
   if (!plane) {
     plane = new LatentPlane(root);
     LP.states.set(root, plane);
-    root.__lp = plane; // for tests and bench/live_latency.py: toScreen / toPlane and the points' screen positions
+    root.__lp = plane; // for tests and the benchmarks: toScreen / toPlane, screenXY(), render(), the selection
   }
   plane.update(data, { setStateValue, setTriggerValue });
 }

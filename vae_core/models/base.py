@@ -94,7 +94,7 @@ class LatentModel(nn.Module):
             return None
         if y is None:
             raise ValueError(f"a {self.title} needs the class label of each input")
-        y = torch.as_tensor(y, device=like.device)
+        y = y.to(like.device) if isinstance(y, torch.Tensor) else torch.as_tensor(y, device=like.device)
         if y.is_floating_point() and y.ndim == 2:
             return y.to(like.dtype)
         y = y.long().reshape(-1)

@@ -23,7 +23,8 @@ class VAE(LatentModel):
         return 2 * latent_dim  # μ and log σ²
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
-        mu, logvar = self.encoder(x, self.condition(y, x)).chunk(2, dim=-1)
+        d = self.latent_dim  # constant sizes: the exported graph's μ is (N, d), not a size found as it runs
+        mu, logvar = self.encoder(x, self.condition(y, x)).split([d, d], dim=-1)
         return Posterior(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, kl_weight: float = 1.0,
