@@ -96,6 +96,9 @@ def _decoder_ops(decoder: nn.Module, blob: _Blob, image_shape: tuple[int, int, i
 def browser_model(model: LatentModel) -> BrowserModel:
     """The ops and weights of `model`: the encoder's output is μ (and log σ² after it, for a probabilistic model),
     the decoder's is logits shaped like an image; the browser applies the sigmoid, as `decode_mean` does."""
+    if not model.logit_decoder:
+        raise UnsupportedLayer(f"a {model.title}'s decode() adds a step to its network's output, which the browser's "
+                               "forward pass would not")
     config = model.config
     blob = _Blob()
     spec: dict[str, Any] = {
