@@ -41,6 +41,7 @@ D2_HIDES_HOLES = (
 MAX_MODELS = 6
 MIN_COLUMNS = 4
 SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
+PCA_ANGLE = "angle to PCA"
 BETA_KINDS = tuple(k for k in TRAINABLE_KINDS if "beta" in model_class(k).settings)  # what a β sweep can train
 
 registry = training.registry()
@@ -184,7 +185,8 @@ def compare_section(selected: str | None) -> None:
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
                 "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
-                "prior samples read as digits": None if panel is None else panel.confident_share})
+                "prior samples read as digits": None if panel is None else panel.confident_share,
+                **({PCA_ANGLE: metrics.get("pca_angle")} if any(i.model_class.linear for i in models) else {})})
             sources[info.name] = source
         if panel is not None:
             panels.append((info, panel, data))
@@ -207,6 +209,11 @@ def compare_section(selected: str | None) -> None:
             format="percent", min_value=0.0, max_value=1.0,
             help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "
                  "nearly all its mass: the VAE's KL term keeps its codes there, an autoencoder's spread far out."),
+        PCA_ANGLE: st.column_config.NumberColumn(
+            format="%.1f°", width="small",
+            help="For a linear autoencoder: the largest principal angle between its decoder's column space and the "
+                 "top-d principal subspace of its training images. A linear autoencoder trained on squared error "
+                 "spans PCA's subspace (Baldi & Hornik 1989): 0° is PCA exactly, 90° a direction PCA does not have."),
         "prior samples read as digits": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help=f"Share of 1,000 samples from N(0, I), decoded, that the shipped classifier reads as one digit "

@@ -160,3 +160,23 @@ def test_the_ae_vs_vae_preset_compares_at_d_20_where_the_holes_show(use_folder):
     assert any(c.value.startswith("Why AE vs VAE compares at d = 20") for c in at.caption)
     at.button_group(key="compare.preset").set_value("AE vs VAE on the plane (d = 2)").run()
     assert at.multiselect(key="_w.compare.models").value == ["mnist_ae_z2", "mnist_z2"]
+
+
+def test_a_linear_autoencoder_s_angle_to_pca_is_in_the_table(tmp_path, use_folder):
+    """A linear AE beside a deep one: the table gains the angle column, filled for the linear model only."""
+    settings = {"linear": ModelConfig(kind="linear_ae", latent_dim=3, hidden=(), likelihood="gaussian"),
+                "deep": ModelConfig(kind="ae", latent_dim=3, hidden=(32,))}
+    for name, config in settings.items():
+        job = jobs.JobRegistry().submit(jobs.TrainingJob(jobs.training_spec(
+            name, tmp_path, config, TrainConfig(epochs=2, batch_size=250, lr=0.01))))
+        assert job.join(120) and job.view().state == jobs.FINISHED, job.view().error
+    use_folder(tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["_w.compare.models"] = ["linear", "deep"]
+    at.run()
+    assert not at.exception and not at.main.error
+    df = table(at).set_index("model")
+    stored = load_checkpoint(tmp_path / "linear.pt")[1].metrics["pca_angle"]
+    assert df.loc["linear", "angle to PCA"] == pytest.approx(stored) and 0 <= stored <= 90
+    assert math.isnan(df.loc["deep", "angle to PCA"])
+    assert all(math.isfinite(v) for v in df["recon"])
