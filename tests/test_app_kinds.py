@@ -95,3 +95,16 @@ def test_reconstruct_corrupts_once_and_shows_every_models_reconstruction(run, ki
     captions = [c for element in at.get("image") for c in element.captions]
     assert captions.count("corrupted (mask:0.5)") == 3  # three example digits
     assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3
+
+
+def test_reconstruct_hides_patches_for_the_masked_autoencoder_and_every_model_fills_them_in(run):
+    at = run("app_pages/3_Reconstruct.py", "dae")
+    at.button(key="recon_try").click().run()
+    others = at.multiselect(key="recon_others")
+    others.set_value([o for o in others.options if o.split("_")[1:2] == ["ae"]]).run()
+    at.radio(key="recon_noise").set_value("patches ρ").run()
+    at.number_input(key="recon_patch").set_value(4).run()
+    assert not at.exception and not at.main.error
+    captions = [c for element in at.get("image") for c in element.captions]
+    assert captions.count("hidden patches, blue (patch:0.75:4)") == 3  # three example digits
+    assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3
