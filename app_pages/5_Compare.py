@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import history_view, model_panels, session_keys, shared, training, traversal_view
+from ui import factor_view, history_view, model_panels, session_keys, shared, training, traversal_view
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -235,6 +235,7 @@ def compare_section(selected: str | None) -> None:
             st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
     if not panels:
         return
+    factor_view.section([(info, data) for info, _, data in panels], MIN_COLUMNS)
 
     d = {i.model_config.latent_dim for i, _, _ in panels}
     st.markdown("**Side by side.** Each column is one model. " + (
@@ -287,7 +288,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         drawn = int(data.test_labels[start]) if isinstance(start, int) else (label if label is not None else 0)
         with col:
             st.markdown(header(info))
-            traversal_view.show(info, data, start, drawn)
+            traversal_view.show(info, data, start, drawn, factor_view.captured(info))
 
 
 def sweep_section() -> None:
