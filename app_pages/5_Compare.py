@@ -42,6 +42,7 @@ MAX_MODELS = 6
 MIN_COLUMNS = 4
 SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
 PCA_ANGLE = "angle to PCA"
+SQUARED = "squared error"
 BETA_KINDS = tuple(k for k in TRAINABLE_KINDS if "beta" in model_class(k).settings)  # what a β sweep can train
 
 registry = training.registry()
@@ -182,6 +183,7 @@ def compare_section(selected: str | None) -> None:
             rows.append({
                 "model": info.name, "kind": shared.kind_label(info), "β": info.beta if posterior else None,
                 "test −ELBO": metrics["elbo"] if posterior else None, "recon": metrics["recon"],
+                SQUARED: None if panel is None else panel.squared_error,
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
                 "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
@@ -205,6 +207,10 @@ def compare_section(selected: str | None) -> None:
         "active units": st.column_config.TextColumn(width="small"),
         **{c: st.column_config.NumberColumn(format="%.1f", width="small")
            for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+        SQUARED: st.column_config.NumberColumn(
+            format="%.1f", width="small",
+            help="Σ over pixels of (x − x̂)² per test image, x̂ the decoded mean: unlike the nats of a Bernoulli and "
+                 "a Gaussian likelihood, comparable between any two models (a linear AE's and a deep one's)."),
         "test codes in [-3, 3]ᵈ": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "

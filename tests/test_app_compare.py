@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import SHARED_DATA, shipped_checkpoint, plane_data
 from ui import model_panels, shared, training
-from vae_core import jobs
+from vae_core import inference, jobs
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
@@ -173,6 +173,7 @@ def test_a_linear_autoencoder_s_angle_to_pca_is_in_the_table(tmp_path, use_folde
     use_folder(tmp_path)
     at = AppTest.from_file(PAGE, default_timeout=90)
     at.session_state["_w.compare.models"] = ["linear", "deep"]
+    at.session_state["selected_model"] = "linear"
     at.run()
     assert not at.exception and not at.main.error
     df = table(at).set_index("model")
@@ -180,3 +181,11 @@ def test_a_linear_autoencoder_s_angle_to_pca_is_in_the_table(tmp_path, use_folde
     assert df.loc["linear", "angle to PCA"] == pytest.approx(stored) and 0 <= stored <= 90
     assert math.isnan(df.loc["deep", "angle to PCA"])
     assert all(math.isfinite(v) for v in df["recon"])
+    # the squared error compares the two where their nats (Gaussian against Bernoulli) do not
+    model, info = load_checkpoint(tmp_path / "linear.pt")
+    data = shared.dataset(info.dataset)[0]
+    x = data.test_images.float().div(255).flatten(1).numpy()
+    by_hand = ((inference.reconstruct(model, data.test_images).reshape(len(x), -1) - x) ** 2).sum(1).mean()
+    assert df.loc["linear", "squared error"] == pytest.approx(by_hand, rel=1e-4)
+    assert 0 < df.loc["deep", "squared error"] < 784
+    assert f"{stored:.1f}° from PCA" in at.sidebar.caption[0].value  # the picker's line on the linear model

@@ -6,8 +6,10 @@ for, one model at a time in a background thread of the server, and kept per chec
 the page draws what is ready and polls for the rest, and is never held up by them."""
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import Queue
 
 import numpy as np
 import plotly.graph_objects as go
@@ -29,11 +31,29 @@ MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 
 @dataclass
 class Measurements:
-    """The server's measurements: one worker thread (the metrics use every core they are given; two at once would
-    only halve each), and each checkpoint's future by (path, modification time)."""
+    """The server's measurements: each checkpoint's future by (path, modification time), worked through in order by
+    one thread (the metrics use every core they are given; two at once would only halve each). The thread is a
+    daemon, so a server shut down mid-measurement does not wait for it."""
 
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="factor-metrics"))
     futures: dict[tuple[str, float], Future] = field(default_factory=dict)
+    queue: Queue = field(default_factory=Queue)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._work, name="factor-metrics", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            future, model, data = self.queue.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(evaluate.factor_metrics(model, data))
+                except Exception as exc:  # shown on the page as one line, by the model it belongs to
+                    future.set_exception(exc)
+
+    def submit(self, model, data: ImageDataset) -> Future:
+        future: Future = Future()
+        self.queue.put((future, model, data))
+        return future
 
 
 @st.cache_resource
@@ -64,7 +84,7 @@ def request(info: CheckpointInfo, data: ImageDataset) -> Future:
     key = _key(info)
     if key not in jobs.futures:
         # the model is loaded here, in the script's thread, where Streamlit's cache is at home; the thread only reads it
-        jobs.futures[key] = jobs.pool.submit(evaluate.factor_metrics, shared.load_model(info), data)
+        jobs.futures[key] = jobs.submit(shared.load_model(info), data)
     return jobs.futures[key]
 
 
@@ -107,6 +127,7 @@ def section(models: list[tuple[CheckpointInfo, ImageDataset]], columns: int) -> 
                                   "of its test images: seconds to half a minute per model, in the background."):
         for info, data in pending:
             request(info, data)
+        st.rerun()  # without the button, and polling
     infos = [info for info, _ in models]
     running = any(f is not None and not f.done() for f in map(measured, infos))
     st.fragment(_results, run_every=POLL_S if running else None)(infos, columns, running)

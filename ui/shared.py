@@ -144,6 +144,8 @@ def describe(info: CheckpointInfo) -> str:
     else:
         recon = info.metrics.get("recon")
         score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
+    if "pca_angle" in info.metrics:  # a linear model: how close it came to PCA's subspace
+        score += f" · {info.metrics['pca_angle']:.1f}° from PCA"
     return f"{kind_label(info)} · {info.dataset} · {c.arch.upper()} · d = {c.latent_dim} · {score}"
 
 
