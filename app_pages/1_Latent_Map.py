@@ -8,7 +8,7 @@ from ui import history_view, latent_views, navigation, session_keys, shared
 from ui.images import tile, to_png_bytes
 from ui.latent_plane import latent_plane, pinned_record
 from ui.map_overlays import remember_latent
-from ui.plots import code_extent
+from ui.plots import CLASS_COLORS, code_extent, factor_colouring
 from vae_core import inference, typicality
 from vae_core.data import to_display
 from vae_core.projection import LatentPlane, dims_by_variance, pca_plane, slice_plane
@@ -158,19 +158,31 @@ if click is not None and len(click["z"]) == d and tuple(click["plane"]) == tuple
     z_click = np.asarray(click["z"], np.float32)
 pinned = None if z_click is None else tuple(plane.project(z_click[None])[0])
 
+# the points' colours: their class, or on a dataset with known factors (dSprites) any one factor
+colour_labels, colour_names, colours = labels, names, CLASS_COLORS
+if has_data and sel.data.factors is not None:
+    by = st.columns([1, 3])[0].selectbox(
+        "Colour the points by", ("class", *sel.data.factor_names), key="lm_colour",
+        help="The test images' known generative factors: a dimension (or direction) that captures one shows it "
+             "as a colour gradient along it.")
+    if by != "class":
+        colour_labels, colour_names, colours = factor_colouring(
+            sel.data.factors[:n_points, sel.data.factor_names.index(by)], by)
+
 # --- the plane ------------------------------------------------------------------------------------------------
-common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=lambda: on_klass(PLANE_KEY))
+common = dict(class_names=colour_names, colors=colours, prior_box=autoencoder, klass=klass,
+              on_klass=lambda: on_klass(PLANE_KEY))
 if umap_xy is not None:
     st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
     lo, hi = umap_xy.min(axis=0), umap_xy.max(axis=0)
-    latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy, labels=labels,
-                 class_names=names, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY),
+    latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy, labels=colour_labels,
+                 class_names=colour_names, colors=colours, decode=False, picked=picked, on_pick=lambda: on_pick(UMAP_KEY),
                  center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
     st.markdown(f"**The {decoded_on} plane** · decoded under the pointer (UMAP has no fast inverse)")
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
-    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=plane.project(mu), labels=labels, pad=True,
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=plane.project(mu), labels=colour_labels, pad=True,
                           pinned=pinned, picked=picked, on_pin=lambda: on_pin(PLANE_KEY, plane),
                           on_pick=lambda: on_pick(PLANE_KEY), **common)
 if autoencoder:

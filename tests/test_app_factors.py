@@ -88,3 +88,29 @@ def test_the_metrics_are_measured_on_request_without_holding_the_page(sweep):
     ticks = drawn["traversal-sprites_beta4"]["layout"]["yaxis"]["ticktext"]
     assert sum(any(f" · {name}" in t for t in ticks) for name in labelled) == len(labelled)
     assert "factors-measure" not in [b.key for b in at.button]  # measured once per file
+
+
+@pytest.mark.parametrize("small_dsprites", [(1500, 600)], indirect=True)
+def test_the_latent_map_colours_the_points_by_any_factor(sweep):
+    from conftest import plane_data
+
+    at = AppTest.from_file(str(Path(PAGE).parent / "1_Latent_Map.py"), default_timeout=120)
+    at.session_state["selected_model"] = "sprites_beta4"
+    at.run()
+    assert not at.exception and not at.main.error
+    colour = at.selectbox(key="lm_colour")
+    assert colour.options == ["class", "shape", "scale", "orientation", "posX", "posY"]
+    data = load_test_set("dsprites-32")
+    by_class = plane_data(at)
+    assert by_class["classes"] == list(data.class_names)
+    for name, n in (("scale", 6), ("posX", 8)):  # six values each their own colour; 32 positions in 8 ranges
+        colour.set_value(name).run()
+        assert not at.exception
+        drawn = plane_data(at)
+        labels = np.frombuffer(base64.b64decode(drawn["points"]["labels"]), np.uint8)
+        values = data.factors[:, data.factor_names.index(name)]
+        assert len(drawn["classes"]) == len(drawn["colors"]) == n
+        # in the factor's order: a larger value never gets an earlier colour
+        order = np.argsort(values, kind="stable")
+        assert np.all(np.diff(labels[order].astype(int)) >= 0) and set(labels.tolist()) == set(range(n))
+        assert drawn["classes"][0].startswith(name)

@@ -157,7 +157,7 @@ def decode_drawn(value: dict[str, Any] | None, side: int = 28) -> dict[str, Any]
 def latent_plane(
     sel: Selection, plane: LatentPlane, extent: float, *, key: str,
     xy: np.ndarray | None = None, labels: np.ndarray | None = None, indices: np.ndarray | None = None,
-    class_names: tuple[str, ...] = (),
+    class_names: tuple[str, ...] = (), colors: tuple[str, ...] = CLASS_COLORS,
     decode: bool = True, pad: bool = False, grid_n: int = 15, show_grid: bool = True, prior_box: bool = False,
     klass: int | None = None, pinned: tuple[float, float] | None = None, picked: int | None = None,
     center: tuple[float, float] = (0.0, 0.0), axis_titles: tuple[str, str] | None = None, compact: bool = False,
@@ -166,7 +166,7 @@ def latent_plane(
     on_drawn: Callable[[], None] | None = None, on_klass: Callable[[], None] | None = None,
 ) -> PlaneEvents:
     """Mounts the plane. `xy` (N, 2) are the points' plane coordinates, of test images `indices` (default 0..N-1;
-    hover shows them); `decode` False shows points only (a UMAP view); `pad` adds the drawing pad; `compact` is for
+    hover shows them), coloured by `labels` indexing `colors` and named by `class_names`; `decode` False shows points only (a UMAP view); `pad` adds the drawing pad; `compact` is for
     narrow columns (no toolbar, the probe below the plot); planes of one `group` decode the same spot together. Callbacks run before the rerun, like a
     widget's; read the values from `st.session_state[key]` there, or from the returned events. The view shows
     `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
@@ -191,7 +191,7 @@ def latent_plane(
         "view_key": f"{model_key(sel)}|{plane.labels}|{extent:.6g}|{center}|{hashlib.sha1(np.asarray(plane.origin).tobytes()).hexdigest()[:8]}",
         "extent": float(extent), "center": [float(center[0]), float(center[1])], "axis_titles": axis_titles,
         "prior_box": prior_box, "points": points, "classes": names,
-        "colors": list(CLASS_COLORS), "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,
+        "colors": list(colors), "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,
         "class_picker": conditional and decode, "klass": int(klass or 0),
         "pinned": None if pinned is None else [float(pinned[0]), float(pinned[1])], "picked": picked,
         "marks": [m.to_json() for m in marks], "compact": compact, "group": group,
