@@ -10,7 +10,7 @@ from ui.latent_plane import ColorBy, latent_plane, pinned_record, plane_id
 from ui.selection_panel import neighbours_panel, selection_panel, selection_rows
 from ui.map_overlays import remember_latent
 from ui.point_set import PointSet
-from ui.plots import code_extent
+from ui.plots import CLASS_COLORS, code_extent, factor_colouring
 from vae_core import inference, selection, typicality
 from vae_core.data import to_display
 from vae_core.per_image import FIGURES
@@ -149,7 +149,10 @@ st.caption(f"{shared.describe(sel.info)} · " + (f"{len(points):,} {' + '.join(p
              "hold, or draw a digit on the pad.")
 
 # --- controls -----------------------------------------------------------------------------------------------
-colorings = ("class", *sel.figure_names()) if has_data else ("class",)
+# on a dataset with known generative factors (dSprites), the test images' points can also be coloured by any one
+factor_choices = (tuple(f"factor:{f}" for f in sel.data.factor_names)
+                  if has_data and sel.data.factors is not None and points.splits == ("test",) else ())
+colorings = ("class", *factor_choices, *sel.figure_names()) if has_data else ("class",)
 if st.session_state.get(COLOR_KEY) not in colorings:
     st.session_state[COLOR_KEY] = "class"
 if has_data:
@@ -159,11 +162,15 @@ if has_data:
         c_points.segmented_control("Points", offered, key=POINTS_KEY, format_func=lambda c: f"{c} ({sizes[c]:,})",
                                    help="Which images' codes the plane shows: the test split, the training split, "
                                         "or both.")
-    c_color.selectbox("Colour by", colorings, key=COLOR_KEY, format_func=lambda c: FIGURES.get(c, c),
-                      help="Each point's class, or a number the model gives its image (computed once per model): "
-                           "the colour bar under the plane has a threshold to show only the points above it.")
+    c_color.selectbox("Colour by", colorings, key=COLOR_KEY,
+                      format_func=lambda c: FIGURES.get(c, c.replace("factor:", "factor: ")),
+                      help="Each point's class, a known factor of its image (a dimension or direction that captures "
+                           "one shows it as a gradient along it), or a number the model gives its image (computed "
+                           "once per model): the colour bar under the plane has a threshold to show only the points "
+                           "above it.")
 coloring = st.session_state[COLOR_KEY]
-color_by = None if coloring == "class" else ColorBy(coloring, FIGURES[coloring], points.figure(coloring))
+color_by = None if coloring == "class" or coloring in factor_choices else ColorBy(
+    coloring, FIGURES[coloring], points.figure(coloring))
 picked = st.session_state.get(PICKED_KEY)
 if picked is not None and (points is None or picked.get("split") not in sel.splits()
                            or not 0 <= picked.get("index", -1) < len(shared.split_images(sel.data, picked["split"])[1])):
@@ -255,20 +262,29 @@ xy = None if points is None else np.asarray(plane.project(points.mu), np.float32
 stored = st.session_state.get(SELECTION_KEY)
 shapes = stored["shapes"] if stored and stored["key"] == pid and umap_xy is None else None
 
+# the points' colours: their class, or one known factor's values in bins
+point_labels, colour_names, colours = (None if points is None else points.labels), names, CLASS_COLORS
+if coloring in factor_choices:
+    factor = coloring.removeprefix("factor:")
+    point_labels, colour_names, colours = factor_colouring(
+        sel.data.factors[:, sel.data.factor_names.index(factor)], factor)
+
 # --- the plane ------------------------------------------------------------------------------------------------
-common = dict(class_names=names, prior_box=autoencoder, klass=klass, on_klass=lambda: on_klass(PLANE_KEY))
+common = dict(class_names=colour_names, colors=colours, prior_box=autoencoder, klass=klass,
+              on_klass=lambda: on_klass(PLANE_KEY))
 if umap_xy is not None:
     st.markdown("**UMAP of the test set's μ** · hover a point for its image, click it to pick it")
     lo, hi = umap_xy.min(axis=0), umap_xy.max(axis=0)
     latent_plane(sel, plane, float((hi - lo).max()) / 2 * 1.05, key=UMAP_KEY, xy=umap_xy,
-                 labels=sel.data.test_labels.numpy(), class_names=names, decode=False,
+                 labels=point_labels if coloring in factor_choices else sel.data.test_labels.numpy(),
+                 class_names=colour_names, colors=colours, decode=False,
                  picked=picked["index"] if picked and picked["split"] == "test" else None,
                  on_pick=lambda: on_pick(UMAP_KEY), center=tuple((lo + hi) / 2), axis_titles=("UMAP 1", "UMAP 2"))
     st.markdown(f"**The {decoded_on} plane** · decoded under the pointer (UMAP has no fast inverse)")
     events = latent_plane(sel, plane, extent, key=PLANE_KEY, pad=True, pinned=pinned,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), **common)
 else:
-    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=xy, labels=None if points is None else points.labels,
+    events = latent_plane(sel, plane, extent, key=PLANE_KEY, xy=xy, labels=point_labels,
                           segments=points and points.segments, pad=True, pinned=pinned, picked=picked_at,
                           select=True, selection=shapes, color_by=color_by, view=start_view,
                           on_pin=lambda: on_pin(PLANE_KEY, plane), on_pick=lambda: on_pick(PLANE_KEY),

@@ -14,12 +14,13 @@ import torch
 from ui import latent_views, map_overlays, shared, uploads
 from ui.latent_plane import Mark
 from ui.session_keys import DRAWN_DIGITS
-from ui.images import GRID_PAD_VALUE, tile, to_png_bytes
+from ui.images import GRID_PAD_VALUE, tile, tint, to_png_bytes
 from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
-from vae_core.corruption import corrupt
-from vae_core.data import to_display
+from vae_core.config import parse_noise, parse_patch
+from vae_core.corruption import corrupt, hidden_patches
+from vae_core.data import as_model_input, to_display
 from vae_core.ellipses import ellipse, projected_covariances
 
 EXAMPLES_KEY = "recon_examples"
@@ -27,7 +28,8 @@ ELLIPSES = {"1σ": 1.0, "2σ": 2.0, "none": 0.0}
 OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
 THUMB = 104  # px, the height of each preprocessing step
 DOWNLOAD_SCALE = 8
-NOISES = ("none", "mask ν", "Gaussian σ")
+NOISES = ("none", "mask ν", "Gaussian σ", "patches ρ")
+PATCH_SIDE = 7  # px: a quarter of a 28-px digit's side, so 16 patches
 CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2")  # the denoising picture, when the shipped models are there
 
 
@@ -67,17 +69,36 @@ def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
         st.success(f"{line}: typical for this model.")
 
 
-def noise_control() -> str:
-    """"" or the corruption asked for, as vae_core.corruption reads it ("mask:0.5", "gauss:0.3")."""
-    c_kind, c_level, _ = st.columns([2, 2, 3])
+def noise_control(side: int) -> str:
+    """"" or the corruption asked for, as vae_core.corruption reads it ("mask:0.5", "gauss:0.3", "patch:0.75:7");
+    patches are at most `side` px, the images' side."""
+    c_kind, c_level, c_side, _ = st.columns([3, 2, 1, 2])
     choice = c_kind.radio("Corrupt the inputs", NOISES, horizontal=True, key="recon_noise",
                           help="The same corruption a denoising autoencoder is trained on; every model below gets the "
-                               "same corrupted pixels.")
+                               "same corrupted pixels. Hiding whole patches is the masked autoencoder's corruption: "
+                               "the hidden patches are drawn blue, and each model fills them in.")
     if choice == NOISES[0]:
         return ""
     if choice == NOISES[1]:
         return f"mask:{c_level.slider('ν: share of pixels zeroed', 0.1, 0.9, 0.5, 0.05, key='recon_nu'):g}"
-    return f"gauss:{c_level.slider('σ of the added noise', 0.1, 1.0, 0.3, 0.05, key='recon_sigma'):g}"
+    if choice == NOISES[2]:
+        return f"gauss:{c_level.slider('σ of the added noise', 0.1, 1.0, 0.3, 0.05, key='recon_sigma'):g}"
+    share = c_level.slider("ρ: share of patches hidden", 0.1, 0.9, 0.75, 0.05, key="recon_rho")
+    k = c_side.number_input("patch side k", 1, side, min(PATCH_SIDE, side), key="recon_patch")
+    return f"patch:{share:g}:{int(k)}"
+
+
+def corrupted_inputs(clean: np.ndarray, noise: str, image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs every model is given (display layout) under one seeded corruption, so they are compared on the same
+    pixels, and how to show them: hidden patches tinted, other corruptions as they are."""
+    x = as_model_input(clean, image_shape)
+    generator = torch.Generator().manual_seed(0)
+    if parse_noise(noise)[0] != "patch":
+        images = to_display(corrupt(x, noise, generator))
+        return images, images
+    hidden = hidden_patches(x.shape, *parse_patch(noise), generator=generator)
+    images = to_display(x * ~hidden)
+    return images, tint(images, to_display(hidden))
 
 
 def other_models(sel: Selection) -> list[CheckpointInfo]:
@@ -113,7 +134,8 @@ def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadS
         st.markdown(f"**{number}. {result.name}**")
         steps = [
             *_steps(result, how),
-            *([(corrupted, f"corrupted ({noise})", True)] if corrupted is not None else []),
+            *([(corrupted, f"{'hidden patches, blue' if parse_noise(noise)[0] == 'patch' else 'corrupted'} ({noise})",
+                True)] if corrupted is not None else []),
             *((image, caption, True) for image, caption in recons),
         ]
         scale = uploads.scale_for(how.side, THUMB)
@@ -188,9 +210,9 @@ def main() -> None:
         st.stop()
 
     clean = np.stack([r.image for r in results])
-    noise = noise_control()
-    # one seeded corruption shared by every model, so they are compared on the same pixels
-    images = (corrupt(torch.as_tensor(clean), noise, torch.Generator().manual_seed(0)).numpy() if noise else clean)
+    image_shape = sel.info.model_config.image_shape
+    noise = noise_control(image_shape[-1])
+    images, shown = corrupted_inputs(clean, noise, image_shape) if noise else (clean, clean)
     labels = typicality.likely_labels(sel.model, images)  # what a conditional model is told: its likeliest class
     mu, sigma = inference.encode(sel.model, images, labels)
     recons = inference.decode(sel.model, mu, labels)
@@ -239,7 +261,7 @@ def main() -> None:
                            "reconstructions.png", "image/png", key="recon_dl_all",
                            on_click="ignore")
 
-    for number, (result, *row) in enumerate(zip(results, images, zip(*by_model), mu, sigma, scores), start=1):
+    for number, (result, *row) in enumerate(zip(results, shown, zip(*by_model), mu, sigma, scores), start=1):
         corrupted, recon_row, *rest = row
         _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile)
 

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import (classifier_request, history_view, model_panels, owner, session_keys, shared, sweep_view, training,
-                traversal_view)
+from ui import (classifier_request, factor_view, history_view, model_panels, owner, session_keys, shared, sweep_view,
+                training, traversal_view)
 from ui.images import tile, to_png_bytes
 from ui.plots import CLASS_COLORS
 from vae_core import evaluate
@@ -28,15 +28,23 @@ MODELS_KEY = "compare.models"
 ANNOUNCED_KEY = "compare.announced"
 SHIPPED_SWEEP = "mnist_z10"  # mnist_z10_beta{0.5,1,4,8}.pt
 PRESETS = {  # the contrasts that explain the VAE, with the shipped models that show them
-    "AE vs VAE (same size)": ("mnist_ae_z2", "mnist_z2"),
+    # at d = 20, where the autoencoders' holes show; d = 2 is the picture of the plane (see D2_HIDES_HOLES)
+    "AE vs VAE (d = 20)": ("mnist_ae_z20", "mnist_dae_z20", "mnist_z20"),
+    "AE vs VAE on the plane (d = 2)": ("mnist_ae_z2", "mnist_z2"),
     "Denoising": ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2"),
     "Conditional": ("mnist_z2", "mnist_cvae_z2"),
 }
 BETA_PRESET = "β sweep"
+D2_HIDES_HOLES = (
+    "Why AE vs VAE compares at d = 20: a 2-D decoder is smooth and fills its whole plane with digit-like strokes, so "
+    "the d = 2 autoencoder's prior samples read as digits about as often as the VAE's; an autoencoder's holes are in "
+    "the volume of a higher-dimensional code, which samples of N(0, I) land in but no code occupies.")
 MAX_MODELS = 6
 MIN_COLUMNS = 4
 SAME = ("dataset", "architecture", "latent size", "hidden sizes", "likelihood")
 READ_AS = "prior samples read as a class"
+PCA_ANGLE = "angle to PCA"
+SQUARED = "squared error"
 BETA_KINDS = tuple(k for k in TRAINABLE_KINDS if "beta" in model_class(k).settings)  # what a β sweep can train
 
 registry = training.registry()
@@ -141,7 +149,8 @@ def compare_section(selected: str | None) -> None:
                 st.session_state[widget] = offered[choice]
 
         st.pills("Presets", list(offered), key="compare.preset", on_change=use_preset,
-                 help="AE vs VAE: the same network with and without the KL term. Denoising: trained on corrupted "
+                 help="AE vs VAE: the same network with and without the KL term, at d = 20 where the autoencoders' "
+                      "holes show and at d = 2 as a picture of the plane. Denoising: trained on corrupted "
                       "inputs. Conditional: the label as an input. β sweep: the same VAE with β = 0.5, 1, 4, 8. "
                       f"sweep <name>: a folder of {shared.trained_dir().name}/ written by `python -m vae_core sweep`.")
     for line in sweep_errors:
@@ -197,10 +206,12 @@ def compare_section(selected: str | None) -> None:
             rows.append({
                 "model": info.name, "kind": shared.kind_label(info), "β": info.beta if posterior else None,
                 "test −ELBO": metrics["elbo"] if posterior else None, "recon": metrics["recon"],
+                SQUARED: None if panel is None else panel.squared_error,
                 "KL": metrics["kl"] if posterior else None, "IW log p(x)": metrics.get("iw_logpx") if posterior else None,
                 "active units": f"{int(metrics['active_units'])} of {info.model_config.latent_dim}" if posterior else "",
                 "test codes in [-3, 3]ᵈ": None if panel is None else panel.in_prior_box,
-                READ_AS: None if panel is None else panel.confident_share})
+                READ_AS: None if panel is None else panel.confident_share,
+                **({PCA_ANGLE: metrics.get("pca_angle")} if any(i.model_class.linear for i in models) else {})})
             sources[info.name] = source
         if panel is not None:
             panels.append((info, panel, data))
@@ -222,10 +233,19 @@ def compare_section(selected: str | None) -> None:
         "active units": st.column_config.TextColumn(width="small"),
         **{c: st.column_config.NumberColumn(format="%.1f", width="small")
            for c in ("test −ELBO", "recon", "KL", "IW log p(x)")},
+        SQUARED: st.column_config.NumberColumn(
+            format="%.1f", width="small",
+            help="Σ over pixels of (x − x̂)² per test image, x̂ the decoded mean: unlike the nats of a Bernoulli and "
+                 "a Gaussian likelihood, comparable between any two models (a linear AE's and a deep one's)."),
         "test codes in [-3, 3]ᵈ": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help="Share of the test images whose code has every coordinate within ±3, where the prior N(0, I) puts "
                  "nearly all its mass: the VAE's KL term keeps its codes there, an autoencoder's spread far out."),
+        PCA_ANGLE: st.column_config.NumberColumn(
+            format="%.1f°", width="small",
+            help="For a linear autoencoder: the largest principal angle between its decoder's column space and the "
+                 "top-d principal subspace of its training images. A linear autoencoder trained on squared error "
+                 "spans PCA's subspace (Baldi & Hornik 1989): 0° is PCA exactly, 90° a direction PCA does not have."),
         READ_AS: st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0,
             help=f"Share of 1,000 samples from N(0, I), decoded, that the dataset's classifier reads as one class "
@@ -241,13 +261,14 @@ def compare_section(selected: str | None) -> None:
         st.caption("An autoencoder puts its codes wherever reconstruction is easiest: nothing keeps them in N(0, I), "
                    "so the prior says little about where its images' codes are (see the share of test codes in [-3, 3]ᵈ). "
                    "The VAE's KL term pulls the codes into the prior's mass, which is what makes sampling N(0, I) a "
-                   "way to generate. With d = 2 the decoder is smooth enough that even an autoencoder's gaps often "
-                   "decode to something like the data; the difference grows with d.")
+                   "way to generate.")
+        st.caption(D2_HIDES_HOLES)
     with plot_col:
         if sum(r["KL"] is not None for r in rows) >= 2:
             st.plotly_chart(rate_distortion_figure(rows), key="rate-distortion")
     if not panels:
         return
+    factor_view.section([(info, data) for info, _, data in panels], MIN_COLUMNS)
 
     d = {i.model_config.latent_dim for i, _, _ in panels}
     st.markdown("**Side by side.** Each column is one model. " + (
@@ -309,7 +330,7 @@ def collapse_and_traversals(models: list[CheckpointInfo], label: int | None) -> 
         drawn = int(data.test_labels[start]) if isinstance(start, int) else (label if label is not None else 0)
         with col:
             st.markdown(header(info))
-            traversal_view.show(info, data, start, drawn)
+            traversal_view.show(info, data, start, drawn, factor_view.captured(info))
 
 
 def sweep_section(me: Owner, mine: training.MyJobs) -> None:

@@ -11,6 +11,10 @@ for kind in cvae ae dae; do  # the contrasts: same nets as mnist_z2, other objec
   run train --dataset mnist --kind "$kind" --latent-dim 2 --hidden 512 256 --epochs 40 --seed 0 --iw-samples 100 \
     --out "checkpoints/mnist_${kind}_z2.pt"
 done
+for kind in ae dae; do  # the same contrast at d = 20, where the autoencoders' holes show (nets of mnist_z20)
+  run train --dataset mnist --kind "$kind" --latent-dim 20 --hidden 512 256 --epochs 50 --seed 0 --iw-samples 100 \
+    --out "checkpoints/mnist_${kind}_z20.pt"
+done
 run classifier --dataset mnist --epochs 3 --seed 0 --out checkpoints/classifier/mnist.pt
 for beta in 0.5 1 4 8; do
   run train --dataset mnist --latent-dim 10 --hidden 256 128 --beta "$beta" --epochs 20 --seed 0 --iw-samples 100 \

@@ -199,3 +199,54 @@ def test_a_sweep_folder_is_a_preset_with_its_grid(sweep_folder, use_folder):
     assert {"#### VAE · β = 0.5 · d = 3 · seed 0", "#### VAE · β = 4 · d = 3 · seed 0"} <= {m.value for m in at.markdown}
     metrics = next(d.value for d in at.dataframe if "kind" in d.value.columns).set_index("model")
     assert metrics.loc["study/beta4_z3_seed0", "KL"] < metrics.loc["study/beta0.5_z3_seed0", "KL"]
+
+
+def test_the_ae_vs_vae_preset_compares_at_d_20_where_the_holes_show(use_folder):
+    models = ("mnist_ae_z20", "mnist_dae_z20", "mnist_z20")
+    folder = shipped_checkpoint(models[0]).parent
+    for name in models:
+        shipped_checkpoint(name)
+    use_folder(folder)
+    at = run_page()
+    presets = at.button_group(key="compare.preset")
+    assert {"AE vs VAE (d = 20)", "AE vs VAE on the plane (d = 2)"} <= set(presets.options)
+    presets.set_value("AE vs VAE (d = 20)").run()
+    assert not at.exception
+    assert at.multiselect(key="_w.compare.models").value == list(models)
+    df = table(at).set_index("model")
+    share, inside = df["prior samples read as a class"], df["test codes in [-3, 3]ᵈ"]
+    # measured on these draws (1,000 from N(0, I), seed 1): 0.064, 0.111 and 0.590; codes inside 0.001, 0.000, 0.987
+    assert share["mnist_ae_z20"] < 0.2 and share["mnist_dae_z20"] < 0.2 and share["mnist_z20"] > 0.5, share
+    assert inside["mnist_ae_z20"] < 0.05 and inside["mnist_z20"] > 0.95, inside
+    assert any(c.value.startswith("Why AE vs VAE compares at d = 20") for c in at.caption)
+    at.button_group(key="compare.preset").set_value("AE vs VAE on the plane (d = 2)").run()
+    assert at.multiselect(key="_w.compare.models").value == ["mnist_ae_z2", "mnist_z2"]
+
+
+def test_a_linear_autoencoder_s_angle_to_pca_is_in_the_table(tmp_path, use_folder):
+    """A linear AE beside a deep one: the table gains the angle column, filled for the linear model only."""
+    settings = {"linear": ModelConfig(kind="linear_ae", latent_dim=3, hidden=(), likelihood="gaussian"),
+                "deep": ModelConfig(kind="ae", latent_dim=3, hidden=(32,))}
+    for name, config in settings.items():
+        job = jobs.JobRegistry().submit(jobs.TrainingJob(jobs.training_spec(
+            name, tmp_path, config, TrainConfig(epochs=2, batch_size=250, lr=0.01))))
+        assert job.join(120) and job.view().state == jobs.FINISHED, job.view().error
+    use_folder(tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["_w.compare.models"] = ["linear", "deep"]
+    at.session_state["selected_model"] = "linear"
+    at.run()
+    assert not at.exception and not at.main.error
+    df = table(at).set_index("model")
+    stored = load_checkpoint(tmp_path / "linear.pt")[1].metrics["pca_angle"]
+    assert df.loc["linear", "angle to PCA"] == pytest.approx(stored) and 0 <= stored <= 90
+    assert math.isnan(df.loc["deep", "angle to PCA"])
+    assert all(math.isfinite(v) for v in df["recon"])
+    # the squared error compares the two where their nats (Gaussian against Bernoulli) do not
+    model, info = load_checkpoint(tmp_path / "linear.pt")
+    data = shared.dataset(info.dataset)[0]
+    x = data.test_images.float().div(255).flatten(1).numpy()
+    by_hand = ((inference.reconstruct(model, data.test_images).reshape(len(x), -1) - x) ** 2).sum(1).mean()
+    assert df.loc["linear", "squared error"] == pytest.approx(by_hand, rel=1e-4)
+    assert 0 < df.loc["deep", "squared error"] < 784
+    assert f"{stored:.1f}° from PCA" in at.sidebar.caption[0].value  # the picker's line on the linear model

@@ -13,7 +13,8 @@ from conftest import ROOT, SHIPPED, plane_data, plane_points
 
 PAGES = ("app.py", "app_pages/1_Latent_Map.py", "app_pages/2_Interpolate.py", "app_pages/3_Reconstruct.py", "app_pages/4_Train.py",
          "app_pages/5_Compare.py")
-KINDS = {"ae": [], "dae": ["--noise", "mask:0.5"], "cvae": []}
+KINDS = {"ae": ["--hidden", "64"], "dae": ["--noise", "mask:0.5", "--hidden", "64"], "cvae": ["--hidden", "64"],
+         "linear_ae": []}  # the linear autoencoder has no hidden layers, and no shipped model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def kind_folder(tmp_path_factory):
             (folder / shipped.name).symlink_to(shipped)
         else:
             subprocess.run([sys.executable, "-m", "vae_core", "train", "--dataset", "mnist-sample", "--kind", kind,
-                            *extra, "--epochs", "1", "--hidden", "64", "--out", str(folder / f"tiny_{kind}_z2.pt")],
+                            *extra, "--epochs", "1", "--out", str(folder / f"tiny_{kind}_z2.pt")],
                            cwd=ROOT, check=True, capture_output=True, env={"VAE_OFFLINE": "1", "PATH": "/usr/bin"})
     return folder
 
@@ -40,7 +41,7 @@ def run(kind_folder, monkeypatch):
     monkeypatch.setattr(ui.shared, "CHECKPOINT_DIR", kind_folder)
 
     def run_page(page: str, kind: str) -> AppTest:
-        model = next(p.stem for p in kind_folder.glob(f"*_{kind}_z2.pt"))
+        model = next(p.stem for p in kind_folder.iterdir() if p.stem in (f"mnist_{kind}_z2", f"tiny_{kind}_z2"))
         at = AppTest.from_file(str(ROOT / page), default_timeout=180)
         at.session_state["selected_model"] = model
         return at.run()
@@ -87,9 +88,22 @@ def test_reconstruct_corrupts_once_and_shows_every_models_reconstruction(run, ki
     at = run("app_pages/3_Reconstruct.py", "dae")
     at.button(key="recon_try").click().run()
     others = at.multiselect(key="recon_others")
-    others.set_value([o for o in others.options if "_ae_" in o or o == "mnist_z2"]).run()
+    others.set_value([o for o in others.options if o.split("_")[1:2] == ["ae"] or o == "mnist_z2"]).run()
     at.radio(key="recon_noise").set_value("mask ν").run()
     assert not at.exception
     captions = [c for element in at.get("image") for c in element.captions]
     assert captions.count("corrupted (mask:0.5)") == 3  # three example digits
+    assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3
+
+
+def test_reconstruct_hides_patches_for_the_masked_autoencoder_and_every_model_fills_them_in(run):
+    at = run("app_pages/3_Reconstruct.py", "dae")
+    at.button(key="recon_try").click().run()
+    others = at.multiselect(key="recon_others")
+    others.set_value([o for o in others.options if o.split("_")[1:2] == ["ae"]]).run()
+    at.radio(key="recon_noise").set_value("patches ρ").run()
+    at.number_input(key="recon_patch").set_value(4).run()
+    assert not at.exception and not at.main.error
+    captions = [c for element in at.get("image") for c in element.captions]
+    assert captions.count("hidden patches, blue (patch:0.75:4)") == 3  # three example digits
     assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3

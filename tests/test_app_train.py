@@ -254,3 +254,35 @@ def test_an_owner_is_the_signed_in_account_on_any_browser_else_the_browser():
     assert owner_key(signed_out, "0" * 32) != owner_key(signed_out, "1" * 32) == owner_key({}, "1" * 32)
     assert owner_key(signed_out, "0" * 32) != owner_key(ada, "0" * 32)
     assert "0" * 32 not in owner_key(signed_out, "0" * 32) and len(owner_key(ada, "")) == 64  # a hash, never the token
+
+
+def test_the_linear_autoencoder_and_the_masked_one_are_offered_with_their_own_settings(checkpoint_dir):
+    at = page(latent=4, name="linear")
+    at.radio(key="_w.train.kind").set_value("linear_ae").run()
+    assert not at.exception and not errors(at)
+    # no hidden sizes, one architecture and one likelihood: said, not offered
+    assert not any(t.key == "_w.train.hidden" for t in at.text_input)
+    assert not any(r.key in ("_w.train.arch", "_w.train.likelihood") for r in at.radio)
+    assert any(c.value.startswith("Likelihood") and ": gaussian (fixed variance 0.1" in c.value for c in at.caption)
+    at.button(key="start").click().run()
+    job = training.registry().latest()
+    assert job.join(120)
+    at.run()
+    assert not at.exception and not errors(at)
+    _, info = load_checkpoint(checkpoint_dir / "linear.pt")
+    config = info.model_config
+    assert (config.kind, config.hidden, config.likelihood, config.latent_dim) == ("linear_ae", (), "gaussian", 4)
+    angle = info.metrics["pca_angle"]
+    assert 0 <= angle <= 90
+    assert any(f"{angle:.1f}° from PCA's subspace" in c.value for c in at.caption)
+
+    at.radio(key="_w.train.kind").set_value("dae").run()
+    assert at.text_input(key="_w.train.hidden").value == "32"  # the other kinds' settings come back
+    at.radio(key="_w.train.noise_kind").set_value("patch").run()
+    at.slider(key="_w.train.noise_level").set_value(0.75)
+    at.number_input(key="_w.train.patch_side").set_value(4)
+    at.text_input(key="_w.train.name").set_value("masked").run()
+    at.button(key="start").click().run()
+    assert training.registry().latest().join(120)
+    _, info = load_checkpoint(checkpoint_dir / "masked.pt")
+    assert (info.model_config.kind, info.model_config.noise) == ("dae", "patch:0.75:4")

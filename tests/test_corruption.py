@@ -2,11 +2,12 @@
 channel, for any image shape, repeatable with a generator; and the settings it accepts."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from vae_core.config import ConfigError, ModelConfig, parse_noise, parse_patch
-from vae_core.corruption import corrupt, hide_patches
+from vae_core.corruption import corrupt, hidden_patches, hide_patches
 
 
 def test_the_share_of_hidden_patches_is_exact_and_patches_are_hidden_whole():
@@ -48,3 +49,17 @@ def test_patch_noise_is_a_setting_of_the_denoising_kind():
 def test_bad_patch_noise_is_refused(text):
     with pytest.raises(ConfigError, match="patch"):
         parse_noise(text)
+
+
+def test_hidden_patches_are_where_hide_patches_zeroes_and_a_tint_shows_them():
+    from ui.images import HIDDEN_TINT, tint
+
+    x = torch.rand(3, 1, 28, 28) + 0.1  # no pixel is 0 before hiding
+    hidden = hidden_patches(x.shape, 0.75, 7, torch.Generator().manual_seed(3))
+    assert hidden.shape == (3, 1, 28, 28) and hidden.float().mean().item() == pytest.approx(0.75)
+    out = hide_patches(x, 0.75, 7, torch.Generator().manual_seed(3))
+    assert torch.equal(out == 0, hidden.expand_as(out))
+    shown = tint(out[:, 0].numpy(), hidden[:, 0].numpy())  # black hidden patches become the tint's colour
+    assert shown.shape == (3, 28, 28, 3)
+    assert np.allclose(shown[hidden[:, 0].numpy()], 0.6 * np.float32(HIDDEN_TINT))
+    assert np.allclose(shown[~hidden[:, 0].numpy()], np.repeat(out[:, 0].numpy()[~hidden[:, 0].numpy()][:, None], 3, 1))

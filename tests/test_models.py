@@ -14,6 +14,7 @@ from vae_core.corruption import corrupt
 from vae_core.models import AE, CVAE, DAE, KINDS as REGISTRY, TRAINABLE_KINDS, VAE, build_model, model_class
 
 SMALL = dict(latent_dim=3, hidden=(16,))
+LINEAR = dict(hidden=(), likelihood="gaussian")  # what a linear autoencoder takes
 
 
 def _x(n: int = 6, seed: int = 0) -> torch.Tensor:
@@ -28,20 +29,21 @@ def _bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def test_every_registered_kind_builds_and_knows_what_it_can_do():
     # the kinds a configuration may name are the registry's trainable ones; imported kinds are read from their files
-    assert TRAINABLE_KINDS == ("ae", "dae", "vae", "cvae")
+    assert TRAINABLE_KINDS == ("ae", "dae", "vae", "cvae", "linear_ae")
     assert [k for k, cls in REGISTRY.items() if not cls.trainable] == ["onnx_vae", "onnx_ae"]
-    extra = {"dae": {"noise": "mask:0.3"}, "cvae": {"n_classes": 10}}
+    extra = {"dae": {"noise": "mask:0.3"}, "cvae": {"n_classes": 10}, "linear_ae": LINEAR}
     assert [(model_class(k).probabilistic, model_class(k).conditional) for k in REGISTRY] == [
-        (False, False), (False, False), (True, False), (True, True), (True, False), (False, False)]
+        (False, False), (False, False), (True, False), (True, True), (False, False), (True, False), (False, False)]
     assert [model_class(k).settings for k in REGISTRY] == [
-        ("sparsity",), ("noise", "sparsity"), ("beta", "kl_warmup"), ("beta", "kl_warmup"), (), ()]
+        ("sparsity",), ("noise", "sparsity"), ("beta", "kl_warmup"), ("beta", "kl_warmup"), (), (), ()]
     assert [model_class(k).short_title for k in REGISTRY] == [
-        "AE", "denoising AE", "VAE", "conditional VAE", "imported VAE", "imported AE"]
-    with pytest.raises(ConfigError, match="unknown kind of model 'gan'; choose one of ae, dae, vae, cvae, onnx_vae"):
+        "AE", "denoising AE", "VAE", "conditional VAE", "linear AE", "imported VAE", "imported AE"]
+    assert [k for k in REGISTRY if model_class(k).linear] == ["linear_ae"]
+    with pytest.raises(ConfigError, match="unknown kind of model 'gan'; choose one of ae, dae, vae, cvae, linear_ae"):
         model_class("gan")
     for kind in TRAINABLE_KINDS:
-        for arch in ("mlp", "conv"):
-            model = build_model(ModelConfig(kind=kind, arch=arch, **SMALL, **extra.get(kind, {})))
+        for arch in model_class(kind).architectures:
+            model = build_model(ModelConfig(kind=kind, arch=arch, **{**SMALL, **extra.get(kind, {})}))
             assert model.kind == kind and isinstance(model, REGISTRY[kind])
             y = torch.arange(4) % 10
             z = model.encode(_x(4), y).mean
@@ -154,3 +156,33 @@ def test_checkpoints_from_before_kinds_load_as_vaes():
     assert torch.allclose(rebuilt.eval().decode_mean(z), model.eval().decode_mean(z))
     assert math.isfinite(rebuilt.objective(_x(4)).loss.item())
     assert issubclass(CVAE, VAE) and issubclass(DAE, AE)
+
+
+def test_the_linear_autoencoder_is_two_affine_maps_fitted_by_squared_error():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="linear_ae", latent_dim=3, **LINEAR))
+    assert [type(m).__name__ for m in model.modules() if not list(m.children())] == ["Flatten", "Linear", "Linear"]
+    assert "log_var_x" not in model.state_dict()  # its variance is the kind's, not a weight a file could change
+    x = _x()
+    enc, dec = model.encoder[1][0], model.decoder[0]
+    means = (x.flatten(1) @ enc.weight.T + enc.bias) @ dec.weight.T + dec.bias
+    # −log N(x; x̂, σ²) with σ² = 0.1: the squared error / 0.2 plus 784 · ½ log(2π · 0.1), unclamped
+    nll = ((x.flatten(1) - means).pow(2).sum(1) / 0.2 + 784 * 0.5 * math.log(2 * math.pi * 0.1)).mean()
+    terms = model.objective(x)
+    assert terms.loss.item() == pytest.approx(nll.item(), rel=1e-5) and terms.kl.item() == 0
+    assert torch.equal(model.decoder_weight(), dec.weight)
+    shown = model.decode_mean(model.encode(x).mean)  # what the pages show: the means clamped into [0, 1]
+    assert torch.allclose(shown, means.view_as(x).clamp(0, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"hidden": (64,), "likelihood": "gaussian"}, "has no hidden layers"),
+    ({"hidden": (), "likelihood": "bernoulli"}, "takes the likelihood gaussian"),
+    ({"hidden": (), "likelihood": "gaussian", "arch": "conv"}, "takes the architecture mlp"),
+    ({"hidden": (), "likelihood": "gaussian", "sparsity": 0.1}, "no L1 sparsity"),
+])
+def test_the_linear_autoencoder_refuses_what_it_does_not_take(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(kind="linear_ae", **settings)
+    with pytest.raises(ConfigError, match="hidden sizes must be positive"):  # every other kind needs them
+        ModelConfig(kind="ae", hidden=())

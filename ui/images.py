@@ -53,6 +53,19 @@ def rgb_cells(cells: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected (rows, cols, h, w[, 3]) cells, got shape {a.shape}")
 
 
+HIDDEN_TINT = (0.2, 0.45, 0.95)  # blue: apart from any digit's grey and from the classifier's doubtful red
+
+
+def tint(images: np.ndarray, where: np.ndarray, colour: tuple[float, float, float] = HIDDEN_TINT,
+         strength: float = 0.6) -> np.ndarray:
+    """Float images in display layout, grey (…, H, W) or colour (…, H, W, 3), as RGB with the pixels where `where`
+    (…, H, W) is true blended toward `colour`: e.g. the patches a masked autoencoder was not shown, which are black
+    like MNIST's background and would otherwise not be seen."""
+    images, where = np.asarray(images, np.float32), np.asarray(where, bool)
+    rgb = images if images.ndim == where.ndim + 1 else np.repeat(images[..., None], 3, axis=-1)
+    return np.where(where[..., None], (1 - strength) * rgb + strength * np.float32(colour), rgb)
+
+
 def to_png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     """Encode a float [0, 1] or uint8 image (2-D, or HxWx3/4) as PNG, nearest-neighbour upscaled."""
     pixels = _upscale(_to_uint8(image), scale)

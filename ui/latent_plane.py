@@ -250,7 +250,8 @@ def plane_data(
     sel: Selection, plane: LatentPlane, extent: float, *,
     xy: np.ndarray | None = None, labels: np.ndarray | None = None, indices: np.ndarray | None = None,
     segments: tuple[tuple[str, int], ...] | None = None, highlight: np.ndarray | None = None,
-    class_names: tuple[str, ...] = (), color_by: ColorBy | None = None,
+    class_names: tuple[str, ...] = (), colors: tuple[str, ...] = CLASS_COLORS,
+    color_by: ColorBy | None = None,
     decode: bool = True, pad: bool = False, grid_n: int = 15, show_grid: bool = True, prior_box: bool = False,
     klass: int | None = None, pinned: tuple[float, float] | None = None, picked: int | None = None,
     select: bool = False, selection: list[dict] | None = None, view: dict[str, float] | None = None,
@@ -260,12 +261,13 @@ def plane_data(
     """What the plane is sent. `xy` (N, 2) are the points' plane coordinates; `segments` ((split, count), ...) say which
     split each run of them comes from (default: all test images), `indices` each one's image index in its split
     (default: its position in its run); hover shows test images. `highlight` (N,) bool marks points the page wants
-    seen (the rest fade). `color_by` colours them by a number (else by class). `decode` False shows points only (a
-    UMAP view); `pad` adds the drawing pad; `compact` is for narrow columns (no toolbar, the probe below the plot);
-    planes of one `group` decode the same spot together. `picked` is a point's position in `xy`. `select` offers
-    lasso and box selection; `selection` is the one to show (shapes as reported for this `plane_id`). `view`
-    ({"cx", "cy", "span", "above"}, e.g. from the page's URL) is where the view (and the colour threshold) starts,
-    else it shows `center` ± `extent` (a UMAP view, with `axis_titles`, is not centred on 0)."""
+    seen (the rest fade). `labels` index `colors` (named by `class_names`), unless `color_by` colours them by a
+    number. `decode` False shows points only (a UMAP view); `pad` adds the drawing pad; `compact` is for narrow
+    columns (no toolbar, the probe below the plot); planes of one `group` decode the same spot together. `picked` is
+    a point's position in `xy`. `select` offers lasso and box selection; `selection` is the one to show (shapes as
+    reported for this `plane_id`). `view` ({"cx", "cy", "span", "above"}, e.g. from the page's URL) is where the
+    view (and the colour threshold) starts, else it shows `center` ± `extent` (a UMAP view, with `axis_titles`, is
+    not centred on 0)."""
     model = model_payload(sel)  # first: its files are the first the background writer makes
     points = None
     if xy is not None and len(xy):
@@ -292,7 +294,7 @@ def plane_data(
         "plane_id": pid, "view": view, "report_view": report_view,
         "extent": float(extent), "center": [float(center[0]), float(center[1])], "axis_titles": axis_titles,
         "prior_box": prior_box, "points": points, "classes": names,
-        "colors": list(CLASS_COLORS), "colormap": list(COLORMAP),
+        "colors": list(colors), "colormap": list(COLORMAP),
         "color_by": None if color_by is None or points is None else color_by.to_json(),
         "above": None if view is None else view.get("above"),
         "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,

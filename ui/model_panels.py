@@ -17,7 +17,7 @@ from ui.plots import code_extent
 from vae_core import evaluate, inference
 from vae_core.checkpoint import CheckpointInfo
 from vae_core.classifier import CONFIDENT, probabilities
-from vae_core.data import ImageDataset
+from vae_core.data import ImageDataset, to_display, to_float
 from vae_core.projection import decode_plane
 from vae_core.snapshots import Snapshot, example_indices, map_indices, take_snapshot
 
@@ -34,6 +34,7 @@ class Panel:
     grid_confidence: np.ndarray | None  # (n, n) the classifier's top class probability per cell; None without one
     confident_share: float | None  # share of PRIOR_DRAWS prior samples the classifier reads with ≥ CONFIDENT
     in_prior_box: float  # share of the test set's codes with every coordinate in [-3, 3], where N(0, I) lives
+    squared_error: float  # Σ over pixels of (x − x̂)² per test image, x̂ the decoded mean: comparable across likelihoods
 
 
 @st.cache_data(show_spinner="Drawing the models…", max_entries=64)
@@ -52,7 +53,19 @@ def _panel(path: str, stamp: float, dataset: str, label: int | None, judge: tupl
             confidence = probabilities(classifier, grid.reshape(-1, *grid.shape[2:])).max(1).reshape(GRID_N, GRID_N)
         draws = inference.sample_prior(model, PRIOR_DRAWS, seed=1)
         share = float((probabilities(classifier, draws).max(1) >= CONFIDENT).mean())
-    return Panel(snap, grid, confidence, share, in_box)
+    return Panel(snap, grid, confidence, share, in_box, squared_error(model, _data))
+
+
+def squared_error(model, data: ImageDataset, batch: int = 1000) -> float:
+    """Mean over the test images of Σ (x − x̂)², x̂ the decoded posterior mean: where the likelihoods' nats differ
+    (a Bernoulli's against a Gaussian's), the squared error still compares reconstructions."""
+    total = 0.0
+    for start in range(0, len(data.test_images), batch):
+        images = data.test_images[start:start + batch]
+        labels = None if data.test_labels is None else data.test_labels[start:start + batch]
+        x = to_display(to_float(images)).reshape(len(images), -1)
+        total += float(((inference.reconstruct(model, images, labels).reshape(len(images), -1) - x) ** 2).sum())
+    return total / len(data.test_images)
 
 
 def panel(info: CheckpointInfo, data: ImageDataset, label: int | None = None) -> Panel:

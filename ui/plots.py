@@ -13,9 +13,29 @@ from vae_core.inference import GRID_EXTENT
 # Plotly's D3 palette: ten well separated hues, one per class
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+FACTOR_BINS = 8  # a factor with more values than this is coloured by ranges of equal width, in order
 PATH_COLOR = "#e4007c"
 POINT_SIZE = 4  # marker diameter of the test points, in screen pixels
 MARGINS = dict(l=50, r=10, t=30, b=45)
+
+
+def factor_colouring(values: np.ndarray, name: str) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """Points coloured by one known factor (`values` per point, e.g. dSprites' scale): each point's colour index,
+    the legend's names and the colours, a sequential scale (Viridis) in the factor's order; a factor with more than
+    FACTOR_BINS values is cut into FACTOR_BINS ranges of equal width."""
+    from plotly.colors import sample_colorscale
+
+    values = np.asarray(values, np.float64)
+    levels = np.unique(values)
+    if len(levels) <= FACTOR_BINS:
+        index = np.searchsorted(levels, values)
+        names = tuple(f"{name} {v:.3g}" for v in levels)
+    else:
+        edges = np.linspace(levels[0], levels[-1], FACTOR_BINS + 1)
+        index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, FACTOR_BINS - 1)
+        names = tuple(f"{name} {a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:]))
+    colours = tuple(sample_colorscale("Viridis", list(np.linspace(0, 1, len(names))))) if len(names) > 1 else ("#440154",)
+    return index.astype(np.int64), names, colours
 
 
 def png_data_uri(image: np.ndarray) -> str:

@@ -225,6 +225,8 @@ def describe(info: CheckpointInfo) -> str:
     else:
         recon = info.metrics.get("recon")
         score = f"test recon {recon:.1f} nats" if recon is not None else "test recon not measured"
+    if "pca_angle" in info.metrics:  # a linear model: how close it came to PCA's subspace
+        score += f" · {info.metrics['pca_angle']:.1f}° from PCA"
     how = "trained" if info.model_class.trainable else "imported"  # an imported model was trained elsewhere
     by = f" · {how} by {info.extra[OWNER_NAME_KEY]}" if info.extra.get(OWNER_NAME_KEY) else ""
     return (f"{kind_label(info)} · {info.dataset} ({shape_text(c.image_shape)}) · {c.arch.upper()} · "

@@ -25,8 +25,8 @@ from ui import owner as owners
 from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
-from vae_core.config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, MAX_LATENT_DIM, NOISE_KINDS,
-                             ConfigError, ModelConfig, TrainConfig, default_arch, parse_noise)
+from vae_core.config import (DEFAULT_HIDDEN, DEFAULT_NOISE, MAX_IMAGE_SIDE, MAX_LATENT_DIM, NOISE_KINDS, ConfigError,
+                             ModelConfig, TrainConfig, default_arch, parse_noise)
 from vae_core.data import SAMPLE, DatasetUnavailable, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
     OWNER_KEY, SNAPSHOT_INTERVAL_S, JobError, JobLimits, JobRegistry, JobSpec, JobView, Owner, QueuePlace, TrainingJob,
@@ -339,32 +339,15 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
     hidden_defaults = {"mlp": defaults.get("hidden", ", ".join(map(str, DEFAULT_HIDDEN["mlp"]))),
                        "conv": ", ".join(map(str, DEFAULT_HIDDEN["conv"]))}
     c1, c2, c3 = st.columns(3)
-    with c1:
-        st.markdown("**Data and model**")
-        dataset = st.selectbox("Dataset", datasets, key=remembered(f"{prefix}.dataset", SAMPLE, datasets),
-                               format_func=dataset_label,
-                               help="Full datasets appear when their files are on disk, your own once imported "
-                                    "(Add your images, on the Train page); the 5,000-digit sample always works.")
-        info = dataset_info(dataset)
-        _follow_default(f"{prefix}.arch", default_arch(info.image_shape))
-        arch = st.radio("Architecture", ARCHITECTURES, horizontal=True, format_func=str.upper, help=ARCH_HELP,
-                        key=remembered(f"{prefix}.arch", default_arch(info.image_shape), ARCHITECTURES))
-        latent = st.number_input("Latent size d", 1, MAX_LATENT_DIM, step=1,
-                                 key=remembered(f"{prefix}.latent", defaults.get("latent", m.latent_dim)))
-        _follow_default(f"{prefix}.hidden", hidden_defaults[arch])
-        hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", hidden_defaults[arch]),
-                                    help="Comma-separated layer widths of the MLP; the conv model uses the first as its dense layer.")
-        try:  # a bad value is refused below, once every widget is drawn (a widget not drawn loses its state)
-            st.caption(network_words(arch, info.image_shape, parse_hidden(hidden_text), int(latent)))
-        except ConfigError:
-            pass
-    with c2:
+    with c2:  # first: the kind decides which of the model's settings the first column offers
         st.markdown("**Objective**")
         kind = model_class(
             st.radio("Kind of model", kinds, format_func=lambda k: model_class(k).short_title, horizontal=True,
                      key=remembered(f"{prefix}.kind", m.kind, kinds),
                      help="The same networks, other objectives: an autoencoder (reconstruction only), a denoising "
-                          "one (trained on corrupted inputs), a VAE (+ β·KL) or a conditional VAE (told the class).")
+                          "one (trained on corrupted inputs; hiding patches makes it a masked autoencoder), a VAE "
+                          "(+ β·KL), a conditional VAE (told the class), or a linear autoencoder (no hidden layer, "
+                          "squared error: PCA reached by gradient descent).")
             if len(kinds) > 1 else kinds[0])
         beta, warmup, noise, sparsity = tc.beta, tc.kl_warmup, m.noise, m.sparsity
         if "beta" in kind.settings and with_beta:
@@ -375,19 +358,38 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
                                      key=remembered(f"{prefix}.warmup", tc.kl_warmup),
                                      help="The KL weight rises linearly from 0 to β over these epochs.")
         if "noise" in kind.settings:
-            default_kind, default_level = parse_noise(DEFAULT_NOISE)
-            noise_kind = st.radio("Corruption", NOISE_KINDS, horizontal=True,
-                                  format_func={"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ"}.get,
-                                  key=remembered(f"{prefix}.noise_kind", default_kind, NOISE_KINDS))
-            level = st.slider("ν or σ", 0.05, 0.95, step=0.05,
-                              key=remembered(f"{prefix}.noise_level", default_level))
-            noise = f"{noise_kind}:{level:g}"
+            noise = noise_setting(prefix)
         if "sparsity" in kind.settings:
             sparsity = st.number_input("L1 penalty λ on the code", 0.0, 10.0, step=0.01, format="%.3f",
                                        key=remembered(f"{prefix}.sparsity", m.sparsity),
                                        help="A sparse autoencoder: λ·Σ|z_j| is added to the loss.")
-        likelihood = st.radio("Likelihood (per pixel and channel)", LIKELIHOODS, horizontal=True, help=LIKELIHOOD_HELP,
-                              key=remembered(f"{prefix}.likelihood", m.likelihood, LIKELIHOODS))
+        likelihood = one_of("Likelihood (per pixel and channel)", kind.likelihoods, f"{prefix}.likelihood",
+                            kind.default("likelihood", m.likelihood),
+                            "fixed variance 0.1: the squared error" if kind.fixed_variance else "", help=LIKELIHOOD_HELP)
+    with c1:
+        st.markdown("**Data and model**")
+        dataset = st.selectbox("Dataset", datasets, key=remembered(f"{prefix}.dataset", SAMPLE, datasets),
+                               format_func=dataset_label,
+                               help="Full datasets appear when their files are on disk, your own once imported "
+                                    "(Add your images, on the Train page); the 5,000-digit sample always works.")
+        info = dataset_info(dataset)
+        arch_default = kind.default("arch", default_arch(info.image_shape))
+        _follow_default(f"{prefix}.arch", arch_default)
+        arch = one_of("Architecture", kind.architectures, f"{prefix}.arch", arch_default, "", str.upper, help=ARCH_HELP)
+        latent = st.number_input("Latent size d", 1, MAX_LATENT_DIM, step=1,
+                                 key=remembered(f"{prefix}.latent", defaults.get("latent", m.latent_dim)))
+        hidden_text = ""
+        if kind.hidden_layers:
+            _follow_default(f"{prefix}.hidden", hidden_defaults[arch])
+            hidden_text = st.text_input("Hidden sizes", key=remembered(f"{prefix}.hidden", hidden_defaults[arch]),
+                                        help="Comma-separated layer widths of the MLP; the conv model uses the first "
+                                             "as its dense layer.")
+        try:  # a bad value is refused below, once every widget is drawn (a widget not drawn loses its state)
+            st.caption(network_words(arch, info.image_shape, parse_hidden(hidden_text), int(latent))
+                       if kind.hidden_layers else
+                       f"Hidden sizes: none; a {kind.title} maps the pixels to z and back by one affine map each.")
+        except ConfigError:
+            pass
     with c3:
         st.markdown("**Optimisation**")
         epochs = st.number_input("Epochs", 1, 500, step=1,
@@ -396,12 +398,44 @@ def settings_form(prefix: str, defaults: dict[str, Any], kinds: Sequence[str] = 
         lr = st.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
                               key=remembered(f"{prefix}.lr", tc.lr, LEARNING_RATES))
         seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=remembered(f"{prefix}.seed", tc.seed))
-    model_config = ModelConfig(kind=kind.kind, arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden_text),
+    model_config = ModelConfig(kind=kind.kind, arch=arch, latent_dim=int(latent),
+                               hidden=parse_hidden(hidden_text) if kind.hidden_layers else (),
                                likelihood=likelihood, noise=noise, sparsity=float(sparsity), image_shape=info.image_shape,
                                n_classes=len(info.class_names) if kind.conditional else 0)
     train_config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr), beta=float(beta),
                                kl_warmup=int(warmup), seed=int(seed))
     return model_config, train_config
+
+
+def one_of(label: str, options: Sequence[str], name: str, default: str, note: str = "",
+           format_func: Callable[[str], str] = str, help: str | None = None) -> str:
+    """A radio over what the chosen kind takes, or a caption naming its one value (with `note`)."""
+    if len(options) == 1:
+        st.caption(f"{label}: {format_func(options[0])}{f' ({note})' if note else ''}.", help=help)
+        return options[0]
+    return st.radio(label, options, horizontal=True, format_func=format_func, help=help,
+                    key=remembered(name, default, options))
+
+
+NOISE_LABELS = {"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ", "patch": "patches ρ (a masked AE)"}
+DEFAULT_PATCH = 7  # px: the side of the hidden squares, a quarter of an MNIST digit's side
+
+
+def noise_setting(prefix: str) -> str:
+    """The corruption a denoising kind is trained on, as vae_core.corruption reads it: pixels zeroed, Gaussian noise
+    or a share ρ of k×k patches hidden (the masked autoencoder's)."""
+    default_kind, default_level = parse_noise(DEFAULT_NOISE)
+    families = (*NOISE_KINDS, "patch")
+    family = st.radio("Corruption", families, horizontal=True, format_func=NOISE_LABELS.get,
+                      key=remembered(f"{prefix}.noise_kind", default_kind, families))
+    level = st.slider("ν, σ or ρ", 0.05, 0.95, step=0.05, key=remembered(f"{prefix}.noise_level", default_level))
+    if family != "patch":
+        return f"{family}:{level:g}"
+    side = st.number_input("Patch side k (px)", 1, MAX_IMAGE_SIDE, step=1,
+                           key=remembered(f"{prefix}.patch_side", DEFAULT_PATCH),
+                           help="The image is cut into k×k squares and a share ρ of them, drawn anew for each image "
+                                "and step, is zeroed: the masked autoencoder (He et al. 2022) learns to fill them in.")
+    return f"patch:{level:g}:{int(side)}"
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
@@ -502,12 +536,8 @@ def render_progress(view: JobView, mine: bool = True) -> None:
     elif view.state == "stopped":
         st.warning(view.message)
     for saved in view.saved:
-        m = saved.metrics
         label = f"{saved.label}, " if view.n_runs > 1 else ""
-        iw = (f"IW log p(x) {m['iw_logpx']:.1f} (k = {m['iw_samples']})" if m["iw_samples"]
-              else "IW log p(x) not measured (a stopped run is saved without it)")
-        st.caption(f"**{saved.path.stem}** ({label}{saved.status}): test −ELBO {m['elbo']:.1f} nats "
-                   f"(recon {m['recon']:.1f}, KL {m['kl']:.1f}), {iw}, active units {m['active_units']}.")
+        st.caption(f"**{saved.path.stem}** ({label}{saved.status}): {metrics_line(saved.metrics)}.")
     for unsaved in view.unsaved:
         st.error(unsaved.reason)
     if mine and view.unsaved and st.button("Save again", key=f"save-again-{view.id}", type="primary"):
@@ -516,6 +546,18 @@ def render_progress(view: JobView, mine: bool = True) -> None:
         st.rerun()  # the whole page: the picker lists what was saved, the Train page selects it
     if view.steps or view.history:
         st.plotly_chart(shared_curves(view), key=f"curves-{view.id}")
+
+
+def metrics_line(m: dict) -> str:
+    """A saved model's test metrics in words: those its kind has (evaluate.evaluate's keys)."""
+    if "elbo" not in m:  # no posterior: the reconstruction, and a linear model's angle to PCA
+        angle = (f", {m['pca_angle']:.1f}° from PCA's subspace of the training images (largest principal angle)"
+                 if "pca_angle" in m else "")
+        return f"test reconstruction {m['recon']:.1f} nats{angle}"
+    iw = (f"IW log p(x) {m['iw_logpx']:.1f} (k = {m['iw_samples']})" if m["iw_samples"]
+          else "IW log p(x) not measured (a stopped run is saved without it)")
+    return (f"test −ELBO {m['elbo']:.1f} nats (recon {m['recon']:.1f}, KL {m['kl']:.1f}), {iw}, "
+            f"active units {m['active_units']}")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -24,14 +24,18 @@ def traversal_picture(tr: Traversal) -> np.ndarray:
     return tile(cells, padding=1)
 
 
-def row_label(dim: int, kl: float, collapsed: bool, probabilistic: bool) -> str:
+def row_label(dim: int, kl: float, collapsed: bool, probabilistic: bool, factor: str | None = None) -> str:
+    """"z3 · 2.1 nats", "z3 · collapsed", with the factor the dimension captures where it is known ("z3 · scale")."""
+    name = f"z{dim}" + (f" · {factor}" if factor else "")
     if not probabilistic:
-        return f"z{dim}"
-    return f"z{dim} · collapsed" if collapsed else f"z{dim} · {kl:.1f} nats"
+        return name
+    return f"{name} · collapsed" if collapsed else f"{name} · {kl:.1f} nats"
 
 
-def traversal_figure(tr: Traversal, probabilistic: bool, height: int | None = None) -> go.Figure:
-    """The picture with each row named by its dimension and KL ("collapsed" where it is), the swept values below."""
+def traversal_figure(tr: Traversal, probabilistic: bool, height: int | None = None,
+                     factors: list[str | None] | None = None) -> go.Figure:
+    """The picture with each row named by its dimension, the factor it captures (`factors`, per dimension, where
+    known) and its KL ("collapsed" where it is), the swept values below."""
     picture = traversal_picture(tr)
     rows, steps = tr.images.shape[:2]
     cell_h, cell_w = picture.shape[0] / rows, picture.shape[1] / steps
@@ -41,7 +45,8 @@ def traversal_figure(tr: Traversal, probabilistic: bool, height: int | None = No
         # about the height the picture takes at a Compare column's width, so no band of white sits above and below it
         height=height or 40 + 21 * rows, margin=dict(l=10, r=10, t=10, b=30),
         yaxis=dict(tickvals=[(r + 0.5) * cell_h for r in range(rows)], showgrid=False, zeroline=False,
-                   ticktext=[row_label(d, k, c, probabilistic) for d, k, c in zip(tr.dims, tr.kl, tr.collapsed)]),
+                   ticktext=[row_label(d, k, c, probabilistic, factors[d] if factors else None)
+                             for d, k, c in zip(tr.dims, tr.kl, tr.collapsed)]),
         xaxis=dict(tickvals=[(s + 0.5) * cell_w for s in labelled], ticktext=[f"{tr.values[s]:g}" for s in labelled],
                    showgrid=False, zeroline=False, tickangle=0),
     )
@@ -81,15 +86,18 @@ def traversal(info: CheckpointInfo, data: ImageDataset, start: Start, label: int
     return _traversal(str(info.path), shared.stamp(info.path), start, label, info, data)
 
 
-def show(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | None) -> None:
-    """One model's traversal with a caption saying how many of its dimensions collapsed."""
+def show(info: CheckpointInfo, data: ImageDataset, start: Start, label: int | None,
+         factors: list[str | None] | None = None) -> None:
+    """One model's traversal with a caption saying how many of its dimensions collapsed; rows are labelled by the
+    factor each dimension captures where `factors` (per dimension) is given."""
     if isinstance(start, tuple) and len(start) != info.model_config.latent_dim:
         st.caption(f"the pinned position has {len(start)} numbers; this model's codes have "
                    f"{info.model_config.latent_dim}")
         return
     tr = traversal(info, data, start, label)
     probabilistic = info.model_class.probabilistic
-    st.plotly_chart(traversal_figure(tr, probabilistic), key=f"traversal-{info.name}", config={"displayModeBar": False})
+    st.plotly_chart(traversal_figure(tr, probabilistic, factors=factors), key=f"traversal-{info.name}",
+                    config={"displayModeBar": False})
     if probabilistic:
         n = int(tr.collapsed.sum())
         st.caption(f"rows by KL over the test set, most informative first; {n} of {len(tr.dims)} collapsed "

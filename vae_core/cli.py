@@ -24,7 +24,7 @@ from .config import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_NOISE, LIKELIHOODS, 
 from .data import (DatasetInfo, DatasetUnavailable, UnknownDataset, dataset_info, known_datasets, load_dataset,
                    load_test_set)
 from .engine import EpochMetrics, Listener, Recorders, StepMetrics, pick_device, train_models
-from .evaluate import evaluate, factor_metrics
+from .evaluate import evaluate, factor_metrics, pca_angle
 from .grid import CSV_NAME, GridError, GridSpec, Row, check_folder, default_group_size, run
 from .importer import (DEFAULT_TEST_FRACTION, RESERVED_NAMES, SIDES, ImportedDataError, ImportReport, find_imported,
                        import_images, list_imported, remove_imported)
@@ -60,6 +60,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _lacking_hidden() -> str:
+    """The kinds without hidden layers (the linear autoencoder), for a help line."""
+    return ", ".join(k for k in TRAINABLE_KINDS if not model_class(k).hidden_layers)
+
+
 def _having(setting: str) -> str:
     """The kinds that take `setting`, for a help line (e.g. "ae, dae")."""
     return ", ".join(k for k in TRAINABLE_KINDS if setting in model_class(k).settings)
@@ -73,7 +78,8 @@ def _recipe_options(p: argparse.ArgumentParser, grid: bool) -> None:
                                                     ".npz of images (imported on the way)")
     p.add_argument("--data-dir", help="folder holding MNIST/raw etc. (default $VAE_DATA_DIR or ./data)")
     p.add_argument("--kind", default=m.kind, choices=TRAINABLE_KINDS, help=f"(default {m.kind})")
-    p.add_argument("--noise", default=None, help=f"mask:ν or gauss:σ, for {_having('noise')} (default {DEFAULT_NOISE})")
+    p.add_argument("--noise", default=None, help=f"mask:ν, gauss:σ or patch:ρ:k (hide a share ρ of the k×k patches: "
+                                                f"a masked autoencoder), for {_having('noise')} (default {DEFAULT_NOISE})")
     p.add_argument("--sparsity", type=float, default=m.sparsity,
                    help=f"λ of an L1 penalty on the code, for {_having('sparsity')}")
     p.add_argument("--arch", default=None, help=f"{' or '.join(ARCHITECTURES)} (default conv for colour and from "
@@ -82,11 +88,12 @@ def _recipe_options(p: argparse.ArgumentParser, grid: bool) -> None:
                    help="one or more (a sweep trains each)" if grid else None)
     p.add_argument("--hidden", type=int, nargs="+", default=None,
                    help=f"hidden sizes (default {' '.join(map(str, DEFAULT_HIDDEN['mlp']))}; conv uses one, "
-                        f"default {DEFAULT_HIDDEN['conv'][0]})")
+                        f"default {DEFAULT_HIDDEN['conv'][0]}; none for {_lacking_hidden()})")
     p.add_argument("--beta", type=float, default=[tc.beta] if grid else tc.beta, **several,
                    help="one or more (a sweep trains each)" if grid else None)
     p.add_argument("--kl-warmup", type=int, default=tc.kl_warmup, help="epochs of linear KL warm-up")
-    p.add_argument("--likelihood", default=m.likelihood, help=" or ".join(LIKELIHOODS))
+    p.add_argument("--likelihood", default=None, help=f"{' or '.join(LIKELIHOODS)} (default {m.likelihood}; "
+                                                      f"{_lacking_hidden()}: gaussian with a fixed variance)")
     p.add_argument("--mc-samples", type=int, default=tc.mc_samples, help="Monte-Carlo samples of z per input")
     p.add_argument("--epochs", type=int, default=tc.epochs)
     p.add_argument("--batch-size", type=int, default=tc.batch_size)
@@ -279,10 +286,12 @@ def _recipe(args: argparse.Namespace, info: DatasetInfo, latent_dim: int,
     """The configurations the options of `train` or `sweep` ask for (ConfigError for a value out of range)."""
     _check_data_dir(args.data_dir)
     kind = model_class(args.kind)
-    arch = args.arch or default_arch(info.image_shape)
+    arch = args.arch or kind.default("arch", default_arch(info.image_shape))
     model_config = ModelConfig(
-        kind=args.kind, arch=arch, latent_dim=latent_dim, likelihood=args.likelihood,
-        hidden=tuple(args.hidden) if args.hidden else DEFAULT_HIDDEN.get(arch, ModelConfig.hidden),
+        kind=args.kind, arch=arch, latent_dim=latent_dim,
+        likelihood=args.likelihood or kind.default("likelihood", ModelConfig.likelihood),
+        hidden=(tuple(args.hidden) if args.hidden else
+                DEFAULT_HIDDEN.get(arch, ModelConfig.hidden) if kind.hidden_layers else ()),
         image_shape=info.image_shape, n_classes=len(info.class_names) if kind.conditional else 0,
         noise=args.noise if args.noise is not None else DEFAULT_NOISE if "noise" in kind.settings else "",
         sparsity=args.sparsity,
@@ -342,7 +351,10 @@ def _train(args: argparse.Namespace) -> int:
     if not model.probabilistic:
         metrics = {"recon": metrics["recon"]} if "recon" in metrics else {}
     if args.iw_samples > 0:
-        metrics = evaluate(result.model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
+        metrics = evaluate(result.model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples,
+                           train_images=dataset.train_images)
+    elif model.linear:
+        metrics["pca_angle"] = pca_angle(result.model, dataset.train_images)
 
     def save(path: Path) -> None:
         save_checkpoint(path, result.model, train_config, dataset.name, result.history, metrics,
@@ -455,7 +467,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_shape(model.config.image_shape, wanted, args.file)
     # the model's own dataset is checked to be the very images it was trained on; another one is what was asked for
     dataset = load_test_set(args.dataset, args.data_dir, sha=info.dataset_sha if args.dataset == info.dataset else None)
-    metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples)
+    # a linear model's principal angle is measured against the training images of the dataset asked for
+    train_images = load_dataset(args.dataset, args.data_dir).train_images if model.linear else None
+    metrics = evaluate(model, dataset.test_images, dataset.test_labels, iw_samples=args.iw_samples,
+                       train_images=train_images)
     if args.factors:
         if dataset.factors is None:
             raise UsageError(f"--factors: {dataset.name} has no known generative factors; use a dataset such as dsprites")
@@ -472,6 +487,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     summary = (f"test -ELBO {metrics['elbo']:.2f} nats (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}), "
                f"IW log p(x) {metrics['iw_logpx']:.2f} (k={args.iw_samples}), active units {metrics['active_units']}"
                if model.probabilistic else f"test reconstruction {metrics['recon']:.2f} nats")
+    if "pca_angle" in metrics:
+        summary += f", {metrics['pca_angle']:.1f}° from PCA's top-{model.latent_dim} subspace of the training images"
     print(f"{info.name} ({model.kind}): {summary}", file=sys.stderr)
     print(json.dumps(metrics))
     return 0

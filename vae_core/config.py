@@ -70,11 +70,12 @@ class ModelConfig:
             raise ConfigError(f"latent size must be at least 1, got {self.latent_dim!r}")
         if self.latent_dim > MAX_LATENT_DIM:
             raise ConfigError(f"latent size must be at most {MAX_LATENT_DIM}, got {self.latent_dim}")
-        if not isinstance(self.hidden, (tuple, list)) or not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be positive integers, got {_shown(self.hidden)}")
-        if len(self.hidden) > MAX_HIDDEN_LAYERS or max(self.hidden) > MAX_HIDDEN_WIDTH:
-            raise ConfigError(f"at most {MAX_HIDDEN_LAYERS} hidden layers of at most {MAX_HIDDEN_WIDTH} units each, "
-                              f"got {_shown(self.hidden)}")
+        if kind.hidden_layers:  # a kind without hidden layers has refused any sizes already
+            if not isinstance(self.hidden, (tuple, list)) or not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
+                raise ConfigError(f"hidden sizes must be positive integers, got {_shown(self.hidden)}")
+            if len(self.hidden) > MAX_HIDDEN_LAYERS or max(self.hidden) > MAX_HIDDEN_WIDTH:
+                raise ConfigError(f"at most {MAX_HIDDEN_LAYERS} hidden layers of at most {MAX_HIDDEN_WIDTH} units "
+                                  f"each, got {_shown(self.hidden)}")
         shape = self.image_shape
         if not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(_is_int(n) for n in shape)
                 and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= n <= MAX_IMAGE_SIDE for n in shape[1:])):

@@ -23,13 +23,19 @@ def corrupt(x: torch.Tensor, noise: str, generator: torch.Generator | None = Non
 
 
 def hide_patches(x: torch.Tensor, share: float, side: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The masked autoencoder's corruption (He et al. 2022): images (N, C, H, W) cut into side×side patches (those at
-    the right and bottom edges cut short when side does not divide H or W), round(share · patches) of each image's
-    patches, drawn without replacement, zeroed in every channel."""
-    n, _, height, width = x.shape
+    """The masked autoencoder's corruption (He et al. 2022): images (N, C, H, W) with the patches of `hidden_patches`
+    zeroed in every channel."""
+    return x * ~hidden_patches(x.shape, share, side, generator, x.device)
+
+
+def hidden_patches(shape: torch.Size | tuple[int, ...], share: float, side: int,
+                   generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """(N, 1, H, W) bool, True where hidden: images of `shape` (N, C, H, W) cut into side×side patches (those at the
+    right and bottom edges cut short when side does not divide H or W), round(share · patches) of each image's
+    patches drawn without replacement. Pages draw it to show which pixels a model was not given."""
+    n, _, height, width = shape
     rows, cols = -(-height // side), -(-width // side)
-    hidden = round(share * rows * cols)
-    rank = torch.rand((n, rows * cols), generator=generator, device=x.device).argsort(dim=1).argsort(dim=1)
-    keep = (rank >= hidden).view(n, 1, rows, cols)
-    keep = keep.repeat_interleave(side, dim=2).repeat_interleave(side, dim=3)[:, :, :height, :width]
-    return x * keep.to(x.dtype)
+    count = round(share * rows * cols)
+    rank = torch.rand((n, rows * cols), generator=generator, device=device).argsort(dim=1).argsort(dim=1)
+    hidden = (rank < count).view(n, 1, rows, cols)
+    return hidden.repeat_interleave(side, dim=2).repeat_interleave(side, dim=3)[:, :, :height, :width]

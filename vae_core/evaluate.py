@@ -1,5 +1,6 @@
 """Test metrics of any kind of model: reconstruction for all; for those with a posterior and a prior (vae, cvae) the
-ELBO at β = 1, an importance-weighted log p(x) and the active units. A conditional model is given the true labels."""
+ELBO at β = 1, an importance-weighted log p(x) and the active units; for a linear one (linear_ae) the largest principal
+angle between its decoder's column space and PCA's subspace. A conditional model is given the true labels."""
 from __future__ import annotations
 
 import itertools
@@ -113,9 +114,9 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 
 
 def evaluate(model: LatentModel, images: torch.Tensor, labels: torch.Tensor | None = None, iw_samples: int = 100,
-             seed: int = 0) -> dict[str, float | int | str]:
+             seed: int = 0, train_images: torch.Tensor | None = None) -> dict[str, float | int | str]:
     """Everything the CLI's `evaluate` reports for this kind of model, on uint8 test images (and their labels, which
-    a conditional model needs)."""
+    a conditional model needs); a linear model's principal angle ("pca_angle") when its `train_images` are given."""
     if model.conditional and labels is None:
         raise ValueError(f"a {model.title} is evaluated given the true labels; none were passed")
     terms = elbo(model, images, labels, seed=seed)
@@ -125,8 +126,19 @@ def evaluate(model: LatentModel, images: torch.Tensor, labels: torch.Tensor | No
         metrics["iw_logpx"] = iw_log_px(model, images, labels, k=iw_samples, seed=seed) if iw_samples > 0 else math.nan
         metrics["iw_samples"] = iw_samples
         metrics["active_units"] = active_units(posterior_means(model, images, labels)[0])
+    if model.linear and train_images is not None:
+        metrics["pca_angle"] = pca_angle(model, train_images)
     metrics["n_images"] = len(images)
     return metrics
+
+
+def pca_angle(model: LatentModel, images: torch.Tensor) -> float:
+    """Degrees between a linear model's decoder column space and the top-d principal subspace of `images` (uint8):
+    the images it was trained on, since another sample's subspace is itself tilted from theirs (on the sample's
+    4,000 training and 1,000 test digits, 18° apart at d = 6 and 57° at d = 20)."""
+    from .linear_probe import largest_principal_angle  # scikit-learn loads only when asked for
+
+    return largest_principal_angle(model.decoder_weight().cpu().numpy(), to_float(images).flatten(1).numpy())
 
 
 def factor_metrics(model: LatentModel, data: ImageDataset, seed: int = 0) -> dict:

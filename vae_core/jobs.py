@@ -606,7 +606,8 @@ class TrainingJob:
         # saved file, so a stopped run is saved without it (no iw_logpx, iw_samples 0); Compare measures it if shown.
         iw_samples = self.spec.iw_samples if result.status == "finished" else 0
         self.progress.update(phase=f"measuring test metrics of {run.label}", eta=None)
-        metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples)
+        metrics = evaluate.evaluate(result.model, data.test_images, data.test_labels, iw_samples=iw_samples,
+                                    train_images=data.train_images)
         self.progress.update(phase=f"saving {run.path.name}")
         extra = {"images_per_s": result.images_per_s, "device": result.device, "status": result.status,
                  "message": result.message, "trained_in": "app", **owner_extra(self.owner)}

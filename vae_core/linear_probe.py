@@ -11,7 +11,8 @@ from sklearn.decomposition import PCA
 def principal_subspace(data: np.ndarray, d: int) -> np.ndarray:
     """(D, d): an orthonormal basis of the top-d principal subspace of `data` (N, D), centred as an autoencoder with
     biases sees it (its biases absorb the mean)."""
-    return PCA(n_components=d, svd_solver="full").fit(np.asarray(data, dtype=np.float64)).components_.T
+    # from the D × D covariance: 1.5 s for MNIST's 60,000 × 784 against 15.5 s for the full SVD, the same subspace
+    return PCA(n_components=d, svd_solver="covariance_eigh").fit(np.asarray(data, dtype=np.float64)).components_.T
 
 
 def largest_principal_angle(decoder_weight: np.ndarray, data: np.ndarray) -> float:

@@ -36,13 +36,18 @@ def reconstruction_nll(
 ) -> torch.Tensor:
     """−log p(x|z) per image, summed over pixels. Grey levels in [0, 1] are Bernoulli targets, as in the PyTorch example."""
     if likelihood == "bernoulli":
-        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    elif likelihood == "gaussian":
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+    if likelihood == "gaussian":
         if log_var_x is None:
             raise ValueError("the Gaussian likelihood needs the decoder's log-variance")
-        nll = 0.5 * ((x - torch.sigmoid(logits)).pow(2) * torch.exp(-log_var_x) + log_var_x + LOG_2PI)
-    else:
-        raise ValueError(f"unknown likelihood {likelihood!r}")
+        return gaussian_nll(torch.sigmoid(logits), x, log_var_x)
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_var_x: torch.Tensor) -> torch.Tensor:
+    """−log N(x; mean, exp(log_var_x)) per image, summed over pixels: with a fixed variance σ², the squared error
+    divided by 2σ² plus a constant."""
+    nll = 0.5 * ((x - mean).pow(2) * torch.exp(-log_var_x) + log_var_x + LOG_2PI)
     return nll.flatten(1).sum(dim=1)
 
 

@@ -11,10 +11,11 @@ from .ae import AE
 from .base import LatentModel, Posterior
 from .cvae import CVAE
 from .dae import DAE
+from .linear_ae import LinearAE
 from .onnx_model import ImportedAE, ImportedModel, ImportedVAE
 from .vae import VAE
 
-KINDS: dict[str, type[LatentModel]] = {cls.kind: cls for cls in (AE, DAE, VAE, CVAE, ImportedVAE, ImportedAE)}
+KINDS: dict[str, type[LatentModel]] = {cls.kind: cls for cls in (AE, DAE, VAE, CVAE, LinearAE, ImportedVAE, ImportedAE)}
 TRAINABLE_KINDS: tuple[str, ...] = tuple(kind for kind, cls in KINDS.items() if cls.trainable)
 
 
@@ -32,5 +33,5 @@ def build_model(config: ModelConfig) -> LatentModel:
     return model_class(config.kind)(config)
 
 
-__all__ = ["AE", "CVAE", "DAE", "KINDS", "TRAINABLE_KINDS", "VAE", "ImportedAE", "ImportedModel", "ImportedVAE",
+__all__ = ["AE", "CVAE", "DAE", "KINDS", "LinearAE", "TRAINABLE_KINDS", "VAE", "ImportedAE", "ImportedModel", "ImportedVAE",
            "LatentModel", "Posterior", "build_model", "model_class"]

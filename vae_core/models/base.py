@@ -14,9 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MAX_CLASSES, ConfigError, ModelConfig, parse_noise
+from ..config import ARCHITECTURES, LIKELIHOODS, MAX_CLASSES, ConfigError, ModelConfig, _shown, parse_noise
 from ..loss import LossTerms, reconstruction_nll
 from .nets import build_decoder, build_encoder
+
+GAUSSIAN_VAR = 0.1  # a Gaussian likelihood's variance per pixel where a kind fixes it, and where learned ones start
+FIELD_NAMES = {"arch": "architecture", "likelihood": "likelihood"}
 
 
 @dataclass
@@ -51,6 +54,13 @@ class LatentModel(nn.Module):
     # is an L1 penalty on the code. A kind without one of them is refused a value for it.
     settings: ClassVar[tuple[str, ...]] = ()
     curves: ClassVar[tuple[str, ...]] = ("recon",)  # the per-image quantities its training reports, in nats
+    # The values of the shared fields it takes: architectures, likelihoods, and whether it has hidden layers (the
+    # `hidden` sizes; a kind without them takes none). The first of each is its default where the dataclass's is not.
+    architectures: ClassVar[tuple[str, ...]] = ARCHITECTURES
+    likelihoods: ClassVar[tuple[str, ...]] = LIKELIHOODS
+    hidden_layers: ClassVar[bool] = True
+    fixed_variance: ClassVar[bool] = False  # a Gaussian likelihood's variance is GAUSSIAN_VAR, not learned per pixel
+    linear: ClassVar[bool] = False  # encoder and decoder are affine maps: the decoder has a column space (decoder_weight)
 
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
@@ -66,6 +76,20 @@ class LatentModel(nn.Module):
                               f"a {cls.title} needs a noise such as mask:0.5 or gauss:0.3")
         if config.sparsity and "sparsity" not in cls.settings:
             raise ConfigError(f"a {cls.title} takes no L1 sparsity penalty on its code, got {config.sparsity!r}")
+        for field, known, allowed in (("arch", ARCHITECTURES, cls.architectures),
+                                      ("likelihood", LIKELIHOODS, cls.likelihoods)):
+            value = getattr(config, field)
+            if value in known and value not in allowed:  # an unknown value is ModelConfig's to refuse
+                raise ConfigError(f"a {cls.title} takes the {FIELD_NAMES[field]} {' or '.join(allowed)}, got {value}")
+        if not cls.hidden_layers and config.hidden != ():
+            raise ConfigError(f"a {cls.title} has no hidden layers, got hidden sizes {_shown(config.hidden)}")
+
+    @classmethod
+    def default(cls, field: str, usual: str) -> str:
+        """The architecture or likelihood (`field`) this kind gets unless one is asked for: `usual` (the dataclass's
+        default, or the data's usual architecture) when it takes it, else its first."""
+        allowed = {"arch": cls.architectures, "likelihood": cls.likelihoods}[field]
+        return usual if usual in allowed else allowed[0]
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -74,7 +98,11 @@ class LatentModel(nn.Module):
         self.encoder = build_encoder(config, self.code_width(config.latent_dim), extra)
         self.decoder = build_decoder(config, extra)
         if config.likelihood == "gaussian":
-            self.log_var_x = nn.Parameter(torch.full(config.image_shape, math.log(0.1)))
+            log_var = torch.full(config.image_shape, math.log(GAUSSIAN_VAR))
+            if self.fixed_variance:  # part of the kind, not of its weights: a file cannot change it
+                self.register_buffer("log_var_x", log_var, persistent=False)
+            else:
+                self.log_var_x = nn.Parameter(log_var)
 
     @staticmethod
     def code_width(latent_dim: int) -> int:

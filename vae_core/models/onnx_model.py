@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import ConfigError, ModelConfig
 from ..loss import LossTerms
-from .base import LatentModel, Posterior
+from .base import GAUSSIAN_VAR, LatentModel, Posterior
 from .vae import LOGVAR_MAX, LOGVAR_MIN
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 DECODER_OUTPUTS = ("probs", "logits")
 LOGIT_EPS = 1e-7
-DEFAULT_GAUSSIAN_VAR = 0.1  # the variance our own Gaussian decoders start from (vae_core.models.base)
+DEFAULT_GAUSSIAN_VAR = GAUSSIAN_VAR  # the variance our own Gaussian decoders start from, or keep (linear AE)
 RUN_BUDGET_BYTES = 64 << 20  # the largest tensor one onnxruntime run may make: big batches are run in chunks
 
 
