@@ -20,3 +20,5 @@ for beta in 0.5 1 4 8; do
   run train --dataset mnist --latent-dim 10 --hidden 256 128 --beta "$beta" --epochs 20 --seed 0 --iw-samples 100 \
     --out "checkpoints/mnist_z10_beta${beta}.pt"
 done
+# the dSprites β sweep: three VAEs trained together on 150,000 images of dsprites-32, with the factor metrics
+python checkpoints/train_dsprites.py --train-size 150000 --epochs 6 --out-dir checkpoints

@@ -48,7 +48,9 @@ def _import(args: list[str], capsys) -> tuple[int, list[str], str]:
 def test_every_shipped_model_exports_to_onnx_that_equals_torch(name):
     model, _ = load_checkpoint(shipped_checkpoint(name))
     encoder, decoder = (ort.InferenceSession(b) for b in export_model(model))
-    x = load_test_set("mnist-sample").test_images[:64].float().div(255)
+    # real images of the model's shape: the bundled digits for MNIST's, else the model's own set (dSprites is made here)
+    images = "mnist-sample" if model.config.image_shape == (1, 28, 28) else read_info(shipped_checkpoint(name)).dataset
+    x = load_test_set(images).test_images[:64].float().div(255)
     z = torch.randn(64, model.latent_dim, generator=torch.Generator().manual_seed(0)) * 2
     y = torch.arange(64) % 10 if model.conditional else None
     label = {"y": F.one_hot(y, 10).numpy()} if model.conditional else {}
