@@ -111,6 +111,8 @@ def test_the_latent_map_colours_the_points_by_any_factor(sweep):
         labels = plane_points(drawn).labels
         values = data.factors[:, data.factor_names.index(name)]
         assert len(drawn["classes"]) == len(drawn["colors"]) == n
+        assert all(len(c) == 7 and c[0] == "#" and int(c[1:], 16) >= 0 for c in drawn["colors"])  # what the plane reads
+        assert len(set(drawn["colors"])) == n
         # in the factor's order: a larger value never gets an earlier colour
         order = np.argsort(values, kind="stable")
         assert np.all(np.diff(labels[order].astype(int)) >= 0) and set(labels.tolist()) == set(range(n))

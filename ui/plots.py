@@ -23,7 +23,7 @@ def factor_colouring(values: np.ndarray, name: str) -> tuple[np.ndarray, tuple[s
     """Points coloured by one known factor (`values` per point, e.g. dSprites' scale): each point's colour index,
     the legend's names and the colours, a sequential scale (Viridis) in the factor's order; a factor with more than
     FACTOR_BINS values is cut into FACTOR_BINS ranges of equal width."""
-    from plotly.colors import sample_colorscale
+    from plotly.colors import sample_colorscale, unlabel_rgb
 
     values = np.asarray(values, np.float64)
     levels = np.unique(values)
@@ -34,7 +34,9 @@ def factor_colouring(values: np.ndarray, name: str) -> tuple[np.ndarray, tuple[s
         edges = np.linspace(levels[0], levels[-1], FACTOR_BINS + 1)
         index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, FACTOR_BINS - 1)
         names = tuple(f"{name} {a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:]))
-    colours = tuple(sample_colorscale("Viridis", list(np.linspace(0, 1, len(names))))) if len(names) > 1 else ("#440154",)
+    sampled = sample_colorscale("Viridis", list(np.linspace(0, 1, len(names)))) if len(names) > 1 else ["rgb(68, 1, 84)"]
+    # as "#rrggbb", the form the plane's colours take (it reads the hex digits; "rgb(…)" would read as black)
+    colours = tuple("#{:02x}{:02x}{:02x}".format(*(round(float(v)) for v in unlabel_rgb(c))) for c in sampled)
     return index.astype(np.int64), names, colours
 
 

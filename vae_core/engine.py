@@ -68,7 +68,8 @@ def device_label(device: torch.device) -> str:
     """What to tell the user about the device: the GPU's name, or CPU."""
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
-    return "Apple GPU (MPS)" if device.type == "mps" else f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return "Apple GPU (MPS)" if device.type == "mps" else f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 @dataclass(frozen=True)
