@@ -57,14 +57,19 @@ def example_files(sel: Selection, digit_like: bool) -> list[tuple[str, bytes]]:
     return files
 
 
-def _verdict(t: typicality.Typicality, ood_percentile: float) -> None:
-    line = f"−ELBO **{t.nelbo:.1f} nats**, costlier than {t.percentile:.1f} % of the test set"
+def score_name(probabilistic: bool) -> str:
+    """What an image is scored by: a VAE's −ELBO, else (an autoencoder, no posterior) its reconstruction loss."""
+    return "−ELBO" if probabilistic else "reconstruction loss"
+
+
+def _verdict(t: typicality.Typicality, ood_percentile: float, name: str) -> None:
+    line = f"{name} **{t.nelbo:.1f} nats**, costlier than {t.percentile:.1f} % of the test set"
     if t.ood:
         st.warning(f"{line}. Beyond the {ood_percentile:g}th percentile ({t.high:.1f} nats): "
                    "unusual for this model, probably unlike its training data.", icon="⚠️")
     elif t.unusually_low:
         st.info(f"{line}. Among the cheapest {100 - ood_percentile:g} % (below {t.low:.1f} nats): easier than nearly "
-                "every test image; blank or very simple inputs do that, so a low −ELBO is no proof of a digit.")
+                "every test image; blank or very simple inputs do that, so a low {name} is no proof of a digit.")
     else:
         st.success(f"{line}: typical for this model.")
 
@@ -128,7 +133,7 @@ def _steps(result: preprocess.PreprocessResult, how: uploads.UploadStyle) -> lis
 
 def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadStyle, corrupted: np.ndarray | None,
           noise: str, recons: list[tuple[np.ndarray, str]], mu: np.ndarray, sigma: np.ndarray,
-          score: typicality.Typicality | None, ood_percentile: float) -> None:
+          score: typicality.Typicality | None, ood_percentile: float, probabilistic: bool) -> None:
     recon = recons[0][0]
     with st.container(border=True):
         st.markdown(f"**{number}. {result.name}**")
@@ -147,14 +152,15 @@ def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadS
                          width=max(8, round(THUMB * min(1.0, w / h))), output_format="PNG")
         with text_column:
             if score is not None:
-                _verdict(score, ood_percentile)
-            st.caption(f"μ = {map_overlays.vector_text(mu)}, σ = {map_overlays.vector_text(sigma)}")
+                _verdict(score, ood_percentile, score_name(probabilistic))
+            st.caption(f"μ = {map_overlays.vector_text(mu)}, σ = {map_overlays.vector_text(sigma)}" if probabilistic
+                       else f"z = {map_overlays.vector_text(mu)} (an autoencoder's code is a point: no spread to show)")
             st.download_button("Reconstruction (PNG)", to_png_bytes(recon, scale=DOWNLOAD_SCALE),
                                f"reconstruction_{number}.png", "image/png", key=f"recon_dl_{number}", on_click="ignore")
 
 
-def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go.Figure:
-    """The test set's −ELBOs, each image as a numbered marker above them (staggered so close ones stay readable)."""
+def _histogram(reference: np.ndarray, scores: list[typicality.Typicality], name: str) -> go.Figure:
+    """The test set's −ELBOs (or reconstruction losses), each image as a numbered marker above them (staggered so close ones stay readable)."""
     fig = go.Figure(go.Histogram(x=reference, nbinsx=60, name="test set", marker_color="#9aa7b8",
                                  hovertemplate="%{y} test images<extra></extra>"))
     top = float(np.histogram(reference, bins=60)[0].max())
@@ -170,7 +176,7 @@ def _histogram(reference: np.ndarray, scores: list[typicality.Typicality]) -> go
     fig.add_vline(x=scores[0].high, line_dash="dash", line_color="#d62728",
                   annotation_text="flag above", annotation_position="top left")
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
-                      xaxis_title="−ELBO (nats per image)", yaxis_title="test images", bargap=0.02)
+                      xaxis_title=f"{name} (nats per image)", yaxis_title="test images", bargap=0.02)
     return fig
 
 
@@ -226,9 +232,11 @@ def main() -> None:
         by_model.append([(r, shared.kind_label(info)) for r in inference.reconstruct(model, images, their_labels)])
 
     left, right = st.columns(2)
-    ood_percentile = left.select_slider("Flag as unusual above this percentile of the test set's −ELBO",
+    name = score_name(sel.model.probabilistic)
+    ood_percentile = left.select_slider(f"Flag as unusual above this percentile of the test set's {name}",
                                         OOD_PERCENTILES, value=99.0, key="recon_ood")
-    k = ELLIPSES[right.radio("Posterior ellipse", list(ELLIPSES), horizontal=True, key="recon_ellipse")]
+    k = (ELLIPSES[right.radio("Posterior ellipse", list(ELLIPSES), horizontal=True, key="recon_ellipse")]
+         if sel.model.probabilistic else 0.0)  # an autoencoder's code has no σ to draw
     reference = latent_views.test_nelbo(sel)
     scores = ([None] * len(images) if reference is None else
               typicality.assess(reference, typicality.per_image_nelbo(sel.model, images), ood_percentile))
@@ -253,9 +261,9 @@ def main() -> None:
                            "posterior onto this plane.")
     with hist_col:
         if reference is not None:
-            st.plotly_chart(_histogram(reference, scores), key="recon_hist")
-            st.caption(f"Test set: {len(reference):,} images, median −ELBO {np.median(reference):.1f} nats. "
-                       "A VAE's −ELBO is only a heuristic out-of-distribution score.")
+            st.plotly_chart(_histogram(reference, scores, name), key="recon_hist")
+            st.caption(f"Test set: {len(reference):,} images, median {name} {np.median(reference):.1f} nats. "
+                       f"A model's {name} is only a heuristic out-of-distribution score.")
         grid = tile(np.stack([images, recons], axis=1), padding=1, pad_value=GRID_PAD_VALUE)
         st.download_button("All inputs and reconstructions (PNG)", to_png_bytes(grid, scale=DOWNLOAD_SCALE),
                            "reconstructions.png", "image/png", key="recon_dl_all",
@@ -263,7 +271,7 @@ def main() -> None:
 
     for number, (result, *row) in enumerate(zip(results, shown, zip(*by_model), mu, sigma, scores), start=1):
         corrupted, recon_row, *rest = row
-        _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile)
+        _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile, sel.model.probabilistic)
 
 
 main()

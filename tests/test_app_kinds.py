@@ -107,3 +107,17 @@ def test_reconstruct_hides_patches_for_the_masked_autoencoder_and_every_model_fi
     captions = [c for element in at.get("image") for c in element.captions]
     assert captions.count("hidden patches, blue (patch:0.75:4)") == 3  # three example digits
     assert captions.count("denoising AE (mask:0.5)") == 3 and captions.count("AE") == 3
+
+
+def test_reconstruct_scores_an_autoencoder_by_its_reconstruction_loss_and_draws_no_sigma(run):
+    """An AE has no posterior: its examples are scored by reconstruction loss (not −ELBO), its code is a point (no σ
+    in the caption, no ellipse to choose), and the histogram's axis says so."""
+    at = run("app_pages/3_Reconstruct.py", "ae")
+    at.button(key="recon_try").click().run()
+    assert not at.exception and not at.error
+    verdicts = [m.value for m in (*at.success, *at.warning, *at.info) if "nats**" in m.value]
+    assert len(verdicts) == 3 and all(v.startswith("reconstruction loss") for v in verdicts), verdicts
+    codes = [c.value for c in at.caption if c.value.startswith(("z = ", "μ = "))]
+    assert len(codes) == 3 and all(c.startswith("z = ") and "σ" not in c for c in codes), codes
+    assert not any(r.key == "recon_ellipse" for r in at.radio)
+    assert any("median reconstruction loss" in c.value for c in at.caption)
