@@ -142,11 +142,14 @@ else:  # decoder-only: the plane and its grid, with no points
 if st.session_state.get(POINTS_KEY) not in offered:
     st.session_state[POINTS_KEY] = offered[0] if offered else None
 points = PointSet(sel, SPLIT_CHOICES[st.session_state[POINTS_KEY]]) if has_data else None
+# the pad draws one grey channel: offered for grey sets, for a digit where the set holds digits
+drawable = sel.info.model_config.image_shape[0] == 1
+drawing = "a digit" if sel.data is None or sel.data.digit_like else "an image"
 st.caption(f"{shared.describe(sel.info)} · " + (f"{len(points):,} {' + '.join(points.splits)} images of "
                                                 f"{sel.data.source}. " if has_data else "")
            + "Move over the plane: the image under the pointer is decoded in your browser. Click empty space to pin "
              "it, click a point to pick its image, drag to pan, scroll to zoom, lasso or box points to see what they "
-             "hold, or draw a digit on the pad.")
+             "hold" + (f", or draw {drawing} on the pad." if drawable else "."))
 
 # --- controls -----------------------------------------------------------------------------------------------
 # on a dataset with known generative factors (dSprites), the test images' points can also be coloured by any one
@@ -338,9 +341,11 @@ with c_near:
         image(to_display(images[i]), caption=f"#{i}" + ("" if picked["split"] == "test" else " (train)")
               + f" · class {class_names[int(labels[i])]}")
 with c_drawn:
-    st.markdown("**Drawn digit**")
-    if events.drawn is None:
-        st.caption("Draw a digit on the pad: its μ moves on the map as you draw, with its σ ellipse.")
+    st.markdown(f"**Drawn {drawing.split()[1]}**")
+    if not drawable:
+        st.caption("The pad draws in grey, and this model takes colour: upload your images on Reconstruct.")
+    elif events.drawn is None:
+        st.caption(f"Draw {drawing} on the pad: its μ moves on the map as you draw, with its σ ellipse.")
     else:
         drawn_panel(sel, events.drawn)
 

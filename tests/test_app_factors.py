@@ -104,6 +104,8 @@ def test_the_latent_map_colours_the_points_by_any_factor(sweep):
     data = load_test_set("dsprites-32")
     by_class = plane_data(at)
     assert by_class["classes"] == list(data.class_names)
+    assert by_class["pad"] and by_class["pad_title"] == "Draw an image"  # a grey set of shapes, not digits
+    assert any(c.value.endswith("or draw an image on the pad.") for c in at.caption)
     for name, n in (("scale", 6), ("posX", 8)):  # six values each their own colour; 32 positions in 8 ranges
         colour.set_value(f"factor:{name}").run()
         assert not at.exception

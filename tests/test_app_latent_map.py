@@ -93,6 +93,7 @@ def test_latent_map_d2_sends_the_plane_the_model_and_every_test_point(app, app_c
     model, info = load_checkpoint(app_checkpoints.z2)
     test = load_test_set(info.dataset)
     assert data["extent"] == 3.0 and data["decode"] and data["pad"] and not data["prior_box"]
+    assert data["pad_title"] == "Draw a digit"
     assert data["plane"]["origin"] == [0.0, 0.0] and data["plane"]["axes"] == [[1.0, 0.0], [0.0, 1.0]]
     # every test image, at its μ, with its label
     mu = inference.encode(model, test.test_images)[0]

@@ -298,6 +298,8 @@ def plane_data(
         "color_by": None if color_by is None or points is None else color_by.to_json(),
         "above": None if view is None else view.get("above"),
         "decode": decode, "pad": pad, "grid_n": int(grid_n), "show_grid": show_grid,
+        # the pad asks for what the set holds: MNIST's pipeline centres digits, other grey sets take any drawing
+        "pad_title": "Draw a digit" if sel.data is None or sel.data.digit_like else "Draw an image",
         "class_picker": conditional and decode, "klass": int(klass or 0),
         "pinned": None if pinned is None else [float(pinned[0]), float(pinned[1])], "picked": picked,
         "select": select and points is not None,

@@ -165,6 +165,7 @@ class LatentPlane {
     this.root.classList.toggle("lp-no-decode", !data.decode);
     // the pad draws a digit: only greyscale sets have one
     this.root.classList.toggle("lp-no-pad", !data.pad || (!!data.model && data.model.spec.image_shape[0] !== 1));
+    this.q("pad-title").textContent = data.pad_title || "Draw a digit";
     this.root.classList.toggle("lp-compact", !!data.compact);
     this.root.classList.toggle("lp-no-select", !data.select);
     this.root.dataset.ready = "0";
