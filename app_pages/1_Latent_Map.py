@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import history_view, latent_views, navigation, session_keys, shared, view_url
+from ui import history_view, latent_views, navigation, session_keys, shared, uploads, view_url
 from ui.images import tile, to_png_bytes
 from ui.latent_plane import ColorBy, latent_plane, pinned_record, plane_id
 from ui.selection_panel import neighbours_panel, selection_panel, selection_rows
@@ -93,8 +93,9 @@ def umap_progress(job, shown_instead: str) -> None:
                                       f"{shown_instead} plane.")
 
 
-def image(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
-    """An image enlarged by nearest neighbour, so pixels stay crisp."""
+def image(pixels: np.ndarray, caption: str, width: int = 112) -> None:
+    """An image enlarged by nearest neighbour to about `width` px whatever its side, so pixels stay crisp."""
+    scale = uploads.scale_for(pixels.shape[1], width)
     st.image(to_png_bytes(pixels, scale), caption=caption, width=scale * pixels.shape[1], output_format="PNG")
 
 
@@ -103,7 +104,7 @@ def drawn_panel(sel: shared.Selection, drawn: dict) -> None:
     pixels = drawn["pixels"]
     c_img, c_text = st.columns([1, 3])
     with c_img:
-        image(pixels, "drawn, preprocessed", scale=3)
+        image(pixels, "drawn, preprocessed", width=84)
     with c_text:
         if sel.info.model_class.probabilistic and sel.data is not None:
             reference = latent_views.test_nelbo(sel)
@@ -322,7 +323,7 @@ with c_pin:
     if z_click is None:
         st.caption("Click empty space on the plane (or press Enter there) to pin a position.")
     else:
-        image(inference.decode(sel.model, z_click, klass)[0], caption="decoded", scale=5)
+        image(inference.decode(sel.model, z_click, klass)[0], caption="decoded", width=140)
         st.markdown(f"(x, y) = ({click['x']:.3f}, {click['y']:.3f})" + (
             "" if d == 2 else "  \nz = [" + ", ".join(f"{v:.2f}" for v in z_click) + "]"))
         if klass is not None:
