@@ -15,6 +15,8 @@ for kind in ae dae; do  # the same contrast at d = 20, where the autoencoders' h
   run train --dataset mnist --kind "$kind" --latent-dim 20 --hidden 512 256 --epochs 50 --seed 0 --iw-samples 100 \
     --out "checkpoints/mnist_${kind}_z20.pt"
 done
+run train --dataset mnist --kind linear_ae --latent-dim 20 --epochs 80 --lr 0.01 --lr-schedule cosine --seed 0 \
+  --out checkpoints/mnist_linear_z20.pt  # PCA by gradient descent: its angle to PCA is in the file
 run classifier --dataset mnist --epochs 3 --seed 0 --out checkpoints/classifier/mnist.pt
 for beta in 0.5 1 4 8; do
   run train --dataset mnist --latent-dim 10 --hidden 256 128 --beta "$beta" --epochs 20 --seed 0 --iw-samples 100 \
