@@ -122,27 +122,24 @@ def test_a_worker_killed_mid_run_fails_its_model_and_the_others_finish(ray_clust
     assert [(r.point.name, r.status, r.file) for r in listed.rows] == [(r.point.name, r.status, r.file) for r in rows]
 
 
-class StopAtFirstEpoch(Listener):
-    """Stop once some member has ended an epoch: a member stopped before its first epoch's end has no history and is
-    not saved, and on a loaded machine the first step report can come long before any epoch ends."""
-
+class StopAtFirstReport(Listener):
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
 
-    def epoch(self, member: int, metrics, model) -> None:
+    def step(self, member: int, metrics) -> None:
         self.stop.set()
 
 
 def test_stop_cancels_the_remote_work_and_saves_what_was_reached(ray_cluster, sample, tmp_path):
-    """Four one-model tasks of 200 epochs on two CPUs, stopped when the first epoch ends: `ray.cancel` makes the
-    running tasks stop at their next step and send back their weights (the one that ended an epoch is saved as
-    stopped), and the waiting ones never start (no file). Nothing fails, nothing finishes, and the run ends long
-    before 200 epochs."""
+    """Four one-model tasks of 200 epochs on two CPUs, stopped at the first report (within epoch 1): the running tasks
+    stop at their next step and send back their weights (the one that reported, at least, saved as stopped with its
+    part of epoch 1), and the waiting ones are cancelled and never start (no file). Nothing fails, nothing finishes.
+    With `ray.cancel` on the running tasks this lost every model on a loaded machine (TaskCancelledError)."""
     from vae_core.ray_backend import RayBackend
 
     stop = threading.Event()
     rows = grid.run(small_grid(epochs=200), tmp_path, sample, RayBackend.connect(ray_cluster.address), group_size=1,
-                    listeners=[StopAtFirstEpoch(stop)], stop=stop)
+                    listeners=[StopAtFirstReport(stop)], stop=stop)
     saved = [r for r in rows if r.file]
     assert saved and {r.status for r in rows} == {"stopped"}
     for row in saved:

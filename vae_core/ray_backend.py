@@ -10,10 +10,12 @@
   each epoch's end and at each moment of the history recorder's schedule (vae_core.trajectory.schedule) the member's
   weights, so the caller's own listeners (history recorders, the app's live view, the CLI's bar) hear the run as if it
   trained here, computing what they draw from those weights.
-- Stop is `ray.cancel`: Ray interrupts a running task through its SIGINT handler, which the task sets to stop the
-  engine at its next step, so a stopped group returns the weights it reached (saved as "stopped", as here); a group
-  not started yet is cancelled and ends stopped with nothing trained. A task that has not stopped STOP_GRACE_S after
-  Stop is killed (`force=True`) and its members end failed, with nothing kept.
+- Stop is a flag (a small actor beside the queue) that every running task reads every POLL_S and that stops its
+  engine at the next step, so a stopped group returns the weights it reached (saved as "stopped", as here). Groups
+  not started yet are cancelled (`ray.cancel`) and end stopped with nothing trained. A running task is never
+  cancelled without force: Ray may then answer its `ray.get` with TaskCancelledError even though the task caught the
+  interrupt and returned its weights (seen on a loaded machine: every model of a stopped sweep lost). A task that has
+  not stopped STOP_GRACE_S after Stop is killed (`force=True`) and its members end failed, with nothing kept.
 - `max_retries=0`: a worker killed mid-run fails its task, and so that group's members (one line each, no file),
   instead of Ray silently training it again; the other groups go on.
 - The cluster is watched while a run lasts (its head's port, every WATCH_S): a cluster that goes away fails the groups
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -193,11 +194,14 @@ class RayBackend(Backend):
         try:
             queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)})
+            stopping = _StopSignal.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=False)).remote()
             try:
-                return self._run(groups, data, listeners, stop, done, queue)
+                return self._run(groups, data, listeners, stop, done, queue, stopping)
             finally:
                 try:
                     queue.shutdown()
+                    ray.kill(stopping)
                 except RayError:
                     pass
         finally:
@@ -209,7 +213,7 @@ class RayBackend(Backend):
         return {"num_cpus": 1, **({"num_gpus": 1} if gpus >= 1 else {})}
 
     def _run(self, groups: Sequence[Group], data: ImageDataset, listeners: Sequence[Listener], stop: StopFlag | None,
-             done: Done | None, queue: Queue) -> list[list[Outcome]]:
+             done: Done | None, queue: Queue, stopping: "ray.actor.ActorHandle") -> list[list[Outcome]]:
         self.workers = {}
         data_ref = ray.put(data)
         options = self._options(groups[0].configs[0])
@@ -217,7 +221,7 @@ class RayBackend(Backend):
         for g, group in enumerate(groups):
             ref = _train_group.options(name=f"latent-explorer group {g}", **options).remote(
                 g, [_weights(m) for m in group.models], group.models[0].config, list(group.configs), data_ref, queue,
-                group.iw_samples)
+                group.iw_samples, stopping)
             pending[ref] = g
         replay = _Replay(groups, listeners, self.workers)
         outcomes: list[list[Outcome] | None] = [None] * len(groups)
@@ -240,8 +244,10 @@ class RayBackend(Backend):
                 break
             if stop is not None and stop.is_set() and cancelled_at is None:
                 cancelled_at = time.monotonic()
-                for ref in pending:
-                    ray.cancel(ref)
+                stopping.set.remote()
+                for ref, g in pending.items():
+                    if g not in self.workers:  # not started: it never will
+                        ray.cancel(ref)
             elif cancelled_at is not None and forced is None and time.monotonic() - cancelled_at > STOP_GRACE_S:
                 forced = True
                 for ref in pending:
@@ -269,7 +275,7 @@ class RayBackend(Backend):
         where = self.workers.get(g)
         try:
             trained: list[_Trained] = ray.get(ref)
-        except TaskCancelledError:  # cancelled before it started
+        except TaskCancelledError:  # cancelled before it started (or as it started, before its first report)
             return [Outcome(not_started(m, c)) for m, c in zip(group.models, group.configs)]
         except WorkerCrashedError:
             if forced:
@@ -387,13 +393,39 @@ class _Forwarder(Listener):
         self.send(("frame", self.group, member, at, _weights(model), self.stop.is_set()))
 
 
+@ray.remote
+class _StopSignal:
+    """Whether the caller pressed Stop: set once, read by every running task of the run."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+
+def _watch(stopping: "ray.actor.ActorHandle", stop: threading.Event, ended: threading.Event) -> None:
+    """In a task: set `stop` once the caller's Stop is seen (or the caller is gone: nobody waits for the weights)."""
+    while not ended.wait(POLL_S):
+        try:
+            stopped = ray.get(stopping.is_set.remote())
+        except RayError:
+            stopped = True
+        if stopped:
+            stop.set()
+            return
+
+
 @ray.remote(max_retries=0)
 def _train_group(group: int, weights: list[Weights], model_config: ModelConfig, configs: list[TrainConfig],
-                 data: ImageDataset, queue: Queue, iw_samples: int | None) -> list[_Trained]:
-    """Train one group on this worker; `ray.cancel` stops it at its next step (SIGINT's handler, restored after: the
-    worker process runs other tasks later)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+                 data: ImageDataset, queue: Queue, iw_samples: int | None,
+                 stopping: "ray.actor.ActorHandle") -> list[_Trained]:
+    """Train one group on this worker; the caller's Stop (`stopping`) stops it at its next step."""
+    stop, ended = threading.Event(), threading.Event()
+    threading.Thread(target=_watch, args=(stopping, stop, ended), name="stop-watch", daemon=True).start()
     try:
         context = ray.get_runtime_context()
         node = f"{ray.util.get_node_ip_address()} node {context.get_node_id()[:8]}"
@@ -412,5 +444,5 @@ def _train_group(group: int, weights: list[Weights], model_config: ModelConfig, 
         return [_Trained(_weights(r.model), r.history, r.status, r.message, r.device, r.images_per_s,
                          measure(r, data, iw_samples)) for r in results]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        ended.set()
 
