@@ -1,3 +1,4 @@
+import csv
 import errno
 import json
 import math
@@ -216,6 +217,24 @@ def test_ctrl_c_stops_training_and_saves_the_weights_reached(tmp_path):
     assert "stopped by the user" in err
     model, info = load_checkpoint(out)
     assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
+
+
+def test_ctrl_c_stops_a_sweep_and_saves_every_model_it_trained(tmp_path):
+    folder = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "vae_core", "sweep", "--dataset", "mnist-sample", "--beta", "1", "4",
+                             "--latent-dim", "2", "--epochs", "500", "--hidden", "32", "--out-dir", str(folder)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    while " epoch   1 " not in proc.stderr.readline():  # both models trained together are under way
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopping every model after its current step and saving" in err
+    rows = list(csv.DictReader(open(folder / "sweep.csv")))
+    assert [(float(r["beta"]), r["status"]) for r in rows] == [(1.0, "stopped"), (4.0, "stopped")]
+    for r in rows:
+        assert 1 <= len(read_info(folder / r["file"]).history) < 500
 
 
 @pytest.mark.parametrize("kind, extra", [("ae", ["--sparsity", "0.01"]), ("dae", ["--noise", "gauss:0.3"]),

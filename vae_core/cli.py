@@ -12,8 +12,10 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .backends import EMBEDDED, RAY_ADDRESS_ENV, ClusterUnavailable, ray_backend
 from .checkpoint import (CheckpointError, CheckpointWriteError, list_checkpoints, load_checkpoint, load_trajectory,
@@ -31,6 +33,9 @@ from .importer import (DEFAULT_TEST_FRACTION, RESERVED_NAMES, SIDES, ImportedDat
 from .jobs import IW_SAMPLES
 from .models import TRAINABLE_KINDS, LatentModel, model_class
 from .models.onnx_model import DECODER_OUTPUTS, DEFAULT_GAUSSIAN_VAR
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the run happened but its result is not where it was asked for (diverged, or --out could not be written)
@@ -281,6 +286,26 @@ class _Printer(Listener):
         self.bar.write(f"epoch {m.epoch:3d}  {losses}  {m.images_per_s:,.0f} img/s  {m.elapsed:6.1f}s", file=sys.stdout)
 
 
+@contextmanager
+def _stop_on_interrupt(bar: "tqdm", stopping: str) -> Iterator[threading.Event]:
+    """While training: the first Ctrl-C sets the event (the engine stops after its current step and what was reached
+    is saved), a second one aborts (KeyboardInterrupt). Closes the bar at the end, so messages after it stay whole."""
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        bar.write(f"{stopping} and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+
+
 def _recipe(args: argparse.Namespace, info: DatasetInfo, latent_dim: int,
             beta: float) -> tuple[ModelConfig, TrainConfig]:
     """The configurations the options of `train` or `sweep` ask for (ConfigError for a value out of range)."""
@@ -324,24 +349,11 @@ def _train(args: argparse.Namespace) -> int:
     printer = _Printer(train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
                        model.probabilistic)
 
-    # The first Ctrl-C stops after the current step and saves what was reached; a second one aborts.
-    stop = threading.Event()
-
-    def on_interrupt(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        printer.bar.write("stopping after this step and saving; press Ctrl-C again to abort without saving", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
+    with _stop_on_interrupt(printer.bar, "stopping after this step") as stop:
         recorder = TrajectoryRecorder(dataset, train_config.epochs, model.latent_dim, first_epoch=len(history),
                                       previous=load_trajectory(args.resume) if args.resume else None)
         [result] = train_models([model], dataset, [train_config], listeners=[Recorders([recorder]), printer],
                                 stop=stop, histories=[history])
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        printer.bar.close()
     if result.status == "diverged" and out.exists():
         print(f"error: {result.message} Not saved: {out} already exists and a diverged run never replaces it.",
               file=sys.stderr)
@@ -423,26 +435,13 @@ def _sweep(args: argparse.Namespace) -> int:
     printer = _SweepPrinter(names, train_config.epochs * math.ceil(len(dataset.train_images) / train_config.batch_size),
                             kind.probabilistic)
 
-    stop = threading.Event()
-
-    def on_interrupt(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        printer.bar.write("stopping every model after its current step and saving; press Ctrl-C again to abort "
-                          "without saving", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        rows = run(spec, folder, dataset, backend, group_size=group_size, iw_samples=args.iw_samples,
-                   listeners=[printer], stop=stop, on_row=printer.row)
+        with _stop_on_interrupt(printer.bar, "stopping every model after its current step") as stop:
+            rows = run(spec, folder, dataset, backend, group_size=group_size, iw_samples=args.iw_samples,
+                       listeners=[printer], stop=stop, on_row=printer.row)
     except KeyboardInterrupt:
-        printer.bar.close()
         print(f"error: interrupted; {folder / CSV_NAME} lists the models saved before it", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        printer.bar.close()
     print(f"{'model':24s} {'status':9s} {'test -ELBO':>10s} {'recon':>8s} {'KL':>7s} {'IW log p(x)':>11s} "
           f"{'active':>6s} {'s':>7s}  ran on")
     for row in rows:
