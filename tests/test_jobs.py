@@ -362,6 +362,28 @@ def test_two_jobs_never_write_the_same_file(tmp_path, registry):
     registry.check_unclaimed(tmp_path / "same.pt", BOB)  # its job ended: the file (hers) now says whose it is
 
 
+def test_a_name_an_import_is_writing_is_refused_to_jobs_and_other_imports_until_it_is_written(tmp_path, registry):
+    spec = jobs.training_spec("imported", tmp_path, TINY, tiny_train(), iw_samples=0, owner=BOB)
+    with registry.claim(tmp_path / "imported.pt", ALICE) as path:
+        assert path == tmp_path / "imported.pt"
+        with pytest.raises(jobs.JobError, match="'imported' is being saved by an import right now"):
+            registry.submit(jobs.TrainingJob(spec))
+        with pytest.raises(jobs.JobError, match="'imported' is being saved by an import right now"):
+            with registry.claim(tmp_path / "." / "imported.pt", BOB):
+                pass
+    job = registry.submit(jobs.TrainingJob(spec))  # released: the name is free again (no file was written)
+    job.stop()
+    assert job.join(60)
+    with pytest.raises(jobs.JobError, match="'same' is being trained by a job of Alice"):
+        first = registry.submit(long_job(tmp_path, "same", ALICE))
+        try:
+            with registry.claim(tmp_path / "same.pt", BOB):
+                pass
+        finally:
+            first.stop()
+            first.join(60)
+
+
 def test_stopping_the_registry_cancels_the_waiting_and_stops_the_running(tmp_path):
     registry = jobs.JobRegistry()
     running = registry.submit(long_job(tmp_path, "running", ALICE))

@@ -38,10 +38,12 @@ def save_upload(encoder: bytes, decoder: bytes, *, encoder_name: str, decoder_na
     free_path()  # before the seconds of checking and measuring, so a taken name is said at once
     model = build(encoder, decoder, data, decoder_output=decoder_output, likelihood=likelihood,
                   encoder_name=encoder_name, decoder_name=decoder_name)
-    path = free_path()  # again: someone may have taken the name meanwhile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_imported(path, model, encoder, decoder, data, title=name, sources=(encoder_name, decoder_name),
-                         recorded=owner_extra(owner))
+    # Held from its last check to its write: no job, nor another import, can take the name in between.
+    with training.registry().claim(free_path(), owner) as path:
+        target_path(shared.trained_dir(), stem)  # a file another import finished meanwhile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_imported(path, model, encoder, decoder, data, title=name, sources=(encoder_name, decoder_name),
+                             recorded=owner_extra(owner))
 
 
 def import_form(owner: Owner) -> None:

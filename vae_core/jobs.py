@@ -13,7 +13,8 @@ the server's limits (`JobLimits`: how many train at once, how many may wait, how
 at most one running and one waiting job; a waiting job starts, in the order jobs were submitted, once a slot is free
 and its owner has no other job running. Who may replace a saved model is written into it (`OWNER_KEY` in the
 checkpoint's `extra`) and checked before a job is accepted (`target_path`, `check_may_change`); a name a job not
-ended yet will save under is refused to other jobs and to imports (`JobRegistry.check_unclaimed`).
+ended yet will save under is refused to other jobs and to imports (`JobRegistry.check_unclaimed`), and a name an
+import is writing is refused to jobs (`JobRegistry.claim`).
 
 Why a thread and not a process: on a 2-core machine `fit` in a worker thread ran at 0.76–0.81 of the main thread's
 speed when the machine was otherwise idle, and 7–8× faster when other processes were busy. Both are libgomp's wait
@@ -31,7 +32,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
@@ -705,6 +708,7 @@ class JobRegistry:
         self._jobs: list[TrainingJob] = []  # in the order they were submitted
         self._keep = keep
         self._closing = False
+        self._claims: set[Path] = set()  # files being written outside any job (imported models), by `claim`
         self._executor = ThreadPoolExecutor(max_workers=limits.running, thread_name_prefix="vae-train")
         threading._register_atexit(self.stop_all)  # runs before the pool's threads are joined (CPython ≥ 3.9)
 
@@ -734,9 +738,26 @@ class JobRegistry:
         with self._lock:
             self._refuse_claimed([Path(path)], owner)
 
+    @contextmanager
+    def claim(self, path: str | os.PathLike, owner: Owner) -> Iterator[Path]:
+        """Hold `path` while a model is written there outside any job (an import): jobs, and other claims, are refused
+        it until the block ends, so that nothing takes the name between the caller's last check and its write.
+        JobError when a job not ended yet, or another claim, has it."""
+        held = Path(path).resolve()
+        with self._lock:
+            self._refuse_claimed([held], owner)
+            self._claims.add(held)
+        try:
+            yield Path(path)
+        finally:
+            with self._lock:
+                self._claims.discard(held)
+
     def _refuse_claimed(self, paths: list[Path], owner: Owner) -> None:
-        """Under the lock: JobError when a job not ended yet writes one of `paths`."""
+        """Under the lock: JobError when a job not ended yet, or a claim, writes one of `paths`."""
         wanted = {p.resolve() for p in paths}
+        if held := sorted(wanted & self._claims):
+            raise JobError(f"'{held[0].stem}' is being saved by an import right now; choose another name.")
         for other in self._jobs:
             clash = [run.path for run in other.spec.runs if other.active and run.path.resolve() in wanted]
             if clash:
