@@ -30,7 +30,8 @@ THUMB = 104  # px, the height of each preprocessing step
 DOWNLOAD_SCALE = 8
 NOISES = ("none", "mask ν", "Gaussian σ", "patches ρ")
 PATCH_SIDE = 7  # px: a quarter of a 28-px digit's side, so 16 patches
-CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2")  # the denoising picture, when the shipped models are there
+# the denoising picture, and the masked AE for hidden patches, when the shipped models are there
+CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2", "mnist_mae_z20")
 
 
 def example_files(sel: Selection, digit_like: bool) -> list[tuple[str, bytes]]:
@@ -113,7 +114,8 @@ def other_models(sel: Selection) -> list[CheckpointInfo]:
     chosen = st.multiselect("Also reconstruct with", names, key="recon_others",
                             default=[n for n in CONTRASTS if n in names],
                             format_func=lambda n: f"{n} ({shared.kind_label(next(i for i in infos if i.name == n))})",
-                            help="AE vs denoising AE vs VAE on the same (corrupted) inputs: the denoising picture.")
+                            help="AE vs denoising AE vs VAE on the same (corrupted) inputs: the denoising picture; "
+                                 "with patches hidden, the masked AE (mnist_mae_z20) fills them in.")
     return [i for i in infos if i.name in chosen]
 
 

@@ -89,9 +89,9 @@ def _shape(info: CheckpointInfo) -> tuple:
 
 def header(info: CheckpointInfo) -> str:
     if sweep_view.in_sweep(info):
-        return f"#### {info.model_class.short_title} · {sweep_view.axes(info)}"
+        return f"#### {info.model_class.label(info.model_config)} · {sweep_view.axes(info)}"
     beta = f" · β = {info.beta:g}" if "beta" in info.model_class.settings else ""
-    return f"#### {info.model_class.short_title}{beta}"
+    return f"#### {info.model_class.label(info.model_config)}{beta}"
 
 
 def rate_distortion_figure(rows: list[dict]) -> go.Figure:

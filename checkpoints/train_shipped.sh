@@ -15,6 +15,8 @@ for kind in ae dae; do  # the same contrast at d = 20, where the autoencoders' h
   run train --dataset mnist --kind "$kind" --latent-dim 20 --hidden 512 256 --epochs 50 --seed 0 --iw-samples 100 \
     --out "checkpoints/mnist_${kind}_z20.pt"
 done
+run train --dataset mnist --kind dae --noise patch:0.75:7 --latent-dim 20 --hidden 512 256 --epochs 50 --seed 0 \
+  --iw-samples 100 --out checkpoints/mnist_mae_z20.pt  # the masked AE: 75 % of the 7×7 patches hidden
 run train --dataset mnist --kind linear_ae --latent-dim 20 --epochs 80 --lr 0.01 --lr-schedule cosine --seed 0 \
   --out checkpoints/mnist_linear_z20.pt  # PCA by gradient descent: its angle to PCA is in the file
 run classifier --dataset mnist --epochs 3 --seed 0 --out checkpoints/classifier/mnist.pt

@@ -201,7 +201,7 @@ def model_class_names(info: CheckpointInfo) -> tuple[str, ...]:
 def kind_label(info: CheckpointInfo) -> str:
     """What kind of model, with the setting that defines it: "VAE β = 4", "denoising AE (mask:0.5)", …"""
     c = info.model_config
-    label = info.model_class.short_title
+    label = info.model_class.label(c)
     if "beta" in info.model_class.settings and info.beta != 1:
         label += f" β = {info.beta:g}"
     if c.noise:

@@ -63,6 +63,11 @@ class LatentModel(nn.Module):
     linear: ClassVar[bool] = False  # encoder and decoder are affine maps: the decoder has a column space (decoder_weight)
 
     @classmethod
+    def label(cls, config: ModelConfig) -> str:
+        """The short title of a model of this kind made with `config` (some settings make another well-known model)."""
+        return cls.short_title
+
+    @classmethod
     def check_config(cls, config: ModelConfig) -> None:
         """ConfigError unless `config` (its fields already well-formed) gives this kind what it takes and nothing else:
         classes to a conditional kind, a noise where it is a setting, a sparsity only where it is one. ModelConfig
