@@ -27,6 +27,7 @@ EXAMPLES_KEY = "recon_examples"
 ELLIPSES = {"1σ": 1.0, "2σ": 2.0, "none": 0.0}
 OOD_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
 THUMB = 104  # px, the height of each preprocessing step
+PER_ROW = 6  # pictures a row of a card holds: 6 × THUMB fits three quarters of the page at 1400 px
 DOWNLOAD_SCALE = 8
 NOISES = ("none", "mask ν", "Gaussian σ", "patches ρ")
 PATCH_SIDE = 7  # px: a quarter of a 28-px digit's side, so 16 patches
@@ -139,19 +140,25 @@ def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadS
     recon = recons[0][0]
     with st.container(border=True):
         st.markdown(f"**{number}. {result.name}**")
-        steps = [
+        given = [
             *_steps(result, how),
             *([(corrupted, f"{'hidden patches, blue' if parse_noise(noise)[0] == 'patch' else 'corrupted'} ({noise})",
                 True)] if corrupted is not None else []),
-            *((image, caption, True) for image, caption in recons),
         ]
         scale = uploads.scale_for(how.side, THUMB)
-        *image_columns, text_column = st.columns([1] * len(steps) + [3])
-        for column, (image, caption, model_sized) in zip(image_columns, steps):
-            h, w = image.shape[:2]
-            # same height for every step: a tall crop is shown narrower rather than taller
-            column.image(to_png_bytes(image, scale=scale if model_sized else 1), caption=caption,
-                         width=max(8, round(THUMB * min(1.0, w / h))), output_format="PNG")
+        images_column, text_column = st.columns([3, 1])
+        # What the models were given on one row, what each gave back on the next, PER_ROW slots a row: one row of
+        # everything overlapped its pictures once it held eight (four steps, the corrupted input, three models).
+        with images_column:
+            rows = [given[i:i + PER_ROW] for i in range(0, len(given), PER_ROW)]
+            rows += [[(image, caption, True) for image, caption in recons[i:i + PER_ROW]]
+                     for i in range(0, len(recons), PER_ROW)]
+            for row in rows:
+                for column, (image, caption, model_sized) in zip(st.columns(PER_ROW), row):
+                    h, w = image.shape[:2]
+                    # same height for every step: a tall crop is shown narrower rather than taller
+                    column.image(to_png_bytes(image, scale=scale if model_sized else 1), caption=caption,
+                                 width=max(8, round(THUMB * min(1.0, w / h))), output_format="PNG")
         with text_column:
             if score is not None:
                 _verdict(score, ood_percentile, score_name(probabilistic))
