@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from vae_core import inference, preprocess, typicality
-from vae_core.checkpoint import load_checkpoint, load_trajectory, read_info
+from vae_core.checkpoint import load_trajectory, read_info
 from vae_core.classifier import accuracy, classifier_path, find_classifier, fit_classifier, load_classifier, probabilities
 from vae_core.cli import main
 from vae_core.config import ModelConfig, TrainConfig

@@ -3,7 +3,6 @@ alone without the training images, and the training set disjoint from it."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from vae_core import dsprites
