@@ -78,9 +78,12 @@ class RayCluster:
                 os.killpg(node.pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
+        # Nodes often outlive SIGTERM by 30 s and more; what has not ended within 10 s (all together) is killed, as
+        # nothing of a test's cluster is kept.
+        deadline = time.monotonic() + 10
         for node in self.nodes:
             try:
-                node.wait(30)
+                node.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()
