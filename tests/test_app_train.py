@@ -286,3 +286,22 @@ def test_the_linear_autoencoder_and_the_masked_one_are_offered_with_their_own_se
     assert training.registry().latest().join(120)
     _, info = load_checkpoint(checkpoint_dir / "masked.pt")
     assert (info.model_config.kind, info.model_config.noise) == ("dae", "patch:0.75:4")
+
+
+def test_a_linear_models_test_curve_says_its_means_are_clamped_and_the_others_do_not():
+    """The shipped linear AE's history: trained on unclamped x̂, scored on x̂ clamped into [0, 1], so its test points lie
+    below its train curve; the legend says why. A deep model's legend is the plain one."""
+    from conftest import shipped_checkpoint
+    from vae_core.checkpoint import read_info
+    from vae_core.jobs import JobView, MemberView
+
+    def legend(name: str) -> dict[str, list[float]]:
+        info = read_info(shipped_checkpoint(name))
+        view = JobView(id=name, title=name, kind=info.model_config.kind, epochs=len(info.history),
+                       members=(MemberView(name, history=tuple(info.history)),))
+        return {trace.name: list(trace.y) for trace in training.curves_figure(view).data if trace.name}
+
+    linear = legend("mnist_linear_z20")
+    assert set(linear) == {"train (per epoch)", "test (per epoch, x̂ clamped to [0, 1])"}
+    assert linear["test (per epoch, x̂ clamped to [0, 1])"][-1] < linear["train (per epoch)"][-1]
+    assert set(legend("mnist_ae_z20")) == {"train (per epoch)", "test (per epoch)"}

@@ -455,7 +455,12 @@ def curves_figure(view: JobView, height: int = 300) -> go.Figure:
     """The curves this kind of model has, in nats (−ELBO, reconstruction and KL; an autoencoder's reconstruction
     alone): smoothed per-step train curve, and per-epoch train and test points. Built from plain dicts on cached
     axes (1 ms, where adding traces to a make_subplots figure took 60–70 ms under load)."""
-    keys = tuple(model_class(view.kind).curves)
+    kind = model_class(view.kind)
+    keys = tuple(kind.curves)
+    # A linear model trains on its unclamped x̂ (clamping would cut the gradients) and is scored, as every page shows
+    # it, on x̂ clamped into [0, 1]: its test points lie below the train curve for that reason, not by overfitting less.
+    names = {"train": "train (per epoch)",
+             "test": "test (per epoch, x̂ clamped to [0, 1])" if kind.linear else "test (per epoch)"}
     layout = copy.deepcopy(_subplots(keys))
     steps = np.asarray(view.steps, dtype=np.float64).reshape(-1, 4)
     epochs = [h["epoch"] for h in view.history]
@@ -470,7 +475,7 @@ def curves_figure(view: JobView, height: int = 300) -> go.Figure:
                              legendgroup="step", showlegend=first, **on_axes))
         for split, color in (("train", "#1f77b4"), ("test", "#ff7f0e")):
             data.append(dict(type="scatter", x=epochs, y=[h[f"{split}_{key}"] for h in view.history],
-                             mode="lines+markers", name=f"{split} (per epoch)", line=dict(color=color),
+                             mode="lines+markers", name=names[split], line=dict(color=color),
                              legendgroup=split, showlegend=first, **on_axes))
         layout[f"xaxis{axis}"].update(title=dict(text="epoch"), rangemode="tozero")
         focus = _focus(steps, view.history, key)
