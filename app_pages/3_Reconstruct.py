@@ -71,7 +71,7 @@ def _verdict(t: typicality.Typicality, ood_percentile: float, name: str) -> None
                    "unusual for this model, probably unlike its training data.", icon="⚠️")
     elif t.unusually_low:
         st.info(f"{line}. Among the cheapest {100 - ood_percentile:g} % (below {t.low:.1f} nats): easier than nearly "
-                "every test image; blank or very simple inputs do that, so a low {name} is no proof of a digit.")
+                f"every test image; blank or very simple inputs do that, so a low {name} is no proof of a digit.")
     else:
         st.success(f"{line}: typical for this model.")
 

@@ -206,3 +206,14 @@ def test_test_set_is_scored_once_per_model(app, app_checkpoints, monkeypatch, di
     n_test = len(load_test_set(model_dataset).test_images)
     assert sizes.count(n_test) == 1
     assert sizes.count(3) == 1 and sizes.count(4) == 2  # the uploads themselves are scored on every run
+
+
+def test_a_very_simple_image_is_said_to_be_cheaper_than_nearly_every_test_image(app):
+    """A straight stroke costs fewer nats than nearly every test digit: the page says so, naming the score it means
+    (the sentence once printed a literal '{name}')."""
+    stroke = np.zeros((28, 28), np.uint8)
+    stroke[4:24, 13:15] = 255
+    at = _upload(app(), {"stroke.png": _save(Image.fromarray(stroke), "PNG")})
+    assert not at.exception
+    (info,) = [i.value for i in at.info if "Among the cheapest" in i.value]
+    assert info.startswith("−ELBO") and "so a low −ELBO is no proof of a digit" in info and "{" not in info
