@@ -18,7 +18,7 @@ from ui.images import GRID_PAD_VALUE, tile, tint, to_png_bytes
 from ui.shared import Selection, open_page
 from vae_core import inference, preprocess, typicality
 from vae_core.checkpoint import CheckpointInfo
-from vae_core.config import parse_noise, parse_patch
+from vae_core.config import DEFAULT_PATCH_SIDE, parse_noise, parse_patch
 from vae_core.corruption import corrupt, hidden_patches
 from vae_core.data import as_model_input, to_display
 from vae_core.ellipses import ellipse, projected_covariances
@@ -30,7 +30,6 @@ THUMB = 104  # px, the height of each preprocessing step
 PER_ROW = 6  # pictures a row of a card holds: 6 × THUMB fits three quarters of the page at 1400 px
 DOWNLOAD_SCALE = 8
 NOISES = ("none", "mask ν", "Gaussian σ", "patches ρ")
-PATCH_SIDE = 7  # px: a quarter of a 28-px digit's side, so 16 patches
 # the denoising picture, and the masked AE for hidden patches, when the shipped models are there
 CONTRASTS = ("mnist_ae_z2", "mnist_dae_z2", "mnist_z2", "mnist_mae_z20")
 
@@ -91,7 +90,7 @@ def noise_control(side: int) -> str:
     if choice == NOISES[2]:
         return f"gauss:{c_level.slider('σ of the added noise', 0.1, 1.0, 0.3, 0.05, key='recon_sigma'):g}"
     share = c_level.slider("ρ: share of patches hidden", 0.1, 0.9, 0.75, 0.05, key="recon_rho")
-    k = c_side.number_input("patch side k", 1, side, min(PATCH_SIDE, side), key="recon_patch")
+    k = c_side.number_input("patch side k", 1, side, min(DEFAULT_PATCH_SIDE, side), key="recon_patch")
     return f"patch:{share:g}:{int(k)}"
 
 

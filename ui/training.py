@@ -25,8 +25,8 @@ from ui import owner as owners
 from ui.forms import parse_hidden, smooth
 from ui.images import tile, to_png_bytes
 from ui.plots import latent_map
-from vae_core.config import (DEFAULT_HIDDEN, DEFAULT_NOISE, MAX_IMAGE_SIDE, MAX_LATENT_DIM, NOISE_KINDS, ConfigError,
-                             ModelConfig, TrainConfig, default_arch, parse_noise)
+from vae_core.config import (DEFAULT_HIDDEN, DEFAULT_NOISE, DEFAULT_PATCH_SIDE, MAX_IMAGE_SIDE, MAX_LATENT_DIM,
+                             NOISE_KINDS, ConfigError, ModelConfig, TrainConfig, default_arch, parse_noise)
 from vae_core.data import SAMPLE, DatasetUnavailable, ImageDataset, available_datasets, dataset_info, load_dataset
 from vae_core.jobs import (
     OWNER_KEY, SNAPSHOT_INTERVAL_S, JobError, JobLimits, JobRegistry, JobSpec, JobView, Owner, QueuePlace, TrainingJob,
@@ -418,7 +418,6 @@ def one_of(label: str, options: Sequence[str], name: str, default: str, note: st
 
 
 NOISE_LABELS = {"mask": "mask ν (zero pixels)", "gauss": "Gaussian σ", "patch": "patches ρ (a masked AE)"}
-DEFAULT_PATCH = 7  # px: the side of the hidden squares, a quarter of an MNIST digit's side
 
 
 def noise_setting(prefix: str) -> str:
@@ -432,7 +431,7 @@ def noise_setting(prefix: str) -> str:
     if family != "patch":
         return f"{family}:{level:g}"
     side = st.number_input("Patch side k (px)", 1, MAX_IMAGE_SIDE, step=1,
-                           key=remembered(f"{prefix}.patch_side", DEFAULT_PATCH),
+                           key=remembered(f"{prefix}.patch_side", DEFAULT_PATCH_SIDE),
                            help="The image is cut into k×k squares and a share ρ of them, drawn anew for each image "
                                 "and step, is zeroed: the masked autoencoder (He et al. 2022) learns to fill them in.")
     return f"patch:{level:g}:{int(side)}"

@@ -11,6 +11,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 NOISE_KINDS = ("mask", "gauss")
 DEFAULT_NOISE = "mask:0.5"  # the corruption of a kind that takes one, unless another is asked for
+DEFAULT_PATCH_SIDE = 7  # px, of the squares a masked autoencoder hides where none is asked for: 16 of a 28-px digit
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (256,)}  # the conv model uses one dense width
 CONV_FROM_SIDE = 32  # from this side on (and for colour at any side) the default model is the convnet
 MAX_CLASSES = 100
