@@ -168,7 +168,8 @@ def _card(number: int, result: preprocess.PreprocessResult, how: uploads.UploadS
 
 
 def _histogram(reference: np.ndarray, scores: list[typicality.Typicality], name: str) -> go.Figure:
-    """The test set's −ELBOs (or reconstruction losses), each image as a numbered marker above them (staggered so close ones stay readable)."""
+    """The test set's −ELBOs (or reconstruction losses), each image as a numbered marker above them (staggered so close
+    ones stay readable)."""
     fig = go.Figure(go.Histogram(x=reference, nbinsx=60, name="test set", marker_color="#9aa7b8",
                                  hovertemplate="%{y} test images<extra></extra>"))
     top = float(np.histogram(reference, bins=60)[0].max())
@@ -279,7 +280,8 @@ def main() -> None:
 
     for number, (result, *row) in enumerate(zip(results, shown, zip(*by_model), mu, sigma, scores), start=1):
         corrupted, recon_row, *rest = row
-        _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile, sel.model.probabilistic)
+        _card(number, result, how, corrupted if noise else None, noise, list(recon_row), *rest, ood_percentile,
+              sel.model.probabilistic)
 
 
 main()
