@@ -47,7 +47,16 @@ def stop(page, saved: str) -> None:
     except PlaywrightTimeoutError:
         if page_stop_button(page).is_enabled():
             click(page, page_stop_button(page))
-        page.get_by_text(f"Stopped; saved {saved}").wait_for(timeout=120_000)
+        try:
+            page.get_by_text(f"Stopped; saved {saved}").wait_for(timeout=120_000)
+        except PlaywrightTimeoutError:
+            # Not diagnosed yet (one run in several on a loaded machine): what the page said then (its run's phase,
+            # "Now: …", tells a job stuck in a step from a page that stopped redrawing), and where it is kept.
+            shot = SHOTS / f"class_stop_{saved}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            text = page.evaluate("document.body.innerText")
+            raise AssertionError(f"'Stopped; saved {saved}' not shown 210 s after Stop (screenshot {shot}); the page "
+                                 f"said:\n{text[:3000]}") from None
 
 
 def place(page, timeout_ms: int = 60_000) -> tuple[int, int]:
