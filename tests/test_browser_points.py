@@ -187,8 +187,11 @@ def test_a_link_restores_the_view_and_the_selection_in_a_new_browser(map_page, c
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
     page.mouse.up()
     view = page.evaluate("() => document.querySelector('.lp-root').__lp.viewState()")
-    page.wait_for_function("span => new URLSearchParams(location.search).get('view')?.split(',')[2] == span",
-                           arg=f"{view['span']:.6g}", timeout=60_000)
+    # The zoom and the pan reach the URL in separate reports: wait for the last one, all three numbers.
+    page.wait_for_function("want => { const got = (new URLSearchParams(location.search).get('view') || '')"
+                           ".split(',').map(Number); return got.length == 3 && "
+                           "got.every((v, i) => Math.abs(v - want[i]) <= 1e-5 * Math.abs(want[i]) + 1e-9); }",
+                           arg=[view["cx"], view["cy"], view["span"]], timeout=60_000)
     assert {"sel", "color", "above", "model"} <= set(page.evaluate("() => [...new URLSearchParams(location.search).keys()]"))
     shapes = page.evaluate("() => document.querySelector('.lp-root').__lp.shapes")
 
