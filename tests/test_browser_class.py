@@ -37,7 +37,7 @@ def train(page, model: str) -> None:
     click(page, page.get_by_role("button", name="Start training"))
 
 
-def stop(page, saved: str) -> None:
+def stop(page, saved: str, server) -> None:
     """Stop one's own run and wait until the page says it is saved. With three browsers and two jobs on 2 cores, a
     click can land while the page reruns and be lost (one CI-style run in four timed out after 90 s): a run still
     going then gets a second click, and the save more time."""
@@ -50,13 +50,13 @@ def stop(page, saved: str) -> None:
         try:
             page.get_by_text(f"Stopped; saved {saved}").wait_for(timeout=120_000)
         except PlaywrightTimeoutError:
-            # Not diagnosed yet (one run in several on a loaded machine): what the page said then (its run's phase,
-            # "Now: …", tells a job stuck in a step from a page that stopped redrawing), and where it is kept.
+            # Not diagnosed yet (one run in several on a loaded machine): what the page said then, and the server's
+            # log (each job's start, stop asked and end), tell a job stuck after Stop from a page not redrawn.
             shot = SHOTS / f"class_stop_{saved}.png"
             page.screenshot(path=str(shot), full_page=True)
             text = page.evaluate("document.body.innerText")
             raise AssertionError(f"'Stopped; saved {saved}' not shown 210 s after Stop (screenshot {shot}); the page "
-                                 f"said:\n{text[:3000]}") from None
+                                 f"said:\n{text[:3000]}\nthe server's log ends:\n{server.output()}") from None
 
 
 def place(page, timeout_ms: int = 60_000) -> tuple[int, int]:
@@ -124,7 +124,7 @@ def test_a_job_beyond_the_limit_waits_with_its_place_and_starts_when_a_slot_free
         cy.screenshot(path=str(SHOTS / "class_train_waiting.png"))
         ann.get_by_text("Waiting: third by Cy").wait_for(timeout=30_000)  # others see the queue, not its controls
 
-        stop(ann, "first.pt")
+        stop(ann, "first.pt", server)
         # The waiting job takes the freed slot and Cy's page shows it: until then her live view is Ben's run, whose
         # progress bar says an epoch too, so the page is read only once it shows her run's heading.
         cy.get_by_role("heading", name="third").wait_for(timeout=90_000)
@@ -132,5 +132,5 @@ def test_a_job_beyond_the_limit_waits_with_its_place_and_starts_when_a_slot_free
         expect(cy.get_by_text(WAITING)).to_have_count(0, timeout=30_000)  # a stale notice goes once the rerun ends
         assert page_stop_button(cy).is_enabled()
         for page, saved in ((ben, "second.pt"), (cy, "third.pt")):
-            stop(page, saved)
+            stop(page, saved, server)
         assert {p.name for p in (tmp_path / "trained").glob("*.pt")} == {"first.pt", "second.pt", "third.pt"}

@@ -1,6 +1,7 @@
 """Background training jobs: lifecycle, stop, error capture, the one-at-a-time registry, names, snapshots."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -110,7 +111,8 @@ def test_job_trains_saves_and_reports_metrics_and_snapshots(tmp_path):
     assert info.test_elbo == pytest.approx(view.saved[0].metrics["elbo"])
 
 
-def test_stop_keeps_the_weights_reached_so_far(tmp_path):
+def test_stop_keeps_the_weights_reached_so_far(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=jobs.__name__)
     job = start(jobs.TrainingJob(jobs.training_spec("stopped", tmp_path, TINY, tiny_train(epochs=500), iw_samples=5)))
     wait_for(lambda: len(job.view().history) >= 1)
     job.stop()
@@ -118,6 +120,10 @@ def test_stop_keeps_the_weights_reached_so_far(tmp_path):
     view = job.view()
     assert view.state == jobs.STOPPED and view.error is None
     assert view.message == "Stopped; saved stopped.pt."
+    # The server's log tells a job stuck after Stop from a page that stopped redrawing.
+    said = [r.getMessage() for r in caplog.records if job.id in r.getMessage()]
+    assert said[0].startswith(f"job {job.id} started: ") and "stop asked" in said[1]
+    assert said[-1].startswith(f"job {job.id} ended stopped after ") and said[-1].endswith("saved: stopped.pt")
     model, info = load_checkpoint(tmp_path / "stopped.pt")
     assert 1 <= len(info.history) < 500 and info.extra["status"] == "stopped"
     assert all(math.isfinite(info.metrics[k]) for k in ("elbo", "recon", "kl"))

@@ -84,9 +84,22 @@ def registry() -> JobRegistry:
     # job training, a new session's first paint 5.6 s instead of 7.0 s and the job 1.45× faster (medians of 9 and 3,
     # interleaved, load 12–21; bench/load.py), as the job's thread waits less for the GIL too.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    _log_jobs()
     # A server shut down (Ctrl-C, SIGTERM) stops its training at the next step and saves the weights reached, rather
     # than losing them; kill -9 runs nothing: the thread dies with the process (see JobRegistry).
     return JobRegistry(JobLimits.from_env())
+
+
+def _log_jobs() -> None:
+    """The server's output says when each job starts, is asked to stop and ends (and what it saved): whoever runs a
+    class's server can tell a stuck job from a page that stopped redrawing."""
+    jobs = logging.getLogger(TrainingJob.__module__)
+    if not jobs.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        jobs.addHandler(handler)
+        jobs.setLevel(logging.INFO)
+        jobs.propagate = False
 
 
 @dataclass(frozen=True)

@@ -482,6 +482,7 @@ class TrainingJob:
             self._on_end = on_end
             self._time_limit_s = time_limit_s
             self._future = executor.submit(self._work)
+            log.info("job %s started: %s, by %s", self.id, self.spec.title, self.owner.name)
             return True
 
     def stop(self) -> None:
@@ -492,6 +493,9 @@ class TrainingJob:
             if self._future is None and self.view().queued:
                 self.progress.update(state=CANCELLED, phase="cancelled", eta=None)
                 self._ended.set()
+                log.info("job %s cancelled while it waited", self.id)
+            else:
+                log.info("job %s: stop asked (%s)", self.id, self.view().phase)
 
     @property
     def stop_requested(self) -> bool:
@@ -523,6 +527,7 @@ class TrainingJob:
     # --- the worker -----------------------------------------------------------------------------------------------
     def _work(self) -> None:
         threading.current_thread().name = f"vae-train-{self.id}"
+        began = time.monotonic()
         timer = threading.Timer(self._time_limit_s, self._time_up) if self._time_limit_s else None
         self._deadline = time.monotonic() + self._time_limit_s if timer else None
         if timer is not None:
@@ -548,6 +553,9 @@ class TrainingJob:
                 timer.cancel()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            view = self.view()
+            log.info("job %s ended %s after %.1f s; saved: %s", self.id, view.state, time.monotonic() - began,
+                     ", ".join(m.path.name for m in view.saved) or "nothing")
             if self._on_end is not None:  # before `join` returns: whoever waited for this job sees the next one started
                 self._on_end()
             self._ended.set()
@@ -582,6 +590,7 @@ class TrainingJob:
         results = where.backend.train(models, data, [run.train_config for run in runs], listeners=[listener],
                                       stop=self._stop)
         self._deadline = None  # trained: measuring and saving are not cut short, nor called stopped
+        log.info("job %s trained (%s); measuring and saving", self.id, ", ".join(r.status for r in results))
         failures = []
         for k, (run, result) in enumerate(zip(runs, results)):
             self.progress.update(run_index=k)
