@@ -167,10 +167,14 @@ def pin(page, px: float, py: float, timeout_ms: int = 30_000) -> tuple[tuple[flo
     return expected, time.perf_counter() - clicked
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draws strokes given in pad fractions (0..1) with the mouse."""
+def draw(page, strokes: list[list[tuple[float, float]]], model_loaded: bool = True) -> None:
+    """Draws strokes given in pad fractions (0..1) with the mouse, once the plane's model is loaded unless told."""
     pad = page.locator(f"{PAD} >> visible=true")
     pad.wait_for(timeout=60_000)  # after a page switch the old page's (padless) plane may linger a moment
+    # The pad shows before the component's script has bound its listeners: a stroke then would be lost.
+    if model_loaded:
+        page.wait_for_function("() => [...document.querySelectorAll('.lp-root')].some(r => r.dataset.ready === '1' && "
+                               "!r.classList.contains('lp-no-pad') && r.offsetParent)", timeout=60_000)
     box = pad.bounding_box()
     for stroke in strokes:
         points = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in stroke]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -286,6 +287,28 @@ def test_clicks_pick_isolated_points_and_pin_empty_space_exactly(plane_page):
         expected, _ = pin(page, px, py)
         shown = [float(v) for v in PINNED.search(page.inner_text("body")).groups()]
         assert abs(shown[0] - expected[0]) <= pixel and abs(shown[1] - expected[1]) <= pixel
+
+
+def test_a_digit_drawn_while_the_model_loads_is_encoded_and_reported_once_it_has(
+        app_checkpoints, streamlit_server_factory, browser_page, browser_runtime):
+    server = streamlit_server_factory({"VAE_CHECKPOINT_DIR": str(app_checkpoints.folder)})
+    page, held = browser_page, []
+    # the encoder's file is held back: the model is still loading while the digit is drawn
+    page.route("**/*-encoder.onnx", lambda route: held.append(route))
+    page.goto(f"{server.url}/Latent_Map")
+    page.wait_for_function("() => { const lp = document.querySelector('.lp-root')?.__lp; "
+                           "return lp && lp.data && !lp.model; }", timeout=120_000)
+    deadline = time.monotonic() + 60
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert held, "the page never asked for the encoder"
+    draw(page, SEVEN, model_loaded=False)
+    assert page.evaluate("() => document.querySelector('.lp-root').__lp.strokes.length") == len(SEVEN)
+    assert not page.get_attribute(PAD, "data-mu")  # nothing to encode it with yet
+    held[0].continue_()
+    page.wait_for_function(f"() => document.querySelector('{PAD}').dataset.mu", timeout=60_000)
+    # reported, not only drawn on the map: the server scores it
+    page.wait_for_function("() => document.body.innerText.includes('costlier than')", timeout=60_000)
 
 
 def test_a_drawn_digit_encodes_like_the_same_image_uploaded(plane_page):

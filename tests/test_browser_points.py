@@ -198,7 +198,7 @@ def test_a_link_restores_the_view_and_the_selection_in_a_new_browser(map_page, c
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     try:
         fresh = context.new_page()
-        fresh.goto(page.url)
+        fresh.goto(page.evaluate("() => location.href"))  # what the wait above read, not Playwright's copy of it
         fresh.wait_for_function("() => document.querySelector('.lp-root')?.dataset.ready === '1' && "
                                 "document.querySelector('.lp-root').__lp.values", timeout=300_000)
         restored = fresh.evaluate("() => document.querySelector('.lp-root').__lp.viewState()")

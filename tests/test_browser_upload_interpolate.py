@@ -64,6 +64,9 @@ def test_two_latent_map_pins_become_the_ends_of_a_path_and_a_drawn_digit_goes_to
     page.locator("[data-testid=stSidebarNav] a", has_text="Interpolate").click()
     page.wait_for_selector("text=Points clicked on the Latent Map", timeout=60_000)
     page.get_by_text("Points clicked on the Latent Map").click()
+    # The run with test images already drew a Morph button and a plane, which stay while the new run draws: the
+    # clicked path's heading is the new run's own.
+    page.get_by_role("heading", name="second-last click → last click").wait_for(timeout=60_000)
     page.wait_for_selector("text=Morph (animated GIF)", timeout=60_000)
     page.wait_for_selector(PLANE, timeout=60_000)  # the path on the live plane
     page.wait_for_timeout(1000)

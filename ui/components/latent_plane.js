@@ -898,9 +898,10 @@ class LatentPlane {
   // Encodes the pad in the browser (the map and reconstruction never wait for the server), then tells Python. A
   // newer encoding supersedes one still running; the report to Python waits for the newest.
   async encodePad(report, eventTime = null) {
+    // Kept before the model is there: a digit drawn while the model loads is encoded, and reported, once it has.
+    this.padReport = this.padReport || report;
     if (!this.model) return;
     const token = ++this.padToken, model = this.model, spec = this.spec, klass = this.klass;
-    this.padReport = this.padReport || report;
     const raw = this.pad.getContext("2d").getImageData(0, 0, LP_PAD_SIDE, LP_PAD_SIDE).data;
     const level = new Float32Array(LP_PAD_SIDE * LP_PAD_SIDE);
     for (let i = 0; i < level.length; i++) level[i] = raw[4 * i] / 255;
