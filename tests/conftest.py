@@ -103,19 +103,22 @@ class StreamlitServer:
             cwd=root, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
+                    # Another process may have taken the port between _free_port and the bind, and answer the
+                    # health check: the server is ours once its own output names the port.
+                    if r.status == 200 and f"127.0.0.1:{self.port}" in self.output():
                         return
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"streamlit did not start: {self.output()}")
 
     def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-3000:]
+        # A reader of its own: seeking the server's stdout would move the offset the server writes at.
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
         self.proc.terminate()
