@@ -116,9 +116,11 @@ class StreamlitServer:
         self.stop()
         raise RuntimeError(f"streamlit did not start: {self.output()}")
 
-    def output(self) -> str:
+    def output(self, last: int | None = 3000) -> str:
+        """The server's output so far (its `last` characters; None: all of it)."""
         # A reader of its own: seeking the server's stdout would move the offset the server writes at.
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
+        text = Path(self.log.name).read_text(errors="replace")
+        return text if last is None else text[-last:]
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -99,7 +99,6 @@ def _log_jobs() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         jobs.addHandler(handler)
         jobs.setLevel(logging.INFO)
-        jobs.propagate = False
 
 
 @dataclass(frozen=True)

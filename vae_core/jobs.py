@@ -494,7 +494,7 @@ class TrainingJob:
                 self.progress.update(state=CANCELLED, phase="cancelled", eta=None)
                 self._ended.set()
                 log.info("job %s cancelled while it waited", self.id)
-            else:
+            elif self.view().running:
                 log.info("job %s: stop asked (%s)", self.id, self.view().phase)
 
     @property
