@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# `streamlit` as `python -m streamlit` runs it, after asking Python to write every thread's stack to stderr (the
+# server's log) on SIGUSR1: a test that finds the server stuck can say where (StreamlitServer.threads).
+_DUMPABLE_STREAMLIT = ("import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+                       "sys.argv[0] = 'streamlit'; from streamlit.web.cli import main; main()")
+
+
 class StreamlitServer:
     """`streamlit run app.py` of `root` (this checkout unless told) on a free loopback port, for real-browser tests."""
 
@@ -97,7 +104,7 @@ class StreamlitServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-c", _DUMPABLE_STREAMLIT, "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=root, env={**_data_env(), **os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
@@ -121,6 +128,13 @@ class StreamlitServer:
         # A reader of its own: seeking the server's stdout would move the offset the server writes at.
         text = Path(self.log.name).read_text(errors="replace")
         return text if last is None else text[-last:]
+
+    def threads(self) -> str:
+        """Every thread's stack in the server now, as Python's faulthandler writes it to the log."""
+        before = len(self.output(None))
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        return self.output(None)[before:][-12_000:]
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -66,8 +66,11 @@ def stop(page, saved: str, server) -> None:
         shot = SHOTS / f"class_stop_{saved}.png"
         page.screenshot(path=str(shot), full_page=True)
         text = page.evaluate("document.body.innerText")
-        raise AssertionError(f"'Stopped; saved {saved}' not shown after Stop (screenshot {shot}); the page said:\n"
-                             f"{text[:3000]}\nthe server's log ends:\n{server.output()}") from None
+        page.wait_for_timeout(5000)
+        frozen = page.evaluate("document.body.innerText") == text  # the live view redraws every second
+        raise AssertionError(f"'Stopped; saved {saved}' not shown after Stop (screenshot {shot}); the page "
+                             f"{'has not changed for 5 s' if frozen else 'is redrawn'} and said:\n{text[:3000]}\n"
+                             f"the server's log ends:\n{server.output()}\nits threads:\n{server.threads()}") from None
 
 
 def place(page, timeout_ms: int = 60_000) -> tuple[int, int]:
