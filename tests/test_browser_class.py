@@ -43,10 +43,13 @@ STOP_ASKED = ": stop asked ("  # the server's log line for each Stop that reache
 
 
 def stop(page, saved: str, server) -> None:
-    """Stop one's own run and wait until the page says it is saved. With three browsers and two jobs on 2 cores, a
-    click on Stop can be lost: the page live, the button enabled, and the server never asked (its log says so;
-    CI-style runs, about one in four, twice in a row 90 s apart). Until that is understood, a click that has not
-    reached the server within 30 s is repeated, and said as a warning; the save must then come within 120 s."""
+    """Stop one's own run and wait until the page says it is saved.
+
+    Two faults of the page, not of the job, seen only on a heavily loaded machine (CI-style runs beside other
+    browsers and servers; the server's log and its threads tell them apart), are said as warnings and worked around
+    as a person would: a click on Stop that has not reached the server in 30 s is repeated; a page left half redrawn
+    after its job has stopped and saved (the rerun's later elements stale, no script running on the server, no
+    redraw since) is reloaded. Anything else fails with the page's text, the server's log and its threads."""
     asked = server.output(None).count(STOP_ASKED)
     for attempt in range(1, 5):
         click(page, page_stop_button(page))
@@ -58,19 +61,28 @@ def stop(page, saved: str, server) -> None:
         warnings.warn(f"click {attempt} on Stop for {saved} did not reach the server within 30 s")
         if not page_stop_button(page).is_enabled():
             break
+    shown = page.get_by_text(f"Stopped; saved {saved}")
     try:
-        page.get_by_text(f"Stopped; saved {saved}").wait_for(timeout=120_000)
+        shown.wait_for(timeout=90_000)
+        return
     except PlaywrightTimeoutError:
-        # What the page said then, and the server's log (each job's start, stop asked and end), tell a job stuck
-        # after Stop from a page not redrawn.
-        shot = SHOTS / f"class_stop_{saved}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        text = page.evaluate("document.body.innerText")
-        page.wait_for_timeout(5000)
-        frozen = page.evaluate("document.body.innerText") == text  # the live view redraws every second
-        raise AssertionError(f"'Stopped; saved {saved}' not shown after Stop (screenshot {shot}); the page "
-                             f"{'has not changed for 5 s' if frozen else 'is redrawn'} and said:\n{text[:3000]}\n"
-                             f"the server's log ends:\n{server.output()}\nits threads:\n{server.threads()}") from None
+        pass
+    if re.search(rf"ended stopped after [\d.]+ s; saved: (.*, )?{re.escape(saved)}\b", server.output(None)):
+        warnings.warn(f"the page was not redrawn 90 s after its job stopped and saved {saved}; reloaded")
+        page.reload()
+        try:
+            shown.wait_for(timeout=90_000)
+            return
+        except PlaywrightTimeoutError:
+            pass
+    shot = SHOTS / f"class_stop_{saved}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    text = page.evaluate("document.body.innerText")
+    page.wait_for_timeout(5000)
+    frozen = page.evaluate("document.body.innerText") == text  # the live view redraws every second
+    raise AssertionError(f"'Stopped; saved {saved}' not shown after Stop (screenshot {shot}); the page "
+                         f"{'has not changed for 5 s' if frozen else 'is redrawn'} and said:\n{text[:3000]}\n"
+                         f"the server's log ends:\n{server.output()}\nits threads:\n{server.threads()}")
 
 
 def place(page, timeout_ms: int = 60_000) -> tuple[int, int]:
