@@ -54,9 +54,9 @@ def stop(page, saved: str, server) -> None:
     for attempt in range(1, 5):
         click(page, page_stop_button(page))
         deadline = time.monotonic() + 30
-        while server.output(None).count(STOP_ASKED) == asked and time.monotonic() < deadline:
+        while not (reached := server.output(None).count(STOP_ASKED) > asked) and time.monotonic() < deadline:
             page.wait_for_timeout(200)
-        if server.output(None).count(STOP_ASKED) > asked:
+        if reached:
             break
         warnings.warn(f"click {attempt} on Stop for {saved} did not reach the server within 30 s")
         if not page_stop_button(page).is_enabled():

@@ -494,8 +494,8 @@ class TrainingJob:
                 self.progress.update(state=CANCELLED, phase="cancelled", eta=None)
                 self._ended.set()
                 log.info("job %s cancelled while it waited", self.id)
-            elif self.view().running:
-                log.info("job %s: stop asked (%s)", self.id, self.view().phase)
+            elif (view := self.view()).running:
+                log.info("job %s: stop asked (%s)", self.id, view.phase)
 
     @property
     def stop_requested(self) -> bool:
@@ -529,7 +529,7 @@ class TrainingJob:
         threading.current_thread().name = f"vae-train-{self.id}"
         began = time.monotonic()
         timer = threading.Timer(self._time_limit_s, self._time_up) if self._time_limit_s else None
-        self._deadline = time.monotonic() + self._time_limit_s if timer else None
+        self._deadline = began + self._time_limit_s if timer else None
         if timer is not None:
             timer.daemon = True
             timer.start()
